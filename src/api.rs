@@ -1,0 +1,316 @@
+//! The HTTP API: `/v1/*` JSON, `/metrics`, `/healthz`, `/readyz`.
+//!
+//! One function ([`ApiError::into_response`]) maps errors to a status and a public JSON body
+//! `{"error": {"code", "message"}}`; internal details are logged, not sent. Bearer tokens with
+//! roles guard the routes (compared in constant time); bodies are size-limited and requests
+//! time out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use datafusion::prelude::{col, lit};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::config::{Config, Role, Token};
+use crate::event::parse_batch;
+use crate::projection::Outcome;
+use crate::query::to_json_rows;
+use crate::service::{Service, ServiceError};
+
+/// Shared state of the handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The service.
+    pub service: Arc<Service>,
+    /// Accepted tokens; empty means no authentication.
+    pub tokens: Arc<Vec<Token>>,
+}
+
+/// An error as the API reports it.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> ApiError {
+        match e {
+            ServiceError::Busy => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many submissions are waiting; retry shortly",
+            ),
+            ServiceError::Stopped => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "stopping",
+                "the service is shutting down",
+            ),
+            other => {
+                tracing::error!(error = %other, "request failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the events could not be made durable; none were accepted; retry",
+                )
+            }
+        }
+    }
+}
+
+/// The router with every route, auth, limits and timeouts.
+pub fn router(state: AppState, config: &Config) -> Router {
+    Router::new()
+        .route("/v1/events", post(post_events))
+        .route("/v1/query", post(post_query))
+        .route("/v1/tickets/{id}", get(get_ticket))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(config.server.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(config.server.request_timeout_seconds),
+        ))
+        .with_state(state)
+}
+
+/// Checks the bearer token for `role` (admin may do everything).
+fn authorize(state: &AppState, headers: &HeaderMap, role: Role) -> Result<(), ApiError> {
+    if state.tokens.is_empty() {
+        return Ok(());
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "send an Authorization: Bearer <token> header",
+            )
+        })?;
+    let mut holder = None;
+    for t in state.tokens.iter() {
+        // Compare every token, in constant time, so timing reveals nothing.
+        if bool::from(t.token.expose().as_bytes().ct_eq(presented.as_bytes())) {
+            holder = Some(t);
+        }
+    }
+    let Some(token) = holder else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "the bearer token is not valid",
+        ));
+    };
+    if token.roles.contains(&role) || token.roles.contains(&Role::Admin) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("token '{}' lacks the {role:?} role", token.name),
+        ))
+    }
+}
+
+async fn post_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, Role::Ingest)?;
+    let entries = parse_batch(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))?;
+    if entries.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty_body",
+            "send a JSON array of events or NDJSON, one event per line",
+        ));
+    }
+    let mut results: Vec<Value> = Vec::with_capacity(entries.len());
+    let mut items = Vec::new();
+    let mut slots = Vec::new();
+    let invalid = state
+        .service
+        .metrics
+        .ingest_events
+        .with_label_values(&["invalid"]);
+    for (position, entry) in entries {
+        match entry {
+            Ok((event, raw)) => {
+                slots.push(results.len());
+                results.push(json!({"position": position, "event_id": event.event_id}));
+                items.push((event, raw));
+            }
+            Err(e) => {
+                invalid.inc();
+                state
+                    .service
+                    .metrics
+                    .ingest_rejected
+                    .with_label_values(&[e.reason])
+                    .inc();
+                results.push(json!({
+                    "position": position, "outcome": "invalid",
+                    "reason": e.reason, "field": e.field, "message": e.message,
+                }));
+            }
+        }
+    }
+    let outcomes = state.service.submit(items).await?;
+    let (mut accepted, mut duplicates, mut rejected) = (0, 0, 0);
+    for (slot, outcome) in slots.into_iter().zip(outcomes) {
+        let r = &mut results[slot];
+        match outcome {
+            Outcome::Applied => {
+                accepted += 1;
+                r["outcome"] = json!("accepted");
+            }
+            Outcome::Duplicate => {
+                duplicates += 1;
+                r["outcome"] = json!("duplicate");
+            }
+            Outcome::Rejected(rej) => {
+                rejected += 1;
+                r["outcome"] = json!("rejected");
+                r["reason"] = json!(rej.reason);
+                r["field"] = json!(rej.field);
+                r["message"] = json!(rej.message);
+            }
+        }
+    }
+    let invalid = results.len() - accepted - duplicates - rejected;
+    Ok(axum::Json(json!({
+        "accepted": accepted,
+        "duplicates": duplicates,
+        "rejected": rejected + invalid,
+        "results": results,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct QueryRequest {
+    sql: String,
+}
+
+async fn post_query(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, Role::Read)?;
+    let request: QueryRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("expected {{\"sql\": \"SELECT …\"}}: {e}"),
+        )
+    })?;
+    let batches = state
+        .service
+        .query
+        .sql(&request.sql)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.to_string()))?;
+    let columns: Vec<String> = batches
+        .first()
+        .map(|b| {
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let rows = to_json_rows(&batches)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    Ok(
+        axum::Json(json!({"columns": columns, "row_count": rows.len(), "rows": rows}))
+            .into_response(),
+    )
+}
+
+async fn get_ticket(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, Role::Read)?;
+    let q = &state.service.query;
+    let internal = |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e);
+    let ticket = q
+        .filtered("tickets", col("ticket_id").eq(lit(id.as_str())), None)
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    let ticket = to_json_rows(&ticket).map_err(|e| internal(e.to_string()))?;
+    let Some(ticket) = ticket.into_iter().next() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no ticket {id}"),
+        ));
+    };
+    let history = q
+        .filtered(
+            "ticket_events",
+            col("ticket_id").eq(lit(id.as_str())),
+            Some("log_offset"),
+        )
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    let history = to_json_rows(&history).map_err(|e| internal(e.to_string()))?;
+    Ok(axum::Json(json!({"ticket": ticket, "history": history})).into_response())
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.service.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.service.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,294 @@
+//! Checkpoints: the projection and the log position it covers, saved atomically.
+//!
+//! Layout under `<data-dir>/checkpoints/`:
+//! - `chunks/<n>.arrow` — sealed history chunks, Arrow IPC files, each written once (they never
+//!   change), so a checkpoint costs what the ticket state costs, not what the history costs;
+//! - `checkpoint-<events>.bin` — magic, a postcard body (position, strings, tickets, open
+//!   history rows, counters) and a CRC-32 trailer, written to a temporary file, fsynced, renamed,
+//!   and the directory fsynced. The two newest are kept.
+//!
+//! Loading takes the newest checkpoint whose checksum and chunks verify; a damaged one is
+//! skipped with a warning (the log still has everything, so the cost is a longer replay).
+
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::ipc::reader::FileReader;
+use datafusion::arrow::ipc::writer::FileWriter;
+use serde::{Deserialize, Serialize};
+
+use crate::log::LogPosition;
+use crate::projection::history::{History, OpenChunk};
+use crate::projection::interner::Interner;
+use crate::projection::{Counters, Projection, TicketState, tables};
+
+const MAGIC: &[u8; 8] = b"DWCKP001";
+const KEEP: usize = 2;
+
+/// Errors of checkpointing.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// Writing failed; the previous checkpoint is still in place.
+    #[error("cannot write checkpoint {path}: {source}")]
+    Write {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A history chunk could not be encoded.
+    #[error("cannot encode history chunk {path}: {source}")]
+    Encode {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: datafusion::arrow::error::ArrowError,
+    },
+    /// The directory could not be listed.
+    #[error("cannot list checkpoints in {path}: {source}")]
+    List {
+        /// Directory.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Body {
+    position: LogPosition,
+    sealed_chunks: u32,
+    strings: Vec<Box<str>>,
+    tickets: Vec<TicketState>,
+    open: OpenChunk,
+    counters: Counters,
+}
+
+/// A projection loaded from disk, with the log position it covers.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The state.
+    pub projection: Projection,
+    /// The next log offset to replay from.
+    pub position: LogPosition,
+    /// The checkpoint file it came from.
+    pub path: PathBuf,
+}
+
+/// Reads and writes checkpoints in one directory.
+#[derive(Debug, Clone)]
+pub struct Checkpoints {
+    dir: PathBuf,
+}
+
+impl Checkpoints {
+    /// Checkpoints under `dir` (created on first write).
+    pub fn new(dir: &Path) -> Checkpoints {
+        Checkpoints {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn chunk_path(&self, n: usize) -> PathBuf {
+        self.dir.join("chunks").join(format!("{n:08}.arrow"))
+    }
+
+    /// Saves `projection` as covering the log up to `position`; returns the file written.
+    pub fn write(
+        &self,
+        projection: &Projection,
+        position: &LogPosition,
+    ) -> Result<PathBuf, CheckpointError> {
+        let chunks_dir = self.dir.join("chunks");
+        fs::create_dir_all(&chunks_dir).map_err(|source| CheckpointError::Write {
+            path: chunks_dir.clone(),
+            source,
+        })?;
+        for (n, batch) in projection.history.sealed().iter().enumerate() {
+            let path = self.chunk_path(n);
+            if !path.exists() {
+                write_chunk(&path, batch)?;
+            }
+        }
+        sync_dir(&chunks_dir)?;
+        let body = Body {
+            position: position.clone(),
+            sealed_chunks: projection.history.sealed().len() as u32,
+            strings: projection.strings.strings().to_vec(),
+            tickets: projection.tickets.clone(),
+            open: projection.history.open().clone(),
+            counters: projection.counters.clone(),
+        };
+        let path = self
+            .dir
+            .join(format!("checkpoint-{:020}.bin", position.total()));
+        let tmp = path.with_extension("tmp");
+        let werr = |source| CheckpointError::Write {
+            path: tmp.clone(),
+            source,
+        };
+        let bytes =
+            postcard::to_stdvec(&body).map_err(|e| werr(std::io::Error::other(e.to_string())))?;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&bytes);
+        let mut file = BufWriter::new(File::create(&tmp).map_err(werr)?);
+        file.write_all(MAGIC).map_err(werr)?;
+        file.write_all(&bytes).map_err(werr)?;
+        file.write_all(&crc.finalize().to_le_bytes())
+            .map_err(werr)?;
+        let file = file.into_inner().map_err(|e| werr(e.into_error()))?;
+        file.sync_all().map_err(werr)?;
+        fs::rename(&tmp, &path).map_err(werr)?;
+        sync_dir(&self.dir)?;
+        self.prune()?;
+        Ok(path)
+    }
+
+    fn list(&self) -> Result<Vec<PathBuf>, CheckpointError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(CheckpointError::List {
+                    path: self.dir.clone(),
+                    source,
+                });
+            }
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("checkpoint-") && n.ends_with(".bin"))
+            })
+            .collect();
+        files.sort();
+        Ok(files)
+    }
+
+    fn prune(&self) -> Result<(), CheckpointError> {
+        let files = self.list()?;
+        if files.len() > KEEP {
+            for old in &files[..files.len() - KEEP] {
+                if let Err(e) = fs::remove_file(old) {
+                    tracing::warn!(path = %old.display(), error = %e, "could not remove an old checkpoint");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads the newest checkpoint that verifies and does not reach past `log_end`.
+    pub fn load_newest(&self, log_end: &LogPosition) -> Result<Option<Loaded>, CheckpointError> {
+        for path in self.list()?.into_iter().rev() {
+            match self.load(&path) {
+                Ok(loaded) => {
+                    let beyond = loaded
+                        .position
+                        .0
+                        .iter()
+                        .any(|(p, o)| *o > log_end.next_offset(*p));
+                    if beyond {
+                        tracing::warn!(
+                            path = %path.display(),
+                            "checkpoint is ahead of the event log (was the log replaced?); ignoring it"
+                        );
+                        continue;
+                    }
+                    return Ok(Some(loaded));
+                }
+                Err(reason) => {
+                    tracing::warn!(path = %path.display(), %reason, "skipping unreadable checkpoint");
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn load(&self, path: &Path) -> Result<Loaded, String> {
+        let bytes = fs::read(path).map_err(|e| e.to_string())?;
+        if bytes.len() < MAGIC.len() + 4 || &bytes[..MAGIC.len()] != MAGIC {
+            return Err("not a deskwatch checkpoint".into());
+        }
+        let (body, trailer) = bytes[MAGIC.len()..].split_at(bytes.len() - MAGIC.len() - 4);
+        let expected = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+        if crc32fast::hash(body) != expected {
+            return Err("checksum mismatch (torn or damaged file)".into());
+        }
+        let body: Body = postcard::from_bytes(body).map_err(|e| e.to_string())?;
+        let mut sealed = Vec::with_capacity(body.sealed_chunks as usize);
+        for n in 0..body.sealed_chunks as usize {
+            sealed.push(read_chunk(&self.chunk_path(n))?);
+        }
+        let history = History::restore(sealed, body.open)?;
+        let tickets = body.tickets;
+        let strings = Interner::from_strings(body.strings);
+        let mut ticket_by_sym = vec![u32::MAX; strings.len()];
+        for (i, t) in tickets.iter().enumerate() {
+            if t.ticket_id.index() >= ticket_by_sym.len() {
+                return Err("ticket refers to an unknown string".into());
+            }
+            ticket_by_sym[t.ticket_id.index()] = i as u32;
+        }
+        let blocks = tickets.len().div_ceil(tables::TICKET_BLOCK);
+        Ok(Loaded {
+            projection: Projection {
+                strings,
+                tickets,
+                ticket_by_sym,
+                history,
+                counters: body.counters,
+                dirty_blocks: vec![true; blocks],
+            },
+            position: body.position,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+fn write_chunk(path: &Path, batch: &RecordBatch) -> Result<(), CheckpointError> {
+    let tmp = path.with_extension("tmp");
+    let werr = |source| CheckpointError::Write {
+        path: tmp.clone(),
+        source,
+    };
+    let eerr = |source| CheckpointError::Encode {
+        path: tmp.clone(),
+        source,
+    };
+    let file = File::create(&tmp).map_err(werr)?;
+    let mut writer = FileWriter::try_new(BufWriter::new(file), &batch.schema()).map_err(eerr)?;
+    writer.write(batch).map_err(eerr)?;
+    writer.finish().map_err(eerr)?;
+    let file = writer
+        .into_inner()
+        .map_err(eerr)?
+        .into_inner()
+        .map_err(|e| werr(e.into_error()))?;
+    file.sync_all().map_err(werr)?;
+    fs::rename(&tmp, path).map_err(werr)
+}
+
+fn read_chunk(path: &Path) -> Result<RecordBatch, String> {
+    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut reader = FileReader::try_new(BufReader::new(file), None)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    match reader.next() {
+        Some(Ok(batch)) => Ok(batch),
+        Some(Err(e)) => Err(format!("{}: {e}", path.display())),
+        None => Err(format!("{}: empty chunk", path.display())),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| CheckpointError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })
+}

@@ -1,0 +1,77 @@
+//! Command-line interface: one file per subcommand under `cli/`.
+
+mod demo;
+mod export;
+mod ingest;
+mod query;
+mod serve;
+mod simulate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// deskwatch — event-sourced analytics and SLA monitoring for IT help desks.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a realistic simulated event stream (NDJSON) and its ground truth.
+    Simulate(simulate::Args),
+    /// Append events from an NDJSON file (or stdin) to the data directory.
+    Ingest(ingest::Args),
+    /// Run a read-only SQL query over the projected tables.
+    Query(query::Args),
+    /// Write the projected tables as Parquet files.
+    Export(export::Args),
+    /// Print the JSON Schema of one event.
+    Schema,
+    /// Run the HTTP service (API, /metrics, health).
+    Serve(serve::Args),
+    /// Run the service with a live simulated help desk feeding it.
+    Demo(demo::Args),
+}
+
+/// Data directory argument shared by the commands that read or write one.
+#[derive(Debug, clap::Args)]
+pub struct DataDir {
+    /// Data directory (event log and checkpoints).
+    #[arg(long, env = "DESKWATCH_DATA_DIR", default_value = "./deskwatch-data")]
+    pub data_dir: PathBuf,
+}
+
+impl Cli {
+    /// Long-running service commands log at info; one-shot commands only warn.
+    pub fn is_service(&self) -> bool {
+        matches!(self.command, Command::Serve(_) | Command::Demo(_))
+    }
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Simulate(a) => simulate::run(a),
+        Command::Ingest(a) => ingest::run(a),
+        Command::Query(a) => query::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Schema => {
+            print!("{}", deskwatch::event::SCHEMA_JSON);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve(a) => serve::run(a),
+        Command::Demo(a) => demo::run(a),
+    }
+}
+
+/// A multi-threaded tokio runtime for the async commands.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

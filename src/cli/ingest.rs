@@ -1,0 +1,139 @@
+//! `deskwatch ingest`.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use deskwatch::engine::{Engine, Submission};
+use deskwatch::event::TicketEvent;
+use deskwatch::projection::Outcome;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::DataDir;
+
+/// Arguments of `ingest`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    data: DataDir,
+    /// NDJSON file of events, or `-` for standard input.
+    input: PathBuf,
+    /// Events per durable append.
+    #[arg(long, default_value_t = 8192)]
+    batch: usize,
+    /// Write a checkpoint after this many events (and always at the end).
+    #[arg(long, default_value_t = 500_000)]
+    checkpoint_every: u64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Default, serde::Serialize)]
+struct Summary {
+    lines: u64,
+    accepted: u64,
+    duplicates: u64,
+    rejected: u64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (reader, size): (Box<dyn Read>, u64) = if args.input.as_os_str() == "-" {
+        (Box::new(std::io::stdin()), 0)
+    } else {
+        let f = File::open(&args.input)
+            .with_context(|| format!("cannot open {}", args.input.display()))?;
+        let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+        (Box::new(f), size)
+    };
+    let mut engine = Engine::open(&args.data.data_dir).with_context(|| {
+        format!(
+            "cannot open data directory {}",
+            args.data.data_dir.display()
+        )
+    })?;
+    let bar = ProgressBar::new(size).with_style(
+        ProgressStyle::with_template(
+            "{spinner} ingest [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut input = BufReader::with_capacity(1 << 20, reader);
+    let mut summary = Summary::default();
+    let mut line = Vec::new();
+    let mut pending: Vec<(u64, TicketEvent, Vec<u8>)> = Vec::with_capacity(args.batch);
+    let mut since_checkpoint = 0u64;
+    loop {
+        line.clear();
+        let n = input.read_until(b'\n', &mut line)?;
+        if n > 0 {
+            bar.inc(n as u64);
+            summary.lines += 1;
+            let text = line.trim_ascii();
+            if !text.is_empty() {
+                match TicketEvent::from_json(text) {
+                    Ok(event) => pending.push((summary.lines, event, text.to_vec())),
+                    Err(e) => {
+                        summary.rejected += 1;
+                        bar.suspend(|| {
+                            eprintln!("line {}: rejected ({}) {}", summary.lines, e.reason, e)
+                        });
+                    }
+                }
+            }
+        }
+        if pending.len() >= args.batch || (n == 0 && !pending.is_empty()) {
+            let batch: Vec<Submission<'_>> = pending
+                .iter()
+                .map(|(_, event, raw)| Submission {
+                    event: event.clone(),
+                    raw,
+                })
+                .collect();
+            let outcomes = engine.submit(&batch)?;
+            for ((line_no, _, _), outcome) in pending.iter().zip(outcomes) {
+                match outcome {
+                    Outcome::Applied => summary.accepted += 1,
+                    Outcome::Duplicate => summary.duplicates += 1,
+                    Outcome::Rejected(r) => {
+                        summary.rejected += 1;
+                        bar.suspend(|| {
+                            eprintln!(
+                                "line {line_no}: rejected ({}) {}: {}",
+                                r.reason, r.field, r.message
+                            )
+                        });
+                    }
+                }
+            }
+            since_checkpoint += pending.len() as u64;
+            pending.clear();
+            if since_checkpoint >= args.checkpoint_every {
+                engine.checkpoint()?;
+                since_checkpoint = 0;
+            }
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    if engine.events_since_checkpoint() > 0 {
+        engine.checkpoint()?;
+    }
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!(
+            "{} lines: {} accepted, {} duplicate, {} rejected",
+            summary.lines, summary.accepted, summary.duplicates, summary.rejected
+        );
+    }
+    Ok(if summary.rejected > 0 {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

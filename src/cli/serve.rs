@@ -1,0 +1,104 @@
+//! `deskwatch serve`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use deskwatch::api::{AppState, router};
+use deskwatch::config::Config;
+use deskwatch::service::Service;
+use deskwatch::telemetry::Metrics;
+use tokio_util::sync::CancellationToken;
+
+/// Arguments of `serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Data directory (overrides storage.data-dir).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on (overrides server.listen).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// TOML configuration file (see deskwatch.example.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// Loads the configuration and applies the command-line overrides.
+pub fn load_config(args: &Args) -> anyhow::Result<Config> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(d) = &args.data_dir {
+        config.storage.data_dir = d.clone();
+    }
+    if let Some(l) = args.listen {
+        config.server.listen = l;
+    }
+    Ok(config)
+}
+
+/// Starts the service and serves HTTP until `cancel`; `extra` runs beside it (the demo feeder).
+pub async fn serve<F, Fut>(
+    config: Config,
+    cancel: CancellationToken,
+    extra: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(Arc<Service>, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let metrics = Metrics::new().context("cannot register metrics")?;
+    let storage = config.storage.clone();
+    let service = tokio::task::spawn_blocking(move || Service::start(&storage, metrics))
+        .await?
+        .with_context(|| format!("cannot start on {}", config.storage.data_dir.display()))?;
+    let service = Arc::new(service);
+    if config.auth.tokens.is_empty() {
+        tracing::warn!("no [auth] tokens configured: the API accepts unauthenticated requests");
+    }
+    let state = AppState {
+        service: service.clone(),
+        tokens: Arc::new(config.auth.tokens.clone()),
+    };
+    let app = router(state, &config);
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %config.storage.data_dir.display(), "deskwatch listening");
+    println!("deskwatch listening on http://{addr}  (metrics: http://{addr}/metrics)");
+    let mut tasks = tokio::task::JoinSet::new();
+    let c = cancel.clone();
+    tasks.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { c.cancelled().await })
+            .await
+            .context("HTTP server failed")
+    });
+    tasks.spawn(extra(service.clone(), cancel.clone()));
+    let mut result = Ok(());
+    while let Some(done) = tasks.join_next().await {
+        let outcome = done.map_err(anyhow::Error::from).and_then(|r| r);
+        if let Err(e) = outcome {
+            tracing::error!(error = %e, "task failed; stopping");
+            if result.is_ok() {
+                result = Err(e);
+            }
+            cancel.cancel();
+        }
+    }
+    tokio::task::spawn_blocking(move || service.shutdown()).await?;
+    result
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args)?;
+    let rt = super::runtime()?;
+    rt.block_on(async {
+        let cancel = CancellationToken::new();
+        deskwatch::shutdown::on_signals(cancel.clone());
+        serve(config, cancel, |_, _| async { Ok(()) }).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

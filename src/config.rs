@@ -1,0 +1,204 @@
+//! Typed configuration: built-in defaults < `--config` TOML file < `DESKWATCH__SECTION__KEY`
+//! environment variables, layered with figment. Unknown keys are errors; `validate()` names the
+//! key at fault; secrets print as `***`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("config/default.toml");
+
+/// Errors of loading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or an environment variable could not be read as configuration.
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    /// A value is out of range.
+    #[error("invalid configuration: `{key}` {problem}")]
+    Invalid {
+        /// Dotted key.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// A secret string: compared in constant time, printed as `***`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret value.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Submit events.
+    Ingest,
+    /// Query and read.
+    Read,
+    /// Everything.
+    Admin,
+}
+
+/// One bearer token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Token {
+    /// Who holds it (for logs).
+    pub name: String,
+    /// The token.
+    pub token: Secret,
+    /// Its roles.
+    pub roles: Vec<Role>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Server {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest request body accepted.
+    pub body_limit_bytes: usize,
+    /// Requests taking longer are answered 408.
+    pub request_timeout_seconds: u64,
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Storage {
+    /// Data directory (event log and checkpoints).
+    pub data_dir: PathBuf,
+    /// Checkpoint at least this often when events arrive.
+    pub checkpoint_interval_seconds: u64,
+    /// Checkpoint after this many events.
+    pub checkpoint_every_events: u64,
+}
+
+/// `[auth]`. With no tokens, the API is open (a warning is logged).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Auth {
+    /// Bearer tokens.
+    pub tokens: Vec<Token>,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// HTTP server.
+    pub server: Server,
+    /// Storage.
+    pub storage: Storage,
+    /// Authentication.
+    pub auth: Auth,
+}
+
+impl Config {
+    /// Loads defaults, then `file` if given, then `DESKWATCH__*` variables; validates.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULTS));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Parse(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(
+            Env::prefixed("DESKWATCH__")
+                .map(|k| k.as_str().replace("__", ".").replace('_', "-").into()),
+        );
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values the types cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, problem: &str| {
+            Err(ConfigError::Invalid {
+                key: key.into(),
+                problem: problem.into(),
+            })
+        };
+        if self.server.body_limit_bytes < 1024 {
+            return invalid("server.body-limit-bytes", "must be at least 1024");
+        }
+        if self.server.request_timeout_seconds == 0 {
+            return invalid("server.request-timeout-seconds", "must be at least 1");
+        }
+        if self.storage.checkpoint_interval_seconds == 0 {
+            return invalid("storage.checkpoint-interval-seconds", "must be at least 1");
+        }
+        if self.storage.checkpoint_every_events == 0 {
+            return invalid("storage.checkpoint-every-events", "must be at least 1");
+        }
+        for (i, t) in self.auth.tokens.iter().enumerate() {
+            if t.token.expose().len() < 16 {
+                return invalid(
+                    &format!("auth.tokens[{i}].token"),
+                    "must be at least 16 characters",
+                );
+            }
+            if t.roles.is_empty() {
+                return invalid(&format!("auth.tokens[{i}].roles"), "must name a role");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_file_and_env_layer_and_unknown_keys_fail() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "d.toml",
+                "[server]\nlisten = \"127.0.0.1:9999\"\n[[auth.tokens]]\nname = \"bot\"\ntoken = \"0123456789abcdef\"\nroles = [\"ingest\"]\n",
+            )?;
+            jail.set_env("DESKWATCH__STORAGE__CHECKPOINT_EVERY_EVENTS", "42");
+            let c = Config::load(Some(Path::new("d.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.server.listen.port(), 9999);
+            assert_eq!(c.storage.checkpoint_every_events, 42);
+            assert_eq!(format!("{:?}", c.auth.tokens[0].token), "***");
+            jail.create_file("bad.toml", "[server]\nlisen = \"x\"\n")?;
+            let e = Config::load(Some(Path::new("bad.toml"))).unwrap_err();
+            assert!(e.to_string().contains("lisen"), "{e}");
+            jail.set_env("DESKWATCH__STORAGE__CHECKPOINT_EVERY_EVENTS", "0");
+            let e = Config::load(None).unwrap_err();
+            assert!(
+                e.to_string().contains("storage.checkpoint-every-events"),
+                "{e}"
+            );
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,19 @@
+//! deskwatch: event-sourced analytics and SLA monitoring for IT help desks.
+//!
+//! The modules follow the data flow: [`event`] (the contract) → [`log`] (the durable, ordered
+//! record of events) → [`projection`] (events folded into ticket state and history, as Arrow)
+//! → [`checkpoint`] / [`engine`] (the single writer that ties them together) → [`query`] (SQL)
+//! → [`api`] (HTTP). [`simulate`] produces realistic event streams with known ground truth.
+
+pub mod api;
+pub mod checkpoint;
+pub mod config;
+pub mod engine;
+pub mod event;
+pub mod log;
+pub mod projection;
+pub mod query;
+pub mod service;
+pub mod shutdown;
+pub mod simulate;
+pub mod telemetry;

@@ -1,0 +1,491 @@
+//! The projection: folds events into the current state of every ticket and the event history.
+//!
+//! Pure: no I/O, no clock. [`Projection::apply`] decides, for one event, whether it is applied,
+//! a duplicate (same `event_id` seen before) or rejected by a state check (a status change
+//! from a state the ticket is not in, an event for a ticket that was never created, …), and the
+//! decision depends only on the events applied before. So replaying the same log always gives
+//! the same state, and a duplicate delivered twice is never counted twice.
+//!
+//! State layout is chosen for memory: strings are interned ([`interner`]), timestamps are
+//! milliseconds, the history is a list of sealed Arrow chunks ([`history`]), and the dedup
+//! index holds row numbers, not strings. [`tables`] turns state into Arrow record batches.
+
+pub mod history;
+pub mod interner;
+pub mod tables;
+
+use datafusion::arrow::array::RecordBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Channel, EventType, Payload, Priority, Role, Status, TicketEvent};
+use history::{EventRow, History};
+use interner::{Interner, Sym};
+
+/// Milliseconds since the Unix epoch, UTC.
+pub type Millis = i64;
+
+/// What happened to one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Applied to the ticket and added to the history.
+    Applied,
+    /// An event with this `event_id` was applied before; ignored.
+    Duplicate,
+    /// Refused by a state check; nothing changed.
+    Rejected(Rejection),
+}
+
+/// Why the state refused an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    /// Machine-readable reason (`unknown_ticket`, `status_conflict`, …).
+    pub reason: &'static str,
+    /// JSON pointer of the field the check is about.
+    pub field: &'static str,
+    /// A sentence a person can act on.
+    pub message: String,
+}
+
+fn reject(reason: &'static str, field: &'static str, message: String) -> Outcome {
+    Outcome::Rejected(Rejection {
+        reason,
+        field,
+        message,
+    })
+}
+
+/// Current state of one ticket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TicketState {
+    /// Ticket id.
+    pub ticket_id: Sym,
+    /// Tenant.
+    pub tenant: Option<Sym>,
+    /// Status.
+    pub status: Status,
+    /// Priority.
+    pub priority: Priority,
+    /// Channel.
+    pub channel: Channel,
+    /// Category.
+    pub category: Sym,
+    /// Subcategory.
+    pub subcategory: Option<Sym>,
+    /// Configuration item.
+    pub configuration_item: Option<Sym>,
+    /// Service.
+    pub service: Option<Sym>,
+    /// Requester.
+    pub requester: Sym,
+    /// Current assignment group.
+    pub group: Option<Sym>,
+    /// Current agent.
+    pub agent: Option<Sym>,
+    /// Current tier (0 before the first assignment).
+    pub tier: u8,
+    /// Title.
+    pub title: Box<str>,
+    /// Creation time.
+    pub created_at: Millis,
+    /// First assignment.
+    pub first_assigned_at: Option<Millis>,
+    /// First public agent comment.
+    pub first_response_at: Option<Millis>,
+    /// Latest resolution (cleared by a reopen).
+    pub resolved_at: Option<Millis>,
+    /// Closure.
+    pub closed_at: Option<Millis>,
+    /// Reopens.
+    pub reopen_count: u16,
+    /// Assignments after the first that changed group or agent.
+    pub reassignment_count: u16,
+    /// Escalations.
+    pub escalation_count: u16,
+    /// Sum of work-logged minutes.
+    pub handle_minutes: u32,
+    /// Latest event time seen.
+    pub last_event_at: Millis,
+    /// Events applied.
+    pub event_count: u32,
+    /// From the latest resolution.
+    pub first_contact: Option<bool>,
+    /// From the latest resolution.
+    pub resolution_code: Option<Sym>,
+    /// From the latest resolution.
+    pub kb_article: Option<Sym>,
+}
+
+/// Counters of what the projection has seen, for metrics and reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Events applied.
+    pub applied: u64,
+    /// Duplicates ignored.
+    pub duplicates: u64,
+    /// Events rejected by a state check.
+    pub rejected: u64,
+}
+
+/// All projected state.
+#[derive(Debug, Default)]
+pub struct Projection {
+    pub(crate) strings: Interner,
+    pub(crate) tickets: Vec<TicketState>,
+    /// Ticket index by the ticket id's symbol index (`u32::MAX` for other symbols).
+    pub(crate) ticket_by_sym: Vec<u32>,
+    pub(crate) history: History,
+    pub(crate) counters: Counters,
+    /// One flag per block of [`tables::TICKET_BLOCK`] tickets: changed since last snapshot.
+    pub(crate) dirty_blocks: Vec<bool>,
+}
+
+impl Projection {
+    /// An empty projection.
+    pub fn new() -> Projection {
+        Projection::default()
+    }
+
+    /// Number of tickets.
+    pub fn ticket_count(&self) -> usize {
+        self.tickets.len()
+    }
+
+    /// Number of events in the history.
+    pub fn event_count(&self) -> u64 {
+        self.history.len()
+    }
+
+    /// What has been applied, ignored and rejected.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The interned strings.
+    pub fn strings(&self) -> &Interner {
+        &self.strings
+    }
+
+    /// The state of a ticket by id.
+    pub fn ticket(&self, ticket_id: &str) -> Option<&TicketState> {
+        let sym = self.strings.get(ticket_id)?;
+        self.ticket_index(sym).map(|i| &self.tickets[i])
+    }
+
+    fn ticket_index(&self, sym: Sym) -> Option<usize> {
+        match self.ticket_by_sym.get(sym.index()) {
+            Some(&i) if i != u32::MAX => Some(i as usize),
+            _ => None,
+        }
+    }
+
+    /// Whether an event with this id was applied.
+    pub fn has_event(&self, event_id: &str) -> bool {
+        self.history.contains(event_id)
+    }
+
+    /// Applies one structurally valid event that sits at `offset` in the log.
+    pub fn apply(&mut self, event: &TicketEvent, offset: u64) -> Outcome {
+        if self.history.contains(&event.event_id) {
+            self.counters.duplicates += 1;
+            return Outcome::Duplicate;
+        }
+        let outcome = self.apply_new(event, offset);
+        match outcome {
+            Outcome::Applied => self.counters.applied += 1,
+            Outcome::Rejected(_) => self.counters.rejected += 1,
+            Outcome::Duplicate => self.counters.duplicates += 1,
+        }
+        outcome
+    }
+
+    fn apply_new(&mut self, event: &TicketEvent, offset: u64) -> Outcome {
+        let at = event.occurred_at.timestamp_millis();
+        let existing = self
+            .strings
+            .get(&event.ticket_id)
+            .and_then(|s| self.ticket_index(s));
+        let index = match (&event.payload, existing) {
+            (Payload::Created(_), Some(_)) => {
+                return reject(
+                    "ticket_exists",
+                    "/ticket_id",
+                    format!(
+                        "ticket {} was already created; a ticket is created once",
+                        event.ticket_id
+                    ),
+                );
+            }
+            (Payload::Created(c), None) => {
+                let ticket_id = self.strings.intern(&event.ticket_id);
+                let state = TicketState {
+                    ticket_id,
+                    tenant: event.tenant.as_deref().map(|t| self.strings.intern(t)),
+                    status: Status::New,
+                    priority: c.effective_priority(),
+                    channel: c.channel,
+                    category: self.strings.intern(&c.category),
+                    subcategory: c.subcategory.as_deref().map(|s| self.strings.intern(s)),
+                    configuration_item: c
+                        .configuration_item
+                        .as_deref()
+                        .map(|s| self.strings.intern(s)),
+                    service: c.service.as_deref().map(|s| self.strings.intern(s)),
+                    requester: self.strings.intern(&c.requester),
+                    group: None,
+                    agent: None,
+                    tier: 0,
+                    title: c.title.as_str().into(),
+                    created_at: at,
+                    first_assigned_at: None,
+                    first_response_at: None,
+                    resolved_at: None,
+                    closed_at: None,
+                    reopen_count: 0,
+                    reassignment_count: 0,
+                    escalation_count: 0,
+                    handle_minutes: 0,
+                    last_event_at: at,
+                    event_count: 0,
+                    first_contact: None,
+                    resolution_code: None,
+                    kb_article: None,
+                };
+                let index = self.tickets.len();
+                if self.ticket_by_sym.len() <= ticket_id.index() {
+                    self.ticket_by_sym.resize(ticket_id.index() + 1, u32::MAX);
+                }
+                self.ticket_by_sym[ticket_id.index()] = index as u32;
+                self.tickets.push(state);
+                index
+            }
+            (_, None) => {
+                return reject(
+                    "unknown_ticket",
+                    "/ticket_id",
+                    format!(
+                        "ticket {} has no ticket.created event before this {}",
+                        event.ticket_id,
+                        event.event_type()
+                    ),
+                );
+            }
+            (_, Some(i)) => {
+                if let Some(outcome) = check_transition(&self.tickets[i], event) {
+                    return outcome;
+                }
+                i
+            }
+        };
+        let strings = &mut self.strings;
+        let t = &mut self.tickets[index];
+        let mut row = EventRow {
+            offset,
+            ticket: t.ticket_id,
+            tenant: t.tenant,
+            event_type: event.event_type(),
+            occurred_at: at,
+            actor: strings.intern(&event.actor.id),
+            actor_role: event.actor.role,
+            status_after: t.status,
+            priority_after: t.priority,
+            group: None,
+            agent: None,
+            tier: None,
+            minutes: None,
+            public: None,
+            note: None,
+        };
+        match &event.payload {
+            Payload::Created(_) => {}
+            Payload::Assigned(a) => {
+                let group = strings.intern(&a.group);
+                let agent = a.agent.as_deref().map(|s| strings.intern(s));
+                if t.first_assigned_at.is_none() {
+                    t.first_assigned_at = Some(at);
+                } else if t.group != Some(group) || t.agent != agent {
+                    t.reassignment_count = t.reassignment_count.saturating_add(1);
+                }
+                t.group = Some(group);
+                t.agent = agent;
+                t.tier = a.tier;
+                if t.status == Status::New {
+                    t.status = Status::Open;
+                }
+                (row.group, row.agent, row.tier) = (Some(group), agent, Some(a.tier));
+            }
+            Payload::Escalated(e) => {
+                let group = strings.intern(&e.group);
+                t.escalation_count = t.escalation_count.saturating_add(1);
+                t.group = Some(group);
+                t.agent = None;
+                t.tier = e.to_tier;
+                row.group = Some(group);
+                row.tier = Some(e.to_tier);
+                row.note = e.reason.as_deref().map(|s| strings.intern(s));
+            }
+            Payload::StatusChanged(s) => {
+                if s.from == Status::Resolved && !s.to.is_final() && s.to != Status::Resolved {
+                    t.reopen_count = t.reopen_count.saturating_add(1);
+                    t.resolved_at = None;
+                }
+                match s.to {
+                    Status::Resolved => t.resolved_at = Some(at),
+                    Status::Closed | Status::Cancelled => t.closed_at = Some(at),
+                    _ => {}
+                }
+                t.status = s.to;
+            }
+            Payload::PriorityChanged(p) => t.priority = p.to,
+            Payload::Commented(c) => {
+                if c.public && c.author_role == Role::Agent && t.first_response_at.is_none() {
+                    t.first_response_at = Some(at);
+                }
+                row.public = Some(c.public);
+            }
+            Payload::WorkLogged(w) => {
+                t.handle_minutes = t.handle_minutes.saturating_add(w.minutes);
+                row.agent = Some(strings.intern(&w.agent));
+                row.minutes = Some(w.minutes);
+            }
+            Payload::Resolved(r) => {
+                t.status = Status::Resolved;
+                t.resolved_at = Some(at);
+                t.first_contact = Some(r.first_contact);
+                t.resolution_code = Some(strings.intern(&r.resolution_code));
+                t.kb_article = r.kb_article.as_deref().map(|s| strings.intern(s));
+                row.note = t.resolution_code;
+            }
+            Payload::Reopened(r) => {
+                t.status = Status::Open;
+                t.reopen_count = t.reopen_count.saturating_add(1);
+                t.resolved_at = None;
+                row.note = r.reason.as_deref().map(|s| strings.intern(s));
+            }
+            Payload::Closed(_) => {
+                t.status = Status::Closed;
+                t.closed_at = Some(at);
+            }
+        }
+        t.last_event_at = t.last_event_at.max(at);
+        t.event_count = t.event_count.saturating_add(1);
+        row.status_after = t.status;
+        row.priority_after = t.priority;
+        self.history.push(&event.event_id, row, &self.strings);
+        let block = index / tables::TICKET_BLOCK;
+        if self.dirty_blocks.len() <= block {
+            self.dirty_blocks.resize(block + 1, true);
+        }
+        self.dirty_blocks[block] = true;
+        Outcome::Applied
+    }
+
+    /// Approximate heap bytes held (for the benchmark and metrics).
+    pub fn heap_bytes(&self) -> usize {
+        self.strings.heap_bytes()
+            + self.tickets.capacity() * std::mem::size_of::<TicketState>()
+            + self.tickets.iter().map(|t| t.title.len()).sum::<usize>()
+            + self.ticket_by_sym.capacity() * 4
+            + self.history.heap_bytes()
+    }
+}
+
+/// An immutable, shareable view of the projected tables, as queries see them.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// `tickets`, one batch per block of [`tables::TICKET_BLOCK`] tickets.
+    pub tickets: Vec<RecordBatch>,
+    /// `ticket_events`.
+    pub events: Vec<RecordBatch>,
+    /// Counters at the time of the snapshot.
+    pub counters: Counters,
+}
+
+impl Projection {
+    /// A snapshot of the current state, re-using the unchanged ticket blocks of `previous`.
+    pub fn snapshot(&mut self, previous: &Snapshot) -> Snapshot {
+        let blocks = self.tickets.len().div_ceil(tables::TICKET_BLOCK);
+        let mut tickets = Vec::with_capacity(blocks);
+        for block in 0..blocks {
+            let dirty = self.dirty_blocks.get(block).copied().unwrap_or(true);
+            match previous.tickets.get(block) {
+                Some(batch) if !dirty => tickets.push(batch.clone()),
+                _ => {
+                    let start = block * tables::TICKET_BLOCK;
+                    let end = (start + tables::TICKET_BLOCK).min(self.tickets.len());
+                    tickets.push(tables::tickets_batch(
+                        &self.tickets[start..end],
+                        &self.strings,
+                    ));
+                }
+            }
+        }
+        self.dirty_blocks.iter_mut().for_each(|d| *d = false);
+        Snapshot {
+            tickets,
+            events: self.history.batches(&self.strings),
+            counters: self.counters.clone(),
+        }
+    }
+}
+
+/// The state checks of an event on an existing ticket; `None` when it may be applied.
+fn check_transition(t: &TicketState, event: &TicketEvent) -> Option<Outcome> {
+    let id = &event.ticket_id;
+    let kind = event.event_type();
+    if t.status.is_final() && !matches!(kind, EventType::Commented | EventType::WorkLogged) {
+        return Some(reject(
+            "ticket_closed",
+            "/type",
+            format!(
+                "ticket {id} is {}; a {kind} event cannot change it any more",
+                t.status
+            ),
+        ));
+    }
+    match &event.payload {
+        Payload::StatusChanged(s) if s.from != t.status => Some(reject(
+            "status_conflict",
+            "/payload/from",
+            format!(
+                "ticket {id} is in status {}, not {}; the change to {} was not applied",
+                t.status, s.from, s.to
+            ),
+        )),
+        Payload::StatusChanged(s) if s.from == s.to => Some(reject(
+            "invalid_transition",
+            "/payload/to",
+            format!("ticket {id} is already {}; nothing to change", s.to),
+        )),
+        Payload::PriorityChanged(p) if p.from != t.priority => Some(reject(
+            "priority_conflict",
+            "/payload/from",
+            format!(
+                "ticket {id} has priority {}, not {}; the change to {} was not applied",
+                t.priority, p.from, p.to
+            ),
+        )),
+        Payload::PriorityChanged(p) if p.from == p.to => Some(reject(
+            "invalid_transition",
+            "/payload/to",
+            format!("ticket {id} already has priority {}", p.to),
+        )),
+        Payload::Resolved(_) if t.status == Status::Resolved => Some(reject(
+            "invalid_transition",
+            "/type",
+            format!("ticket {id} is already resolved"),
+        )),
+        Payload::Reopened(_) if t.status != Status::Resolved => Some(reject(
+            "invalid_transition",
+            "/type",
+            format!(
+                "ticket {id} is {}, not resolved; only a resolved ticket can be reopened",
+                t.status
+            ),
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,301 @@
+//! SQL over the projected tables: one DataFusion `SessionContext`, read-only.
+//!
+//! Tables read the latest published [`Snapshot`] at scan time, so a query sees one consistent
+//! state and never blocks the writer: publishing swaps an `Arc`. DDL, DML and other statements
+//! are refused. This module also renders results as a table, CSV or JSON, and writes Parquet.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::projection::Snapshot;
+use crate::projection::tables::{EVENTS_SCHEMA, TICKETS_SCHEMA};
+
+/// Names of the tables registered in the SQL context.
+pub const TABLES: &[&str] = &["tickets", "ticket_events"];
+
+/// Errors of a query.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The SQL is not valid or refers to something that does not exist.
+    #[error("{0}")]
+    Invalid(String),
+    /// The statement would change something; the SQL surface is read-only.
+    #[error("only SELECT queries are allowed; {0}")]
+    NotReadOnly(String),
+    /// Execution failed.
+    #[error("query failed: {0}")]
+    Execution(String),
+    /// The result could not be rendered or written.
+    #[error("cannot write the result to {path}: {detail}")]
+    Write {
+        /// Destination.
+        path: PathBuf,
+        /// Cause.
+        detail: String,
+    },
+}
+
+fn classify(e: DataFusionError) -> QueryError {
+    let text = e.to_string();
+    match e {
+        DataFusionError::Plan(_) | DataFusionError::SQL(..) | DataFusionError::SchemaError(..) => {
+            QueryError::Invalid(text)
+        }
+        DataFusionError::NotImplemented(_) => QueryError::Invalid(text),
+        _ if text.contains("not supported") || text.contains("DDL") || text.contains("DML") => {
+            QueryError::NotReadOnly(text)
+        }
+        _ => QueryError::Execution(text),
+    }
+}
+
+/// A table whose rows are those of the latest published snapshot.
+struct SnapshotTable {
+    schema: SchemaRef,
+    source: Arc<ArcSwap<Snapshot>>,
+    pick: fn(&Snapshot) -> &Vec<RecordBatch>,
+    partitions: usize,
+}
+
+impl fmt::Debug for SnapshotTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnapshotTable").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl TableProvider for SnapshotTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let snapshot = self.source.load_full();
+        let batches = (self.pick)(&snapshot);
+        let n = self.partitions.max(1);
+        let mut parts = vec![Vec::new(); n];
+        for (i, b) in batches.iter().enumerate() {
+            parts[i % n].push(b.clone());
+        }
+        parts.retain(|p| !p.is_empty());
+        if parts.is_empty() {
+            parts.push(Vec::new());
+        }
+        MemTable::try_new(self.schema.clone(), parts)?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
+/// The SQL engine over published snapshots.
+#[derive(Clone)]
+pub struct QueryEngine {
+    ctx: SessionContext,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+}
+
+impl fmt::Debug for QueryEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueryEngine").finish_non_exhaustive()
+    }
+}
+
+impl QueryEngine {
+    /// A context with `tickets` and `ticket_events` registered, initially empty.
+    pub fn new() -> Result<QueryEngine, QueryError> {
+        let partitions = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let config = SessionConfig::new()
+            .with_target_partitions(partitions)
+            .with_information_schema(true);
+        let ctx = SessionContext::new_with_config(config);
+        let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
+        let tables: [(&str, SchemaRef, fn(&Snapshot) -> &Vec<RecordBatch>); 2] = [
+            ("tickets", TICKETS_SCHEMA.clone(), |s| &s.tickets),
+            ("ticket_events", EVENTS_SCHEMA.clone(), |s| &s.events),
+        ];
+        for (name, schema, pick) in tables {
+            ctx.register_table(
+                name,
+                Arc::new(SnapshotTable {
+                    schema,
+                    source: snapshot.clone(),
+                    pick,
+                    partitions,
+                }),
+            )
+            .map_err(classify)?;
+        }
+        Ok(QueryEngine { ctx, snapshot })
+    }
+
+    /// Makes `snapshot` the state that queries see from now on.
+    pub fn publish(&self, snapshot: Snapshot) {
+        self.snapshot.store(Arc::new(snapshot));
+    }
+
+    /// The snapshot queries currently see.
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Runs one read-only SQL statement.
+    pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let df = match self.ctx.sql_with_options(sql, options).await {
+            Ok(df) => df,
+            Err(e) => {
+                let text = e.to_string();
+                if text.contains("not supported") {
+                    return Err(QueryError::NotReadOnly(text));
+                }
+                return Err(classify(e));
+            }
+        };
+        df.collect().await.map_err(classify)
+    }
+}
+
+impl QueryEngine {
+    /// Rows of `table` matching `filter`, optionally sorted by one column (no SQL text built).
+    pub async fn filtered(
+        &self,
+        table: &str,
+        filter: Expr,
+        order_by: Option<&str>,
+    ) -> Result<Vec<RecordBatch>, QueryError> {
+        let mut df = self
+            .ctx
+            .table(table)
+            .await
+            .map_err(classify)?
+            .filter(filter)
+            .map_err(classify)?;
+        if let Some(c) = order_by {
+            df = df
+                .sort(vec![datafusion::prelude::col(c).sort(true, false)])
+                .map_err(classify)?;
+        }
+        df.collect().await.map_err(classify)
+    }
+}
+
+/// How to print query results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned text table.
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// A JSON array of objects.
+    Json,
+}
+
+/// Renders batches in `format`.
+pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String, QueryError> {
+    let err = |e: datafusion::arrow::error::ArrowError| QueryError::Write {
+        path: PathBuf::from("-"),
+        detail: e.to_string(),
+    };
+    match format {
+        OutputFormat::Table => Ok(
+            datafusion::arrow::util::pretty::pretty_format_batches(batches)
+                .map_err(err)?
+                .to_string(),
+        ),
+        OutputFormat::Csv => {
+            let mut out = Vec::new();
+            {
+                let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(&mut out);
+                for b in batches {
+                    w.write(b).map_err(err)?;
+                }
+            }
+            Ok(String::from_utf8_lossy(&out).into_owned())
+        }
+        OutputFormat::Json => Ok(serde_json::to_string_pretty(&to_json_rows(batches)?)
+            .unwrap_or_else(|_| "[]".to_string())),
+    }
+}
+
+/// Batches as JSON rows (objects keyed by column name).
+pub fn to_json_rows(batches: &[RecordBatch]) -> Result<Vec<serde_json::Value>, QueryError> {
+    let mut out = Vec::new();
+    {
+        let mut w = datafusion::arrow::json::ArrayWriter::new(&mut out);
+        for b in batches {
+            w.write(b).map_err(|e| QueryError::Write {
+                path: PathBuf::from("-"),
+                detail: e.to_string(),
+            })?;
+        }
+        w.finish().map_err(|e| QueryError::Write {
+            path: PathBuf::from("-"),
+            detail: e.to_string(),
+        })?;
+    }
+    if out.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(&out).map_err(|e| QueryError::Write {
+        path: PathBuf::from("-"),
+        detail: e.to_string(),
+    })
+}
+
+/// Writes every table of `snapshot` as `<dir>/<table>.parquet`; returns (table, rows) pairs.
+pub fn export_parquet(snapshot: &Snapshot, dir: &Path) -> Result<Vec<(String, usize)>, QueryError> {
+    use datafusion::parquet::arrow::ArrowWriter;
+    std::fs::create_dir_all(dir).map_err(|e| QueryError::Write {
+        path: dir.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    let mut written = Vec::new();
+    for (name, schema, batches) in [
+        ("tickets", TICKETS_SCHEMA.clone(), &snapshot.tickets),
+        ("ticket_events", EVENTS_SCHEMA.clone(), &snapshot.events),
+    ] {
+        let path = dir.join(format!("{name}.parquet"));
+        let werr = |detail: String| QueryError::Write {
+            path: path.clone(),
+            detail,
+        };
+        let file = std::fs::File::create(&path).map_err(|e| werr(e.to_string()))?;
+        let mut writer =
+            ArrowWriter::try_new(file, schema, None).map_err(|e| werr(e.to_string()))?;
+        let mut rows = 0;
+        for b in batches {
+            rows += b.num_rows();
+            writer.write(b).map_err(|e| werr(e.to_string()))?;
+        }
+        writer.close().map_err(|e| werr(e.to_string()))?;
+        written.push((name.to_string(), rows));
+    }
+    Ok(written)
+}

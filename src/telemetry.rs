@@ -1,0 +1,141 @@
+//! Logging and metrics: the tracing subscriber, and deskwatch's own Prometheus registry.
+//!
+//! Metric names follow Prometheus conventions: `deskwatch_` prefix, base units, `_total` on
+//! counters, bounded label values (never a ticket id).
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// Label name of an ingest outcome.
+pub const LABEL_OUTCOME: &str = "outcome";
+/// Label name of a rejection reason.
+pub const LABEL_REASON: &str = "reason";
+
+/// Starts structured logging to stderr; `RUST_LOG` filters (default `default_level`).
+pub fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The service's metrics.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Events by outcome (applied, duplicate, rejected, invalid).
+    pub ingest_events: IntCounterVec,
+    /// Refused events by reason.
+    pub ingest_rejected: IntCounterVec,
+    /// Durable log appends.
+    pub log_appends: IntCounter,
+    /// Time of one durable append (write + fsync).
+    pub log_append_seconds: Histogram,
+    /// Next offset of the log.
+    pub log_end_offset: IntGauge,
+    /// Bytes of the log on disk.
+    pub log_size_bytes: IntGauge,
+    /// Next offset the projection will apply.
+    pub projection_position: IntGauge,
+    /// Log records not yet applied to the published snapshot.
+    pub projection_lag_records: IntGauge,
+    /// Tickets projected.
+    pub tickets: IntGauge,
+    /// Events in the history.
+    pub events: IntGauge,
+    /// Unix time of the last successful checkpoint.
+    pub checkpoint_last_success_timestamp_seconds: IntGauge,
+    /// Failed checkpoint attempts.
+    pub checkpoint_failures: IntCounter,
+}
+
+impl Metrics {
+    /// Creates and registers every metric; a registration failure is a start-up error.
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let m = Metrics {
+            ingest_events: IntCounterVec::new(
+                Opts::new(
+                    "deskwatch_ingest_events_total",
+                    "Submitted events by outcome.",
+                ),
+                &[LABEL_OUTCOME],
+            )?,
+            ingest_rejected: IntCounterVec::new(
+                Opts::new(
+                    "deskwatch_ingest_rejected_events_total",
+                    "Events refused (invalid or rejected by a state check), by reason.",
+                ),
+                &[LABEL_REASON],
+            )?,
+            log_appends: IntCounter::new(
+                "deskwatch_log_appends_total",
+                "Durable appends (one fsync each) to the event log.",
+            )?,
+            log_append_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "deskwatch_log_append_duration_seconds",
+                    "Time of one durable append (write and fsync).",
+                )
+                .buckets(prometheus::exponential_buckets(0.0005, 2.0, 14)?),
+            )?,
+            log_end_offset: IntGauge::new(
+                "deskwatch_log_end_offset",
+                "Next offset to be written to the event log.",
+            )?,
+            log_size_bytes: IntGauge::new("deskwatch_log_size_bytes", "Event log size on disk.")?,
+            projection_position: IntGauge::new(
+                "deskwatch_projection_position",
+                "Next log offset the projection will apply.",
+            )?,
+            projection_lag_records: IntGauge::new(
+                "deskwatch_projection_lag_records",
+                "Log records not yet applied to the published projection.",
+            )?,
+            tickets: IntGauge::new("deskwatch_projection_tickets", "Tickets projected.")?,
+            events: IntGauge::new(
+                "deskwatch_projection_events",
+                "Events in the projected history.",
+            )?,
+            checkpoint_last_success_timestamp_seconds: IntGauge::new(
+                "deskwatch_checkpoint_last_success_timestamp_seconds",
+                "Unix time of the last successful checkpoint.",
+            )?,
+            checkpoint_failures: IntCounter::new(
+                "deskwatch_checkpoint_failures_total",
+                "Checkpoint attempts that failed.",
+            )?,
+            registry,
+        };
+        let r = &m.registry;
+        r.register(Box::new(m.ingest_events.clone()))?;
+        r.register(Box::new(m.ingest_rejected.clone()))?;
+        r.register(Box::new(m.log_appends.clone()))?;
+        r.register(Box::new(m.log_append_seconds.clone()))?;
+        r.register(Box::new(m.log_end_offset.clone()))?;
+        r.register(Box::new(m.log_size_bytes.clone()))?;
+        r.register(Box::new(m.projection_position.clone()))?;
+        r.register(Box::new(m.projection_lag_records.clone()))?;
+        r.register(Box::new(m.tickets.clone()))?;
+        r.register(Box::new(m.events.clone()))?;
+        r.register(Box::new(
+            m.checkpoint_last_success_timestamp_seconds.clone(),
+        ))?;
+        r.register(Box::new(m.checkpoint_failures.clone()))?;
+        for outcome in ["applied", "duplicate", "rejected", "invalid"] {
+            m.ingest_events.with_label_values(&[outcome]);
+        }
+        Ok(m)
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
