@@ -664,7 +664,14 @@ fn locate_error<'a, T: Deserialize<'a>>(bytes: &'a [u8], prefix: &str) -> EventE
     ] {
         if let Some(rest) = detail.strip_prefix(marker) {
             let name = rest.split('`').next().unwrap_or_default();
-            return EventError::new(reason, format!("{pointer}/{name}"), detail.clone());
+            let suffix = format!("/{name}");
+            // An unknown key is already the last path segment; a missing one is not.
+            let field = if pointer.ends_with(&suffix) {
+                pointer
+            } else {
+                pointer + &suffix
+            };
+            return EventError::new(reason, field, detail.clone());
         }
     }
     if pointer == "/type" || detail.starts_with("unknown variant") && pointer.ends_with("/type") {

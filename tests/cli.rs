@@ -1,0 +1,222 @@
+//! The command line end to end: simulate → ingest → query, bad lines, kill -9 mid-ingest.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{deskwatch, query, run, simulate};
+
+fn ingest(data_dir: &Path, file: &Path) -> std::process::Output {
+    run(&[
+        "ingest",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn simulate_ingest_query_and_reingest_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("sim.ndjson");
+    let data = tmp.path().join("data");
+    simulate(&file, 20_000, 1);
+    let lines = std::fs::read_to_string(&file).unwrap().lines().count();
+    let out = ingest(&data, &file);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(query(&data, "csv", "select count(*) as n from tickets"), "n\n20000\n");
+    assert_eq!(
+        query(&data, "csv", "select count(*) as n from ticket_events"),
+        format!("n\n{lines}\n")
+    );
+    let summary = "select status, priority, count(*) as n, sum(handle_minutes) as m \
+                   from tickets group by status, priority order by status, priority";
+    let before = query(&data, "csv", summary);
+    let again = ingest(&data, &file);
+    assert!(again.status.success());
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        text.contains(&format!("0 accepted, {lines} duplicate, 0 rejected")),
+        "{text}"
+    );
+    assert_eq!(query(&data, "csv", summary), before);
+    assert_eq!(
+        query(&data, "csv", "select count(*) as n from ticket_events"),
+        format!("n\n{lines}\n")
+    );
+    // The truth file sits beside the output.
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("sim.ndjson.truth.json")).unwrap())
+            .unwrap();
+    assert_eq!(truth["tickets"], 20_000);
+    assert!(!truth["recurring_problems"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn malformed_lines_are_reported_and_the_rest_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = tmp.path().join("sim.ndjson");
+    simulate(&sim, 40, 5);
+    let valid: Vec<String> = std::fs::read_to_string(&sim)
+        .unwrap()
+        .lines()
+        .take(100)
+        .map(str::to_string)
+        .collect();
+    assert_eq!(valid.len(), 100);
+    let bad = [
+        "{not json",
+        r#"{"event_id":"x1","type":"ticket.created"}"#,
+        &valid[0].replace("ticket.created", "ticket.teleported"),
+        &valid[0]
+            .replace("\"event_id\":\"", "\"event_id\":\"bad-")
+            .replace("\"P", "\"Q"),
+        &valid[1].replace("-01\"", "-99\"").replace("T", "T").replace("occurred_at\":\"2026", "occurred_at\":\"20x6"),
+        r#"{"event_id":"x2","ticket_id":"NOPE","type":"ticket.closed","occurred_at":"2026-01-05T10:00:00Z","actor":{"id":"a","role":"agent"},"schema_version":1,"payload":{}}"#,
+        r#"{"event_id":"x3","ticket_id":"INC0000001","type":"ticket.status_changed","occurred_at":"2026-01-09T10:00:00Z","actor":{"id":"a","role":"agent"},"schema_version":1,"payload":{"from":"pending_vendor","to":"open"}}"#,
+        "[1,2,3]",
+        r#"{"event_id":"x4","ticket_id":"T","type":"ticket.work_logged","occurred_at":"2026-01-05T10:00:00Z","actor":{"id":"a","role":"agent"},"schema_version":1,"payload":{"agent":"a","minutes":-5}}"#,
+        "\"just a string\"",
+    ];
+    let mut lines = Vec::new();
+    let mut bad_lines = Vec::new();
+    let mut b = bad.iter();
+    for (i, v) in valid.iter().enumerate() {
+        lines.push(v.clone());
+        if i % 10 == 4 {
+            lines.push(b.next().unwrap().to_string());
+            bad_lines.push(lines.len());
+        }
+    }
+    let file = tmp.path().join("mixed.ndjson");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let data = tmp.path().join("data");
+    let out = ingest(&data, &file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "exit code 3 signals rejections");
+    assert!(stdout.contains("110 lines: 100 accepted, 0 duplicate, 10 rejected"), "{stdout}");
+    let mut reported: Vec<usize> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("line ")?.split(':').next()?.parse().ok())
+        .collect();
+    // Parse errors are reported as read, state-check rejections after their batch.
+    reported.sort_unstable();
+    assert_eq!(reported, bad_lines, "{stderr}");
+    for l in stderr.lines() {
+        assert!(l.contains("rejected ("), "each rejection has a reason: {l}");
+    }
+    assert!(stderr.contains("status_conflict"), "{stderr}");
+    assert!(stderr.contains("unknown_ticket"), "{stderr}");
+    assert_eq!(
+        query(&data, "csv", "select count(*) as n from ticket_events"),
+        "n\n100\n"
+    );
+}
+
+fn fingerprint(data: &Path) -> (String, String) {
+    let tickets = query(
+        &data,
+        "csv",
+        "select ticket_id, status, priority, assignment_group, tier, created_at, resolved_at, \
+         closed_at, reopen_count, reassignment_count, escalation_count, handle_minutes, \
+         event_count from tickets order by ticket_id",
+    );
+    let events = query(
+        &data,
+        "csv",
+        "select count(*), count(distinct event_id), sum(log_offset), sum(minutes), \
+         max(occurred_at), count(distinct ticket_id) from ticket_events",
+    );
+    (tickets, events)
+}
+
+#[test]
+fn kill_9_during_ingest_then_reingest_equals_a_clean_ingest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("big.ndjson");
+    simulate(&file, 118_000, 9);
+    let lines = std::fs::read_to_string(&file).unwrap().lines().count();
+    assert!(lines >= 1_000_000, "{lines} events");
+
+    let clean = tmp.path().join("clean");
+    assert!(ingest(&clean, &file).status.success());
+
+    let crashed = tmp.path().join("crashed");
+    let mut child = deskwatch()
+        .args([
+            "ingest",
+            "--data-dir",
+            crashed.to_str().unwrap(),
+            "--checkpoint-every",
+            "150000",
+            file.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until a good part of the log is written (and a checkpoint likely), then SIGKILL.
+    let seg = crashed.join("log").join("00000000000000000000.seg");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let size = std::fs::metadata(&seg).map(|m| m.len()).unwrap_or(0);
+        if size > 150 * 1024 * 1024 / 2 {
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(killed, "ingest finished before it could be killed; grow the input");
+    let partial = query(&crashed, "csv", "select count(*) as n from ticket_events");
+    let n: usize = partial.lines().nth(1).unwrap().parse().unwrap();
+    assert!(n > 0 && n < lines, "{n} of {lines} events survived the kill");
+
+    let out = ingest(&crashed, &file);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("{} accepted, {n} duplicate", lines - n)), "{text}");
+    assert_eq!(fingerprint(&crashed), fingerprint(&clean));
+}
+
+#[test]
+fn schema_command_prints_the_published_schema() {
+    let out = run(&["schema"]);
+    assert!(out.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/ticket-event.v1.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(printed, file);
+}
+
+#[test]
+fn export_writes_parquet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("sim.ndjson");
+    simulate(&file, 300, 2);
+    let data = tmp.path().join("data");
+    assert!(ingest(&data, &file).status.success());
+    let out_dir = tmp.path().join("pq");
+    let out = run(&[
+        "export",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--parquet",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tickets: 300 rows"));
+    let bytes = std::fs::read(out_dir.join("tickets.parquet")).unwrap();
+    assert_eq!(&bytes[..4], b"PAR1");
+}
