@@ -24,8 +24,15 @@ fn simulate_ingest_query_and_reingest_changes_nothing() {
     simulate(&file, 20_000, 1);
     let lines = std::fs::read_to_string(&file).unwrap().lines().count();
     let out = ingest(&data, &file);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(query(&data, "csv", "select count(*) as n from tickets"), "n\n20000\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        query(&data, "csv", "select count(*) as n from tickets"),
+        "n\n20000\n"
+    );
     assert_eq!(
         query(&data, "csv", "select count(*) as n from ticket_events"),
         format!("n\n{lines}\n")
@@ -72,7 +79,10 @@ fn malformed_lines_are_reported_and_the_rest_kept() {
         &valid[0]
             .replace("\"event_id\":\"", "\"event_id\":\"bad-")
             .replace("\"P", "\"Q"),
-        &valid[1].replace("-01\"", "-99\"").replace("T", "T").replace("occurred_at\":\"2026", "occurred_at\":\"20x6"),
+        &valid[1]
+            .replace("-01\"", "-99\"")
+            .replace("T", "T")
+            .replace("occurred_at\":\"2026", "occurred_at\":\"20x6"),
         r#"{"event_id":"x2","ticket_id":"NOPE","type":"ticket.closed","occurred_at":"2026-01-05T10:00:00Z","actor":{"id":"a","role":"agent"},"schema_version":1,"payload":{}}"#,
         r#"{"event_id":"x3","ticket_id":"INC0000001","type":"ticket.status_changed","occurred_at":"2026-01-09T10:00:00Z","actor":{"id":"a","role":"agent"},"schema_version":1,"payload":{"from":"pending_vendor","to":"open"}}"#,
         "[1,2,3]",
@@ -96,7 +106,10 @@ fn malformed_lines_are_reported_and_the_rest_kept() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "exit code 3 signals rejections");
-    assert!(stdout.contains("110 lines: 100 accepted, 0 duplicate, 10 rejected"), "{stdout}");
+    assert!(
+        stdout.contains("110 lines: 100 accepted, 0 duplicate, 10 rejected"),
+        "{stdout}"
+    );
     let mut reported: Vec<usize> = stderr
         .lines()
         .filter_map(|l| l.strip_prefix("line ")?.split(':').next()?.parse().ok())
@@ -173,15 +186,28 @@ fn kill_9_during_ingest_then_reingest_equals_a_clean_ingest() {
     let killed = child.try_wait().unwrap().is_none();
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(killed, "ingest finished before it could be killed; grow the input");
+    assert!(
+        killed,
+        "ingest finished before it could be killed; grow the input"
+    );
     let partial = query(&crashed, "csv", "select count(*) as n from ticket_events");
     let n: usize = partial.lines().nth(1).unwrap().parse().unwrap();
-    assert!(n > 0 && n < lines, "{n} of {lines} events survived the kill");
+    assert!(
+        n > 0 && n < lines,
+        "{n} of {lines} events survived the kill"
+    );
 
     let out = ingest(&crashed, &file);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains(&format!("{} accepted, {n} duplicate", lines - n)), "{text}");
+    assert!(
+        text.contains(&format!("{} accepted, {n} duplicate", lines - n)),
+        "{text}"
+    );
     assert_eq!(fingerprint(&crashed), fingerprint(&clean));
 }
 
@@ -215,7 +241,11 @@ fn export_writes_parquet() {
         "--parquet",
         out_dir.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("tickets: 300 rows"));
     let bytes = std::fs::read(out_dir.join("tickets.parquet")).unwrap();
     assert_eq!(&bytes[..4], b"PAR1");

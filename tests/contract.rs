@@ -42,7 +42,11 @@ fn every_simulated_event_validates_against_the_schema() {
         assert!(errors.is_empty(), "{json} fails the schema at {errors:?}");
         types.insert(json["type"].as_str().unwrap().to_string());
     }
-    assert_eq!(types.len(), 10, "the simulator exercises every event type: {types:?}");
+    assert_eq!(
+        types.len(),
+        10,
+        "the simulator exercises every event type: {types:?}"
+    );
 }
 
 fn valid() -> Value {
@@ -67,10 +71,16 @@ fn malformed_fixtures_are_refused_by_both_with_the_same_field() {
         }),
         ("/event_id", |e| e["event_id"] = json!("")),
         ("/type", |e| e["type"] = json!("ticket.exploded")),
-        ("/occurred_at", |e| e["occurred_at"] = json!("2026-03-02 09:15")),
+        ("/occurred_at", |e| {
+            e["occurred_at"] = json!("2026-03-02 09:15")
+        }),
         ("/occurred_at", |e| e["occurred_at"] = json!("yesterday")),
-        ("/payload/priority", |e| e["payload"]["priority"] = json!("P9")),
-        ("/payload/channel", |e| e["payload"]["channel"] = json!("fax")),
+        ("/payload/priority", |e| {
+            e["payload"]["priority"] = json!("P9")
+        }),
+        ("/payload/channel", |e| {
+            e["payload"]["channel"] = json!("fax")
+        }),
         ("/actor/role", |e| e["actor"]["role"] = json!("robot")),
         ("/schema_version", |e| e["schema_version"] = json!(2)),
         ("/payload/title", |e| {

@@ -1,1 +1,212 @@
+use std::sync::Arc;
 
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use super::*;
+use crate::config::{Config, Secret};
+use crate::simulate::{Params, Simulator};
+use crate::telemetry::Metrics;
+
+fn setup(tokens: Vec<Token>) -> (tempfile::TempDir, Router, Arc<Service>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::load(None).unwrap();
+    config.storage.data_dir = dir.path().to_path_buf();
+    config.server.body_limit_bytes = 64 * 1024;
+    let service = Arc::new(Service::start(&config.storage, Metrics::new().unwrap()).unwrap());
+    let state = AppState {
+        service: service.clone(),
+        tokens: Arc::new(tokens),
+    };
+    (dir, router(state, &config), service)
+}
+
+fn token(name: &str, secret: &str, roles: Vec<Role>) -> Token {
+    Token {
+        name: name.into(),
+        token: serde_json::from_value::<Secret>(Value::String(secret.into())).unwrap(),
+        roles,
+    }
+}
+
+async fn call(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    auth: Option<&str>,
+    body: String,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = auth {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, value)
+}
+
+fn ndjson(tickets: u64) -> String {
+    Simulator::new(Params {
+        tickets,
+        seed: 3,
+        ..Params::default()
+    })
+    .map(|e| String::from_utf8(e.to_json()).unwrap() + "\n")
+    .collect()
+}
+
+#[tokio::test]
+async fn events_are_acknowledged_per_event_then_queryable() {
+    let (_dir, app, _service) = setup(Vec::new());
+    let body = ndjson(20);
+    let lines = body.lines().count();
+    let bad = "{\"event_id\":\"x\"}\n";
+    let (status, v) = call(&app, "POST", "/v1/events", None, format!("{bad}{body}")).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["accepted"], lines);
+    assert_eq!(v["rejected"], 1);
+    assert_eq!(v["results"][0]["outcome"], "invalid");
+    assert_eq!(v["results"][0]["field"], "/ticket_id");
+    // Same events again, as a JSON array: all duplicates.
+    let array = format!("[{}]", body.lines().collect::<Vec<_>>().join(","));
+    let (_, v) = call(&app, "POST", "/v1/events", None, array).await;
+    assert_eq!(v["duplicates"], lines);
+    let (status, v) = call(
+        &app,
+        "POST",
+        "/v1/query",
+        None,
+        r#"{"sql":"select count(*) as n from tickets"}"#.into(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["rows"][0]["n"], 20);
+    let (status, v) = call(&app, "GET", "/v1/tickets/INC0000003", None, String::new()).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["ticket"]["ticket_id"], "INC0000003");
+    assert!(v["history"].as_array().unwrap().len() >= 5);
+    assert_eq!(v["history"][0]["event_type"], "ticket.created");
+    let (status, v) = call(&app, "GET", "/v1/tickets/NOPE", None, String::new()).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (_, metrics) = call(&app, "GET", "/metrics", None, String::new()).await;
+    let text = metrics.as_str().unwrap();
+    assert!(
+        text.contains(&format!(
+            "deskwatch_ingest_events_total{{outcome=\"applied\"}} {lines}"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("deskwatch_ingest_rejected_events_total{reason=\"missing_field\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("deskwatch_projection_tickets 20"));
+}
+
+#[tokio::test]
+async fn sql_is_read_only_and_errors_are_json() {
+    let (_dir, app, _service) = setup(Vec::new());
+    for sql in [
+        "create table x (a int)",
+        "insert into tickets values (1)",
+        "drop table tickets",
+    ] {
+        let (status, v) = call(
+            &app,
+            "POST",
+            "/v1/query",
+            None,
+            serde_json::json!({"sql": sql}).to_string(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{sql}: {v}");
+        assert_eq!(v["error"]["code"], "invalid_query");
+    }
+    let (status, v) = call(&app, "POST", "/v1/query", None, "not json".into()).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_body"))
+    );
+    let big = "x".repeat(70 * 1024);
+    let (status, _) = call(&app, "POST", "/v1/events", None, big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn bearer_tokens_and_roles() {
+    let ingest = "ingest-token-0123456789";
+    let reader = "read-token-0123456789ab";
+    let (_dir, app, _service) = setup(vec![
+        token("bot", ingest, vec![Role::Ingest]),
+        token("grafana", reader, vec![Role::Read]),
+    ]);
+    let sql = r#"{"sql":"select 1"}"#.to_string();
+    assert_eq!(
+        call(&app, "POST", "/v1/query", None, sql.clone()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(
+            &app,
+            "POST",
+            "/v1/query",
+            Some("wrong-token-000000000"),
+            sql.clone()
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&app, "POST", "/v1/query", Some(ingest), sql.clone())
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(&app, "POST", "/v1/query", Some(reader), sql).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&app, "POST", "/v1/events", Some(ingest), ndjson(2))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&app, "GET", "/healthz", None, String::new()).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn serves_on_a_real_listener() {
+    let (_dir, app, _service) = setup(Vec::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("ready\n"));
+    server.abort();
+}
