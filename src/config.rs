@@ -178,6 +178,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)]
     fn defaults_file_and_env_layer_and_unknown_keys_fail() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

@@ -61,11 +61,14 @@ fn classify(e: DataFusionError) -> QueryError {
     }
 }
 
+/// Selects one table's batches from a snapshot.
+type PickBatches = fn(&Snapshot) -> &Vec<RecordBatch>;
+
 /// A table whose rows are those of the latest published snapshot.
 struct SnapshotTable {
     schema: SchemaRef,
     source: Arc<ArcSwap<Snapshot>>,
-    pick: fn(&Snapshot) -> &Vec<RecordBatch>,
+    pick: PickBatches,
     partitions: usize,
 }
 
@@ -131,7 +134,7 @@ impl QueryEngine {
             .with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
-        let tables: [(&str, SchemaRef, fn(&Snapshot) -> &Vec<RecordBatch>); 2] = [
+        let tables: [(&str, SchemaRef, PickBatches); 2] = [
             ("tickets", TICKETS_SCHEMA.clone(), |s| &s.tickets),
             ("ticket_events", EVENTS_SCHEMA.clone(), |s| &s.events),
         ];

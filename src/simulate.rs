@@ -811,7 +811,6 @@ impl Simulator {
             },
             Payload::Closed(Closed {}),
         );
-        drop(emit);
         // Ground truth under the default policy (final priority, 24x7, pauses excluded).
         let (fr_target, res_target) = DEFAULT_TARGETS
             .iter()
