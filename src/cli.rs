@@ -1,5 +1,6 @@
 //! Command-line interface: one file per subcommand under `cli/`.
 
+mod bench;
 mod demo;
 mod export;
 mod ingest;
@@ -36,6 +37,8 @@ enum Command {
     Serve(serve::Args),
     /// Run the service with a live simulated help desk feeding it.
     Demo(demo::Args),
+    /// Measure append, replay, memory and SQL (build with --release).
+    Bench(bench::Args),
 }
 
 /// Data directory argument shared by the commands that read or write one.
@@ -66,6 +69,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve(a) => serve::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }
 

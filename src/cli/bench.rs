@@ -1,0 +1,222 @@
+//! `deskwatch bench`: measured throughput and memory, each against a reference measured in the
+//! same run. Build with `--release`.
+//!
+//! 1. append: simulated events into the embedded log in group commits of `--batch`, against
+//!    writing the same bytes to a plain file with one fsync per batch;
+//! 2. replay + projection: read the log, parse, validate and apply every event, against parsing
+//!    the same bytes with serde_json alone (into `serde_json::Value`, and into `IgnoredAny`);
+//! 3. memory: peak RSS of the replay phase (Linux `VmHWM`, reset before the phase) per event;
+//! 4. SQL: three representative queries over the projected tables.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use deskwatch::event::TicketEvent;
+use deskwatch::log::embedded::EmbeddedLog;
+use deskwatch::log::{AppendRecord, EventLog, LogPosition};
+use deskwatch::projection::{Projection, Snapshot};
+use deskwatch::query::QueryEngine;
+use deskwatch::simulate::{Params, Simulator};
+
+/// Arguments of `bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Events to generate (about 8.5 per ticket).
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Events per durable append.
+    #[arg(long, default_value_t = 8192)]
+    batch: usize,
+    /// Scratch directory (default: a temporary directory, removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn rate(n: u64, secs: f64) -> String {
+    format!("{:.0}/s", n as f64 / secs.max(1e-9))
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let tmp;
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = std::env::temp_dir().join(format!("deskwatch-bench-{}", std::process::id()));
+            tmp
+        }
+    };
+    std::fs::create_dir_all(&dir)?;
+    let tickets = (args.events as f64 / 8.45).ceil() as u64;
+    println!(
+        "deskwatch bench: target {} events (~{tickets} tickets), batch {}",
+        args.events, args.batch
+    );
+
+    // Generate the payloads once, streaming into batches.
+    let sim = Simulator::new(Params {
+        tickets,
+        seed: 1,
+        per_day: 2000.0,
+        ..Params::default()
+    });
+    let mut log = EmbeddedLog::open(&dir.join("log")).context("open log")?;
+    let mut reference = std::fs::File::create(dir.join("reference.bin"))?;
+    let mut batch: Vec<(String, Vec<u8>)> = Vec::with_capacity(args.batch);
+    let (mut n, mut bytes) = (0u64, 0u64);
+    let (mut t_log, mut t_ref) = (0f64, 0f64);
+    let mut flush =
+        |batch: &mut Vec<(String, Vec<u8>)>, log: &mut EmbeddedLog| -> anyhow::Result<()> {
+            let records: Vec<AppendRecord<'_>> = batch
+                .iter()
+                .map(|(k, p)| AppendRecord { key: k, payload: p })
+                .collect();
+            let t = Instant::now();
+            log.append(&records)?;
+            t_log += t.elapsed().as_secs_f64();
+            // Same bytes, one write and one fdatasync per batch, no framing or checksum.
+            let joined: Vec<u8> = batch.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+            let t = Instant::now();
+            reference.write_all(&joined)?;
+            reference.sync_data()?;
+            t_ref += t.elapsed().as_secs_f64();
+            batch.clear();
+            Ok(())
+        };
+    for event in sim.take(args.events as usize) {
+        let payload = event.to_json();
+        n += 1;
+        bytes += payload.len() as u64;
+        batch.push((event.ticket_id, payload));
+        if batch.len() == args.batch {
+            flush(&mut batch, &mut log)?;
+        }
+    }
+    flush(&mut batch, &mut log)?;
+    drop(flush);
+    println!(
+        "\n1. append ({n} events, {:.1} MB of JSON)",
+        bytes as f64 / 1e6
+    );
+    println!(
+        "   embedded log (framed, crc32, fdatasync per batch): {} ({:.1} MB/s)",
+        rate(n, t_log),
+        bytes as f64 / 1e6 / t_log
+    );
+    println!(
+        "   reference: one raw write + fdatasync per batch:     {} ({:.1} MB/s)",
+        rate(n, t_ref),
+        bytes as f64 / 1e6 / t_ref
+    );
+    println!("   ratio log / raw: {:.2}", t_ref / t_log);
+    drop(log);
+
+    // 2. Reference parse of the same bytes, read from the log.
+    let log = EmbeddedLog::open(&dir.join("log"))?;
+    let t = Instant::now();
+    let mut reader = log.reader(&LogPosition::default())?;
+    let mut parsed = 0u64;
+    while let Some(r) = reader.next_record()? {
+        let v: serde_json::Value = serde_json::from_slice(r.payload)?;
+        parsed += v.is_object() as u64;
+    }
+    let t_value = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut reader = log.reader(&LogPosition::default())?;
+    while let Some(r) = reader.next_record()? {
+        let _: serde::de::IgnoredAny = serde_json::from_slice(r.payload)?;
+    }
+    let t_ignored = t.elapsed().as_secs_f64();
+
+    // 3. Replay + projection, with the peak RSS of this phase.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let before = rss_kib("VmRSS:");
+    let t = Instant::now();
+    let mut projection = Projection::new();
+    let mut reader = log.reader(&LogPosition::default())?;
+    while let Some(r) = reader.next_record()? {
+        let event = TicketEvent::from_json(r.payload)?;
+        projection.apply(&event, r.offset);
+    }
+    let t_replay = t.elapsed().as_secs_f64();
+    let peak = rss_kib("VmHWM:");
+    println!("\n2. replay + projection (read log, parse, validate, dedup, apply)");
+    println!("   replay + projection:              {}", rate(n, t_replay));
+    println!(
+        "   reference serde_json -> Value:    {}  (ratio {:.2})",
+        rate(parsed, t_value),
+        t_value / t_replay
+    );
+    println!(
+        "   reference serde_json -> IgnoredAny: {}  (ratio {:.2})",
+        rate(n, t_ignored),
+        t_ignored / t_replay
+    );
+    println!(
+        "\n3. memory after replay of {n} events, {} tickets",
+        projection.ticket_count()
+    );
+    println!(
+        "   RSS before replay {:.0} MiB, peak during replay {:.0} MiB",
+        before as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+    println!(
+        "   peak RSS per event: {:.0} bytes (whole process); state estimate {:.0} bytes/event",
+        peak as f64 * 1024.0 / n as f64,
+        projection.heap_bytes() as f64 / n as f64
+    );
+
+    // 4. SQL.
+    let t = Instant::now();
+    let snapshot = projection.snapshot(&Snapshot::default());
+    let t_snap = t.elapsed().as_secs_f64();
+    let query = QueryEngine::new()?;
+    query.publish(snapshot);
+    let rt = super::runtime()?;
+    println!("\n4. SQL (snapshot built in {:.2} s)", t_snap);
+    for (name, sql) in [
+        (
+            "open backlog by priority and group",
+            "select priority, assignment_group, count(*) n, avg(handle_minutes) m from tickets where status not in ('closed','resolved','cancelled') or resolved_at > timestamp '2026-03-01T00:00:00Z' group by 1, 2 order by n desc",
+        ),
+        (
+            "top 10 categories/CI by tickets, reopens, handle time",
+            "select category, configuration_item, count(*) n, sum(reopen_count) reopens, sum(handle_minutes) minutes from tickets group by 1, 2 order by n desc limit 10",
+        ),
+        (
+            "escalations per group and week over the history",
+            "select assignment_group, date_trunc('week', occurred_at) wk, count(*) n from ticket_events where event_type = 'ticket.escalated' group by 1, 2 order by 2, 1",
+        ),
+    ] {
+        let t = Instant::now();
+        let rows: usize = rt
+            .block_on(query.sql(sql))?
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
+        println!(
+            "   {:<55} {:>7.3} s  ({rows} rows)",
+            name,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    if args.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(ExitCode::SUCCESS)
+}
