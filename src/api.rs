@@ -92,6 +92,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/events", post(post_events))
         .route("/v1/query", post(post_query))
         .route("/v1/tickets/{id}", get(get_ticket))
+        .route("/", get(index))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -294,6 +295,36 @@ async fn get_ticket(
         .map_err(|e| internal(e.to_string()))?;
     let history = to_json_rows(&history).map_err(|e| internal(e.to_string()))?;
     Ok(axum::Json(json!({"ticket": ticket, "history": history})).into_response())
+}
+
+/// A small start page: what is running and where to look. The persona dashboards replace it
+/// when they arrive.
+async fn index(State(state): State<AppState>) -> Response {
+    let snap = state.service.query.current();
+    let tickets: usize = snap.tickets.iter().map(|b| b.num_rows()).sum();
+    let events: usize = snap.events.iter().map(|b| b.num_rows()).sum();
+    let c = &snap.counters;
+    let html = format!(
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>deskwatch</title>\
+         <meta http-equiv=refresh content=5>\
+         <style>body{{font:16px system-ui;margin:2em;max-width:50em}}td{{padding:.2em 1em}}\
+         code{{background:#eee;padding:0 .3em}}</style></head><body>\
+         <h1>deskwatch</h1><p>Event-sourced analytics and SLA monitoring for IT help desks.</p>\
+         <table><tr><td>tickets</td><td id=tickets>{tickets}</td></tr>\
+         <tr><td>events</td><td id=events>{events}</td></tr>\
+         <tr><td>duplicates ignored</td><td>{}</td></tr>\
+         <tr><td>rejected by state checks</td><td>{}</td></tr></table>\
+         <h2>Endpoints</h2><ul>\
+         <li><a href=/metrics>/metrics</a> — Prometheus metrics</li>\
+         <li><code>POST /v1/events</code> — submit events (JSON array or NDJSON)</li>\
+         <li><code>POST /v1/query</code> — <code>{{\"sql\": \"select …\"}}</code> over \
+         <code>tickets</code> and <code>ticket_events</code></li>\
+         <li><code>GET /v1/tickets/{{id}}</code> — one ticket and its history</li>\
+         <li><a href=/healthz>/healthz</a>, <a href=/readyz>/readyz</a></li></ul>\
+         <p>This page refreshes every 5 seconds.</p></body></html>",
+        c.duplicates, c.rejected
+    );
+    axum::response::Html(html).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

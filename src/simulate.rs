@@ -49,6 +49,8 @@ pub struct Params {
     pub per_day: f64,
     /// Ticket id prefix.
     pub id_prefix: String,
+    /// Days over which injected problems are spread; default: the span the tickets cover.
+    pub horizon_days: Option<f64>,
 }
 
 impl Default for Params {
@@ -63,6 +65,7 @@ impl Default for Params {
                 .unwrap_or_default(),
             per_day: 400.0,
             id_prefix: "INC".into(),
+            horizon_days: None,
         }
     }
 }
@@ -228,7 +231,10 @@ impl Simulator {
         let tier2 = (tier1 / 2).max(2);
         let tier3 = (tier1 / 4).max(1);
         let start = params.start.timestamp_millis();
-        let span_days = (params.tickets as f64 / params.per_day).max(1.0);
+        let span_days = params
+            .horizon_days
+            .unwrap_or(params.tickets as f64 / params.per_day)
+            .clamp(1.0, 3650.0);
         let span = (span_days * 24.0 * HOUR as f64) as i64;
         // Problems: a few bursts of 6–16 tickets each within the simulated span.
         let mut problems = Vec::new();

@@ -101,6 +101,12 @@ async fn events_are_acknowledged_per_event_then_queryable() {
         (status, v["error"]["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
+    let (status, page) = call(&app, "GET", "/", None, String::new()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.as_str().unwrap().contains("<td id=tickets>20</td>"),
+        "{page}"
+    );
     let (_, metrics) = call(&app, "GET", "/metrics", None, String::new()).await;
     let text = metrics.as_str().unwrap();
     assert!(

@@ -44,6 +44,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         per_day: args.per_day,
         // Ids unique to this start, so a second demo on the same directory adds new tickets.
         id_prefix: format!("D{}-", now.timestamp() / 60),
+        // Recurring bursts land in the history and the first day live.
+        horizon_days: Some(args.history_days as f64 + 1.0),
     };
     super::runtime()?.block_on(async move {
         let cancel = CancellationToken::new();
