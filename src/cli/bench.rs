@@ -107,7 +107,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     flush(&mut batch, &mut log)?;
-    drop(flush);
     println!(
         "\n1. append ({n} events, {:.1} MB of JSON)",
         bytes as f64 / 1e6
