@@ -2,6 +2,7 @@
 
 use datafusion::arrow::compute::concat_batches;
 use deskwatch::engine::{Engine, Submission};
+use deskwatch::event::TicketEvent;
 use deskwatch::projection::Snapshot;
 use deskwatch::projection::tables::{EVENTS_SCHEMA, TICKETS_SCHEMA};
 use deskwatch::simulate::{Params, Simulator};
@@ -19,7 +20,21 @@ fn tables(
     )
 }
 
-fn submit_all(engine: &mut Engine, events: &[(deskwatch::event::TicketEvent, Vec<u8>)]) {
+/// Simulated events with their JSON bytes.
+fn simulated(tickets: u64, seed: u64) -> Vec<(TicketEvent, Vec<u8>)> {
+    Simulator::new(Params {
+        tickets,
+        seed,
+        ..Params::default()
+    })
+    .map(|e| {
+        let raw = e.to_json();
+        (e, raw)
+    })
+    .collect()
+}
+
+fn submit_all(engine: &mut Engine, events: &[(TicketEvent, Vec<u8>)]) {
     for chunk in events.chunks(5000) {
         let batch: Vec<Submission<'_>> = chunk
             .iter()
@@ -34,16 +49,7 @@ fn submit_all(engine: &mut Engine, events: &[(deskwatch::event::TicketEvent, Vec
 
 #[test]
 fn restart_from_checkpoint_and_tail_equals_clean_replay() {
-    let events: Vec<_> = Simulator::new(Params {
-        tickets: 12_000,
-        seed: 4,
-        ..Params::default()
-    })
-    .map(|e| {
-        let raw = e.to_json();
-        (e, raw)
-    })
-    .collect();
+    let events = simulated(12_000, 4);
     let (first, second) = events.split_at(events.len() * 2 / 3);
     let dir = tempfile::tempdir().unwrap();
     {
@@ -74,16 +80,7 @@ fn restart_from_checkpoint_and_tail_equals_clean_replay() {
 
 #[test]
 fn a_damaged_checkpoint_is_skipped_and_the_log_replayed() {
-    let events: Vec<_> = Simulator::new(Params {
-        tickets: 500,
-        seed: 8,
-        ..Params::default()
-    })
-    .map(|e| {
-        let raw = e.to_json();
-        (e, raw)
-    })
-    .collect();
+    let events = simulated(500, 8);
     let dir = tempfile::tempdir().unwrap();
     let path = {
         let mut engine = Engine::open(dir.path()).unwrap();
