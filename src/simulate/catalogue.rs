@@ -1,6 +1,6 @@
 //! The simulated help desk's catalogue: common calls, and problems to inject as recurring bursts.
 //!
-//! Titles come in English and French with `{placeholders}` filled per ticket (host names, error
+//! Titles come in English and French with `{variables}` filled per ticket (host names, error
 //! codes, user names …), so text clustering has real variation to see through.
 
 /// One kind of call the desk gets.
