@@ -2,27 +2,21 @@
 //! CSV output in `tests/sql/*.csv`. Run with `DESKWATCH_BLESS=1` to rewrite the expectations
 //! after an intended change, and review the diff.
 
+mod common;
+
 use std::path::Path;
+
+use common::simulated;
 
 use deskwatch::engine::{Engine, Submission};
 use deskwatch::projection::Snapshot;
 use deskwatch::query::{OutputFormat, QueryEngine, render};
-use deskwatch::simulate::{Params, Simulator};
 
 #[tokio::test]
 async fn golden_queries() {
     let dir = tempfile::tempdir().unwrap();
     let mut engine = Engine::open(dir.path()).unwrap();
-    let events: Vec<_> = Simulator::new(Params {
-        tickets: 300,
-        seed: 21,
-        ..Params::default()
-    })
-    .map(|e| {
-        let raw = e.to_json();
-        (e, raw)
-    })
-    .collect();
+    let events = simulated(300, 21);
     let batch: Vec<Submission<'_>> = events
         .iter()
         .map(|(e, raw)| Submission {

@@ -1,11 +1,14 @@
 //! State is a function of the log: checkpoint + tail replay equals a clean replay.
 
+mod common;
+
+use common::simulated;
+
 use datafusion::arrow::compute::concat_batches;
 use deskwatch::engine::{Engine, Submission};
 use deskwatch::event::TicketEvent;
 use deskwatch::projection::Snapshot;
 use deskwatch::projection::tables::{EVENTS_SCHEMA, TICKETS_SCHEMA};
-use deskwatch::simulate::{Params, Simulator};
 
 fn tables(
     engine: &mut Engine,
@@ -18,20 +21,6 @@ fn tables(
         concat_batches(&TICKETS_SCHEMA, &s.tickets).unwrap(),
         concat_batches(&EVENTS_SCHEMA, &s.events).unwrap(),
     )
-}
-
-/// Simulated events with their JSON bytes.
-fn simulated(tickets: u64, seed: u64) -> Vec<(TicketEvent, Vec<u8>)> {
-    Simulator::new(Params {
-        tickets,
-        seed,
-        ..Params::default()
-    })
-    .map(|e| {
-        let raw = e.to_json();
-        (e, raw)
-    })
-    .collect()
 }
 
 fn submit_all(engine: &mut Engine, events: &[(TicketEvent, Vec<u8>)]) {

@@ -51,3 +51,17 @@ pub fn simulate(path: &Path, tickets: u64, seed: u64) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Simulated events with their JSON bytes.
+pub fn simulated(tickets: u64, seed: u64) -> Vec<(deskwatch::event::TicketEvent, Vec<u8>)> {
+    deskwatch::simulate::Simulator::new(deskwatch::simulate::Params {
+        tickets,
+        seed,
+        ..Default::default()
+    })
+    .map(|e| {
+        let raw = e.to_json();
+        (e, raw)
+    })
+    .collect()
+}
