@@ -43,7 +43,7 @@ pub struct Recovery {
 #[derive(Debug)]
 pub struct Submission<'a> {
     /// The parsed event.
-    pub event: TicketEvent,
+    pub event: &'a TicketEvent,
     /// Its JSON bytes as submitted.
     pub raw: &'a [u8],
 }
@@ -135,7 +135,7 @@ impl Engine {
         let mut records = Vec::with_capacity(batch.len());
         for s in batch {
             let offset = first + records.len() as u64;
-            let outcome = self.projection.apply(&s.event, offset);
+            let outcome = self.projection.apply(s.event, offset);
             if outcome == Outcome::Applied {
                 records.push(AppendRecord {
                     key: &s.event.ticket_id,

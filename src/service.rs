@@ -211,10 +211,7 @@ fn writer_loop(
         let submissions: Vec<Submission<'_>> = group
             .iter()
             .flat_map(|(items, _)| items.iter())
-            .map(|(event, raw)| Submission {
-                event: event.clone(),
-                raw,
-            })
+            .map(|(event, raw)| Submission { event, raw })
             .collect();
         let started = Instant::now();
         let result = engine.submit(&submissions);

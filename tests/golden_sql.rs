@@ -6,9 +6,9 @@ mod common;
 
 use std::path::Path;
 
-use common::simulated;
+use common::{simulated, submissions};
 
-use deskwatch::engine::{Engine, Submission};
+use deskwatch::engine::Engine;
 use deskwatch::projection::Snapshot;
 use deskwatch::query::{OutputFormat, QueryEngine, render};
 
@@ -17,14 +17,7 @@ async fn golden_queries() {
     let dir = tempfile::tempdir().unwrap();
     let mut engine = Engine::open(dir.path()).unwrap();
     let events = simulated(300, 21);
-    let batch: Vec<Submission<'_>> = events
-        .iter()
-        .map(|(e, raw)| Submission {
-            event: e.clone(),
-            raw,
-        })
-        .collect();
-    engine.submit(&batch).unwrap();
+    engine.submit(&submissions(&events)).unwrap();
     let query = QueryEngine::new().unwrap();
     query.publish(engine.snapshot(&Snapshot::default()));
 

@@ -2,10 +2,10 @@
 
 mod common;
 
-use common::simulated;
+use common::{simulated, submissions};
 
 use datafusion::arrow::compute::concat_batches;
-use deskwatch::engine::{Engine, Submission};
+use deskwatch::engine::Engine;
 use deskwatch::event::TicketEvent;
 use deskwatch::projection::Snapshot;
 use deskwatch::projection::tables::{EVENTS_SCHEMA, TICKETS_SCHEMA};
@@ -25,14 +25,7 @@ fn tables(
 
 fn submit_all(engine: &mut Engine, events: &[(TicketEvent, Vec<u8>)]) {
     for chunk in events.chunks(5000) {
-        let batch: Vec<Submission<'_>> = chunk
-            .iter()
-            .map(|(e, raw)| Submission {
-                event: e.clone(),
-                raw,
-            })
-            .collect();
-        engine.submit(&batch).unwrap();
+        engine.submit(&submissions(chunk)).unwrap();
     }
 }
 

@@ -87,10 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if pending.len() >= args.batch || (n == 0 && !pending.is_empty()) {
             let batch: Vec<Submission<'_>> = pending
                 .iter()
-                .map(|(_, event, raw)| Submission {
-                    event: event.clone(),
-                    raw,
-                })
+                .map(|(_, event, raw)| Submission { event, raw })
                 .collect();
             let outcomes = engine.submit(&batch)?;
             for ((line_no, _, _), outcome) in pending.iter().zip(outcomes) {

@@ -65,3 +65,13 @@ pub fn simulated(tickets: u64, seed: u64) -> Vec<(deskwatch::event::TicketEvent,
     })
     .collect()
 }
+
+/// Submissions borrowing `events`, for `Engine::submit`.
+pub fn submissions(
+    events: &[(deskwatch::event::TicketEvent, Vec<u8>)],
+) -> Vec<deskwatch::engine::Submission<'_>> {
+    events
+        .iter()
+        .map(|(event, raw)| deskwatch::engine::Submission { event, raw })
+        .collect()
+}
