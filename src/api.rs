@@ -25,7 +25,7 @@ use crate::config::{Config, Role, Token};
 use crate::event::parse_batch;
 use crate::projection::Outcome;
 use crate::query::to_json_rows;
-use crate::service::{Service, ServiceError};
+use crate::service::{Receipt, Service, ServiceError};
 
 /// Shared state of the handlers.
 #[derive(Debug, Clone)]
@@ -191,10 +191,20 @@ async fn post_events(
             }
         }
     }
-    let outcomes = state.service.submit(items).await?;
-    let (mut accepted, mut duplicates, mut rejected) = (0, 0, 0);
-    for (slot, outcome) in slots.into_iter().zip(outcomes) {
+    let receipts = state.service.submit(items).await?;
+    let (mut accepted, mut duplicates, mut rejected, mut appended) = (0, 0, 0, 0);
+    for (slot, receipt) in slots.into_iter().zip(receipts) {
         let r = &mut results[slot];
+        let outcome = match receipt {
+            Receipt::Decided(outcome) => outcome,
+            Receipt::Appended(at) => {
+                appended += 1;
+                r["outcome"] = json!("appended");
+                r["partition"] = json!(at.partition);
+                r["offset"] = json!(at.offset);
+                continue;
+            }
+        };
         match outcome {
             Outcome::Applied => {
                 accepted += 1;
@@ -213,9 +223,10 @@ async fn post_events(
             }
         }
     }
-    let invalid = results.len() - accepted - duplicates - rejected;
+    let invalid = results.len() - accepted - duplicates - rejected - appended;
     Ok(axum::Json(json!({
         "accepted": accepted,
+        "appended": appended,
         "duplicates": duplicates,
         "rejected": rejected + invalid,
         "results": results,

@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand under `cli/`.
 
 mod bench;
+mod bench_kafka;
 mod demo;
 mod export;
 mod ingest;

@@ -102,6 +102,57 @@ pub struct Auth {
     pub tokens: Vec<Token>,
 }
 
+/// Which event log the service uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogKind {
+    /// Segment files in `storage.data-dir/log` (one process, one machine).
+    Embedded,
+    /// An Apache Kafka topic shared by a consumer group.
+    Kafka,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Log {
+    /// `embedded` or `kafka`.
+    pub kind: LogKind,
+    /// Settings used when `kind = "kafka"`.
+    pub kafka: Kafka,
+}
+
+/// `[log.kafka]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Kafka {
+    /// Bootstrap brokers, `host:port[,host:port…]`.
+    pub brokers: String,
+    /// Topic of ticket events (key = ticket id).
+    pub topic: String,
+    /// Consumer group shared by the deskwatch instances that split the topic.
+    pub group: String,
+    /// Topic that receives records which could not be projected.
+    pub dead_letter_topic: String,
+    /// Create the topics at start-up when they do not exist.
+    pub create_topics: bool,
+    /// Partitions of a topic created by deskwatch.
+    pub partitions: u32,
+    /// Replication factor of a topic created by deskwatch.
+    pub replication_factor: u32,
+    /// `/readyz` fails while the summed lag of the owned partitions exceeds this many records.
+    pub ready_max_lag: u64,
+    /// How long a produced event may wait for the broker's acknowledgement.
+    pub delivery_timeout_ms: u64,
+    /// librdkafka properties passed through to every client (SASL, TLS, timeouts…). A value
+    /// `env:NAME` is read from the environment variable NAME.
+    pub properties: std::collections::BTreeMap<String, Secret>,
+    /// librdkafka properties for the consumer only (session.timeout.ms, fetch sizes…).
+    pub consumer_properties: std::collections::BTreeMap<String, Secret>,
+    /// librdkafka properties for the producers only (linger.ms, compression.type…).
+    pub producer_properties: std::collections::BTreeMap<String, Secret>,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -110,6 +161,8 @@ pub struct Config {
     pub server: Server,
     /// Storage.
     pub storage: Storage,
+    /// Event log.
+    pub log: Log,
     /// Authentication.
     pub auth: Auth,
 }
@@ -157,6 +210,56 @@ impl Config {
         }
         if self.storage.checkpoint_every_events == 0 {
             return invalid("storage.checkpoint-every-events", "must be at least 1");
+        }
+        let k = &self.log.kafka;
+        if self.log.kind == LogKind::Kafka {
+            if k.brokers.trim().is_empty() {
+                return invalid("log.kafka.brokers", "must name at least one broker");
+            }
+            for (key, value) in [
+                ("log.kafka.topic", &k.topic),
+                ("log.kafka.group", &k.group),
+                ("log.kafka.dead-letter-topic", &k.dead_letter_topic),
+            ] {
+                if value.is_empty()
+                    || value.len() > 249
+                    || !value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                {
+                    return invalid(key, "must be 1-249 characters of [a-zA-Z0-9._-]");
+                }
+            }
+            if k.topic == k.dead_letter_topic {
+                return invalid(
+                    "log.kafka.dead-letter-topic",
+                    "must differ from log.kafka.topic",
+                );
+            }
+            if k.partitions == 0 {
+                return invalid("log.kafka.partitions", "must be at least 1");
+            }
+            if k.replication_factor == 0 {
+                return invalid("log.kafka.replication-factor", "must be at least 1");
+            }
+            if k.delivery_timeout_ms < 1000 {
+                return invalid("log.kafka.delivery-timeout-ms", "must be at least 1000");
+            }
+            for (name, value) in k
+                .properties
+                .iter()
+                .chain(&k.consumer_properties)
+                .chain(&k.producer_properties)
+            {
+                if let Some(var) = value.expose().strip_prefix("env:")
+                    && std::env::var(var).is_err()
+                {
+                    return invalid(
+                        &format!("log.kafka.properties.\"{name}\""),
+                        &format!("reads environment variable {var}, which is not set"),
+                    );
+                }
+            }
         }
         for (i, t) in self.auth.tokens.iter().enumerate() {
             if t.token.expose().len() < 16 {

@@ -84,7 +84,7 @@ impl Engine {
             truncated_bytes: self.log.truncated_bytes(),
             ..Recovery::default()
         };
-        match self.checkpoints.load_newest(&self.log.end())? {
+        match self.checkpoints.load_newest(&self.log.end()?)? {
             Some(loaded) => {
                 self.projection = loaded.projection;
                 self.position = loaded.position;
@@ -130,7 +130,7 @@ impl Engine {
     /// order. On a log failure the in-memory state is rebuilt from disk and the error returned:
     /// none of the batch is then applied.
     pub fn submit(&mut self, batch: &[Submission<'_>]) -> Result<Vec<Outcome>, EngineError> {
-        let first = self.log.end().next_offset(0);
+        let first = self.log.next_offset();
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut records = Vec::with_capacity(batch.len());
         for s in batch {
@@ -148,8 +148,10 @@ impl Engine {
             return Ok(outcomes);
         }
         match self.log.append(&records) {
-            Ok(first) => {
-                self.position.advance(0, first + records.len() as u64 - 1);
+            Ok(placements) => {
+                if let Some(last) = placements.last() {
+                    self.position.advance(last.partition, last.offset);
+                }
                 self.events_since_checkpoint += records.len() as u64;
                 Ok(outcomes)
             }

@@ -2,9 +2,11 @@
 //!
 //! This module owns the [`EventLog`] trait that the engine appends to and replays from, and the
 //! position type stored in checkpoints. It does not parse events: a record is bytes.
-//! Implementations: [`embedded::EmbeddedLog`] (segment files on local disk, the default).
+//! Implementations: [`embedded::EmbeddedLog`] (segment files on local disk, the default) and
+//! [`kafka::KafkaLog`] (a partitioned Kafka topic).
 
 pub mod embedded;
+pub mod kafka;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -66,6 +68,9 @@ pub enum LogError {
         /// Next offset to be written.
         end: u64,
     },
+    /// The Kafka broker failed or did not acknowledge.
+    #[error(transparent)]
+    Kafka(#[from] crate::kafka::KafkaLogError),
     /// A record is larger than the log accepts.
     #[error("a record of {size} bytes exceeds the {max}-byte limit")]
     RecordTooLarge {
@@ -83,6 +88,15 @@ pub struct AppendRecord<'a> {
     pub key: &'a str,
     /// The event bytes.
     pub payload: &'a [u8],
+}
+
+/// Where an appended record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Placement {
+    /// Partition (always 0 for the embedded log).
+    pub partition: u32,
+    /// Offset within the partition.
+    pub offset: u64,
 }
 
 /// One record read back.
@@ -122,11 +136,12 @@ impl LogPosition {
 ///
 /// `append` returns only once the records are durable. Readers see only durable records.
 pub trait EventLog: Send + std::fmt::Debug {
-    /// Appends `records` durably, in order; returns the offset of the first one.
-    fn append(&mut self, records: &[AppendRecord<'_>]) -> Result<u64, LogError>;
+    /// Appends `records` durably, keeping the order of records with the same key; returns where
+    /// each one landed, in input order.
+    fn append(&mut self, records: &[AppendRecord<'_>]) -> Result<Vec<Placement>, LogError>;
 
     /// The next offset to be written, per partition.
-    fn end(&self) -> LogPosition;
+    fn end(&self) -> Result<LogPosition, LogError>;
 
     /// A reader over the durable records from `from` on.
     fn reader(&self, from: &LogPosition) -> Result<Box<dyn LogReader>, LogError>;

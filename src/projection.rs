@@ -401,6 +401,21 @@ pub struct Snapshot {
     pub counters: Counters,
 }
 
+impl Snapshot {
+    /// One snapshot of several disjoint projections (the partitions of a Kafka topic).
+    pub fn merge<'a>(parts: impl IntoIterator<Item = &'a Snapshot>) -> Snapshot {
+        let mut merged = Snapshot::default();
+        for part in parts {
+            merged.tickets.extend(part.tickets.iter().cloned());
+            merged.events.extend(part.events.iter().cloned());
+            merged.counters.applied += part.counters.applied;
+            merged.counters.duplicates += part.counters.duplicates;
+            merged.counters.rejected += part.counters.rejected;
+        }
+        merged
+    }
+}
+
 impl Projection {
     /// A snapshot of the current state, re-using the unchanged ticket blocks of `previous`.
     pub fn snapshot(&mut self, previous: &Snapshot) -> Snapshot {

@@ -1,9 +1,13 @@
-//! The running service: the engine on its own writer thread, a channel of submissions, and the
-//! published snapshots that queries read.
+//! The running service: the event log, the projection that follows it, and the published
+//! snapshots that queries read. Two backends, chosen by `[log] kind`:
 //!
-//! The writer takes every submission waiting in the channel, decides and appends them with one
-//! durable write (group commit), publishes a new snapshot, then answers each submitter. It also
-//! checkpoints on a schedule and once more at shutdown.
+//! - **embedded**: the engine on its own writer thread. The writer takes every submission
+//!   waiting in the channel, decides and appends them with one durable write (group commit),
+//!   publishes a new snapshot, then answers each submitter. It checkpoints on a schedule and
+//!   once more at shutdown.
+//! - **kafka**: submissions are produced to the topic and answered once the broker acknowledged
+//!   them; a consumer-group member ([`crate::kafka::consumer`]) projects the partitions this
+//!   instance owns, whoever produced the records.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,9 +17,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::oneshot;
 
-use crate::config::Storage;
+use crate::config::{Config, LogKind, Storage};
 use crate::engine::{Engine, EngineError, Submission};
 use crate::event::TicketEvent;
+use crate::kafka::consumer::ProjectorHandle;
+use crate::kafka::{EventProducer, KafkaLogError};
+use crate::log::{AppendRecord, Placement};
 use crate::projection::Outcome;
 use crate::query::{QueryEngine, QueryError};
 use crate::telemetry::Metrics;
@@ -44,6 +51,18 @@ pub enum ServiceError {
     /// The writer thread could not be started.
     #[error("cannot start the writer thread: {0}")]
     Thread(std::io::Error),
+    /// The Kafka clients could not be created.
+    #[error(transparent)]
+    Kafka(#[from] KafkaLogError),
+}
+
+/// What became of a submitted event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Receipt {
+    /// Decided by the projection and, when applied, durable in the embedded log.
+    Decided(Outcome),
+    /// Acknowledged by Kafka; the instance owning the partition decides it.
+    Appended(Placement),
 }
 
 /// One event to submit, with its JSON bytes.
@@ -57,21 +76,68 @@ enum Command {
     Shutdown,
 }
 
-/// Handle to the running writer and the query engine.
+/// Handle to the running backend and the query engine.
 #[derive(Debug)]
 pub struct Service {
-    tx: SyncSender<Command>,
+    backend: Backend,
     /// SQL over the published snapshots.
     pub query: QueryEngine,
     /// Metrics.
     pub metrics: Metrics,
-    ready: Arc<AtomicBool>,
-    writer: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Embedded {
+        tx: SyncSender<Command>,
+        ready: Arc<AtomicBool>,
+        writer: std::sync::Mutex<Option<JoinHandle<()>>>,
+    },
+    Kafka {
+        producer: EventProducer,
+        projector: ProjectorHandle,
+    },
 }
 
 impl Service {
+    /// Starts the backend `config.log.kind` names.
+    pub fn start(config: &Config, metrics: Metrics) -> Result<Service, ServiceError> {
+        match config.log.kind {
+            LogKind::Embedded => Service::start_embedded(&config.storage, metrics),
+            LogKind::Kafka => Service::start_kafka(config, metrics),
+        }
+    }
+
+    /// Joins the consumer group of `config.log.kafka`. Does not wait for the broker: while it is
+    /// down the service is alive (`/healthz`) but not ready.
+    pub fn start_kafka(config: &Config, metrics: Metrics) -> Result<Service, ServiceError> {
+        let settings = &config.log.kafka;
+        if settings.create_topics
+            && let Err(e) = futures_executor::block_on(crate::kafka::ensure_topics(settings))
+        {
+            tracing::warn!(error = %e, "cannot make sure the topics exist; continuing");
+        }
+        let query = QueryEngine::new()?;
+        let producer = EventProducer::new(settings)?;
+        let projector = crate::kafka::consumer::start(
+            settings,
+            &config.storage,
+            query.clone(),
+            metrics.clone(),
+        )?;
+        tracing::info!(brokers = %settings.brokers, topic = %settings.topic, group = %settings.group, "joined the Kafka consumer group");
+        Ok(Service {
+            backend: Backend::Kafka {
+                producer,
+                projector,
+            },
+            query,
+            metrics,
+        })
+    }
+
     /// Opens the data directory (recovering from checkpoint and log) and starts the writer.
-    pub fn start(storage: &Storage, metrics: Metrics) -> Result<Service, ServiceError> {
+    pub fn start_embedded(storage: &Storage, metrics: Metrics) -> Result<Service, ServiceError> {
         let mut engine = Engine::open(&storage.data_dir)?;
         let query = QueryEngine::new()?;
         let snapshot = engine.snapshot(&query.current());
@@ -90,43 +156,86 @@ impl Service {
             .spawn(move || writer_loop(engine, rx, q, m, r, s))
             .map_err(ServiceError::Thread)?;
         Ok(Service {
-            tx,
+            backend: Backend::Embedded {
+                tx,
+                ready,
+                writer: std::sync::Mutex::new(Some(writer)),
+            },
             query,
             metrics,
-            ready,
-            writer: std::sync::Mutex::new(Some(writer)),
         })
     }
 
-    /// True while the writer runs and the projection is caught up with the log.
+    /// Embedded: while the writer runs. Kafka: once the owned partitions are loaded and the
+    /// lag is under `log.kafka.ready-max-lag`.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        match &self.backend {
+            Backend::Embedded { ready, .. } => ready.load(Ordering::Relaxed),
+            Backend::Kafka { projector, .. } => projector.is_ready(),
+        }
     }
 
-    /// Submits events; resolves once they are durable and visible to queries.
-    pub async fn submit(&self, items: Vec<Item>) -> Result<Vec<Outcome>, ServiceError> {
+    /// Submits events. Embedded: resolves once they are durable and visible to queries, with
+    /// the projection's decision. Kafka: resolves once the broker acknowledged every one.
+    pub async fn submit(&self, items: Vec<Item>) -> Result<Vec<Receipt>, ServiceError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
+        let tx = match &self.backend {
+            Backend::Embedded { tx, .. } => tx,
+            Backend::Kafka { producer, .. } => {
+                let records: Vec<AppendRecord<'_>> = items
+                    .iter()
+                    .map(|(event, raw)| AppendRecord {
+                        key: &event.ticket_id,
+                        payload: raw,
+                    })
+                    .collect();
+                let started = Instant::now();
+                let placements = producer
+                    .append(&records)
+                    .await
+                    .map_err(|e| ServiceError::Durability(e.to_string()))?;
+                self.metrics
+                    .log_append_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                self.metrics.log_appends.inc();
+                self.metrics
+                    .log_appended_events
+                    .inc_by(placements.len() as u64);
+                return Ok(placements.into_iter().map(Receipt::Appended).collect());
+            }
+        };
         let (reply, answer) = oneshot::channel();
-        match self.tx.try_send(Command::Submit { items, reply }) {
+        match tx.try_send(Command::Submit { items, reply }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(ServiceError::Busy),
             Err(TrySendError::Disconnected(_)) => return Err(ServiceError::Stopped),
         }
         match answer.await {
-            Ok(Ok(outcomes)) => Ok(outcomes),
+            Ok(Ok(outcomes)) => Ok(outcomes.into_iter().map(Receipt::Decided).collect()),
             Ok(Err(e)) => Err(ServiceError::Durability(e)),
             Err(_) => Err(ServiceError::Stopped),
         }
     }
 
-    /// Stops the writer after a final checkpoint.
+    /// Stops after a final checkpoint (Kafka: and leaves the consumer group).
     pub fn shutdown(&self) {
-        let _ = self.tx.send(Command::Shutdown);
-        let handle = self.writer.lock().ok().and_then(|mut w| w.take());
-        if let Some(h) = handle {
-            let _ = h.join();
+        match &self.backend {
+            Backend::Embedded { tx, writer, .. } => {
+                let _ = tx.send(Command::Shutdown);
+                let handle = writer.lock().ok().and_then(|mut w| w.take());
+                if let Some(h) = handle {
+                    let _ = h.join();
+                }
+            }
+            Backend::Kafka {
+                producer,
+                projector,
+            } => {
+                let _ = producer.flush(Duration::from_secs(10));
+                projector.shutdown();
+            }
         }
     }
 }
@@ -234,6 +343,7 @@ fn writer_loop(
                         }
                     }
                 }
+                metrics.log_appended_events.inc_by(applied);
                 let c = &metrics.ingest_events;
                 c.with_label_values(&["applied"]).inc_by(applied);
                 c.with_label_values(&["duplicate"]).inc_by(dup);

@@ -4,14 +4,16 @@
 //! counters, bounded label values (never a ticket id).
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// Label name of an ingest outcome.
 pub const LABEL_OUTCOME: &str = "outcome";
 /// Label name of a rejection reason.
 pub const LABEL_REASON: &str = "reason";
+/// Label name of a Kafka partition.
+pub const LABEL_PARTITION: &str = "partition";
 
 /// Starts structured logging to stderr; `RUST_LOG` filters (default `default_level`).
 pub fn init_logging(default_level: &str) {
@@ -20,6 +22,7 @@ pub fn init_logging(default_level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
@@ -33,7 +36,9 @@ pub struct Metrics {
     pub ingest_rejected: IntCounterVec,
     /// Durable log appends.
     pub log_appends: IntCounter,
-    /// Time of one durable append (write + fsync).
+    /// Events appended to the log.
+    pub log_appended_events: IntCounter,
+    /// Time of one durable append (write + fsync, or the broker's acknowledgement).
     pub log_append_seconds: Histogram,
     /// Next offset of the log.
     pub log_end_offset: IntGauge,
@@ -51,6 +56,20 @@ pub struct Metrics {
     pub checkpoint_last_success_timestamp_seconds: IntGauge,
     /// Failed checkpoint attempts.
     pub checkpoint_failures: IntCounter,
+    /// Kafka: records not yet projected, per owned partition.
+    pub kafka_lag: IntGaugeVec,
+    /// Kafka: records consumed, per partition (rate() gives records/s).
+    pub kafka_records: IntCounterVec,
+    /// Kafka: seconds since the state of each owned partition was last checkpointed.
+    pub kafka_checkpoint_age: GaugeVec,
+    /// Kafka: partitions this instance owns.
+    pub kafka_assigned_partitions: IntGauge,
+    /// Kafka: client errors by kind (broker down, transport…).
+    pub kafka_errors: IntCounterVec,
+    /// Records sent to the dead-letter topic, by reason.
+    pub dead_letters: IntCounterVec,
+    /// Dead letters the broker did not acknowledge (logged with their origin).
+    pub dead_letter_failures: IntCounter,
 }
 
 impl Metrics {
@@ -75,6 +94,10 @@ impl Metrics {
             log_appends: IntCounter::new(
                 "deskwatch_log_appends_total",
                 "Durable appends (one fsync each) to the event log.",
+            )?,
+            log_appended_events: IntCounter::new(
+                "deskwatch_log_appended_events_total",
+                "Events appended to the event log (acknowledged by the broker, for Kafka).",
             )?,
             log_append_seconds: Histogram::with_opts(
                 HistogramOpts::new(
@@ -109,12 +132,56 @@ impl Metrics {
                 "deskwatch_checkpoint_failures_total",
                 "Checkpoint attempts that failed.",
             )?,
+            kafka_lag: IntGaugeVec::new(
+                Opts::new(
+                    "deskwatch_kafka_consumer_lag_records",
+                    "Records in an owned partition not yet projected (high watermark minus position).",
+                ),
+                &[LABEL_PARTITION],
+            )?,
+            kafka_records: IntCounterVec::new(
+                Opts::new(
+                    "deskwatch_kafka_consumed_records_total",
+                    "Records consumed from the event topic, per partition.",
+                ),
+                &[LABEL_PARTITION],
+            )?,
+            kafka_checkpoint_age: GaugeVec::new(
+                Opts::new(
+                    "deskwatch_kafka_checkpoint_age_seconds",
+                    "Seconds since the state of an owned partition was last checkpointed.",
+                ),
+                &[LABEL_PARTITION],
+            )?,
+            kafka_assigned_partitions: IntGauge::new(
+                "deskwatch_kafka_assigned_partitions",
+                "Partitions of the event topic this instance owns.",
+            )?,
+            kafka_errors: IntCounterVec::new(
+                Opts::new(
+                    "deskwatch_kafka_errors_total",
+                    "Errors reported by the Kafka client, by kind.",
+                ),
+                &["kind"],
+            )?,
+            dead_letters: IntCounterVec::new(
+                Opts::new(
+                    "deskwatch_dead_letters_total",
+                    "Records sent to the dead-letter topic, by reason.",
+                ),
+                &[LABEL_REASON],
+            )?,
+            dead_letter_failures: IntCounter::new(
+                "deskwatch_dead_letter_failures_total",
+                "Dead letters the broker did not acknowledge.",
+            )?,
             registry,
         };
         let r = &m.registry;
         r.register(Box::new(m.ingest_events.clone()))?;
         r.register(Box::new(m.ingest_rejected.clone()))?;
         r.register(Box::new(m.log_appends.clone()))?;
+        r.register(Box::new(m.log_appended_events.clone()))?;
         r.register(Box::new(m.log_append_seconds.clone()))?;
         r.register(Box::new(m.log_end_offset.clone()))?;
         r.register(Box::new(m.log_size_bytes.clone()))?;
@@ -126,6 +193,13 @@ impl Metrics {
             m.checkpoint_last_success_timestamp_seconds.clone(),
         ))?;
         r.register(Box::new(m.checkpoint_failures.clone()))?;
+        r.register(Box::new(m.kafka_lag.clone()))?;
+        r.register(Box::new(m.kafka_records.clone()))?;
+        r.register(Box::new(m.kafka_checkpoint_age.clone()))?;
+        r.register(Box::new(m.kafka_assigned_partitions.clone()))?;
+        r.register(Box::new(m.kafka_errors.clone()))?;
+        r.register(Box::new(m.dead_letters.clone()))?;
+        r.register(Box::new(m.dead_letter_failures.clone()))?;
         for outcome in ["applied", "duplicate", "rejected", "invalid"] {
             m.ingest_events.with_label_values(&[outcome]);
         }

@@ -16,7 +16,7 @@ fn setup(tokens: Vec<Token>) -> (tempfile::TempDir, Router, Arc<Service>) {
     let mut config = Config::load(None).unwrap();
     config.storage.data_dir = dir.path().to_path_buf();
     config.server.body_limit_bytes = 64 * 1024;
-    let service = Arc::new(Service::start(&config.storage, Metrics::new().unwrap()).unwrap());
+    let service = Arc::new(Service::start(&config, Metrics::new().unwrap()).unwrap());
     let state = AppState {
         service: service.clone(),
         tokens: Arc::new(tokens),

@@ -33,6 +33,9 @@ pub struct Args {
     /// Scratch directory (default: a temporary directory, removed afterwards).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Benchmark Kafka on these brokers instead (creates topics `bench-*`).
+    #[arg(long, value_name = "BROKERS")]
+    kafka: Option<String>,
 }
 
 fn rss_kib(field: &str) -> u64 {
@@ -52,6 +55,10 @@ fn rate(n: u64, secs: f64) -> String {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(brokers) = &args.kafka {
+        super::bench_kafka::run(brokers, args.events, args.batch)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let tmp;
     let dir = match &args.dir {
         Some(d) => d.clone(),

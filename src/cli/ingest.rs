@@ -6,8 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use deskwatch::config::{Config, LogKind};
 use deskwatch::engine::{Engine, Submission};
 use deskwatch::event::TicketEvent;
+use deskwatch::log::kafka::KafkaLog;
+use deskwatch::log::{AppendRecord, EventLog};
 use deskwatch::projection::Outcome;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -29,6 +32,10 @@ pub struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// TOML configuration file; with `[log] kind = "kafka"` the events are produced to the
+    /// topic instead of the data directory (also set by DESKWATCH__LOG__KIND=kafka).
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Default, serde::Serialize)]
@@ -37,6 +44,14 @@ struct Summary {
     accepted: u64,
     duplicates: u64,
     rejected: u64,
+    /// Kafka: events the broker acknowledged (decided later by the projection).
+    appended: u64,
+}
+
+/// Where the events go.
+enum Sink {
+    Embedded(Box<Engine>),
+    Kafka(KafkaLog),
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -48,12 +63,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let size = f.metadata().map(|m| m.len()).unwrap_or(0);
         (Box::new(f), size)
     };
-    let mut engine = Engine::open(&args.data.data_dir).with_context(|| {
-        format!(
-            "cannot open data directory {}",
-            args.data.data_dir.display()
-        )
-    })?;
+    let config = Config::load(args.config.as_deref())?;
+    let mut sink = match config.log.kind {
+        LogKind::Embedded => Sink::Embedded(Box::new(
+            Engine::open(&args.data.data_dir).with_context(|| {
+                format!(
+                    "cannot open data directory {}",
+                    args.data.data_dir.display()
+                )
+            })?,
+        )),
+        LogKind::Kafka => {
+            let settings = &config.log.kafka;
+            if settings.create_topics {
+                let rt = super::runtime()?;
+                if let Err(e) = rt.block_on(deskwatch::kafka::ensure_topics(settings)) {
+                    eprintln!("warning: {e}");
+                }
+            }
+            Sink::Kafka(KafkaLog::open(settings)?)
+        }
+    };
     let bar = ProgressBar::new(size).with_style(
         ProgressStyle::with_template(
             "{spinner} ingest [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
@@ -85,6 +115,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         if pending.len() >= args.batch || (n == 0 && !pending.is_empty()) {
+            let engine = match &mut sink {
+                Sink::Embedded(engine) => engine,
+                Sink::Kafka(log) => {
+                    let records: Vec<AppendRecord<'_>> = pending
+                        .iter()
+                        .map(|(_, event, raw)| AppendRecord {
+                            key: &event.ticket_id,
+                            payload: raw,
+                        })
+                        .collect();
+                    summary.appended += log.append(&records)?.len() as u64;
+                    pending.clear();
+                    if n == 0 {
+                        break;
+                    }
+                    continue;
+                }
+            };
             let batch: Vec<Submission<'_>> = pending
                 .iter()
                 .map(|(_, event, raw)| Submission { event, raw })
@@ -116,12 +164,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             break;
         }
     }
-    if engine.events_since_checkpoint() > 0 {
+    if let Sink::Embedded(engine) = &mut sink
+        && engine.events_since_checkpoint() > 0
+    {
         engine.checkpoint()?;
     }
     bar.finish_and_clear();
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
+    } else if let Sink::Kafka(_) = sink {
+        println!(
+            "{} lines: {} appended to Kafka topic {}, {} rejected",
+            summary.lines, summary.appended, config.log.kafka.topic, summary.rejected
+        );
     } else {
         println!(
             "{} lines: {} accepted, {} duplicate, {} rejected",

@@ -49,8 +49,8 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let metrics = Metrics::new().context("cannot register metrics")?;
-    let storage = config.storage.clone();
-    let service = tokio::task::spawn_blocking(move || Service::start(&storage, metrics))
+    let c = config.clone();
+    let service = tokio::task::spawn_blocking(move || Service::start(&c, metrics))
         .await?
         .with_context(|| format!("cannot start on {}", config.storage.data_dir.display()))?;
     let service = Arc::new(service);

@@ -15,7 +15,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::{AppendRecord, EventLog, LogError, LogPosition, LogReader, Record};
+use super::{AppendRecord, EventLog, LogError, LogPosition, LogReader, Placement, Record};
 
 /// Segment magic and format version.
 const MAGIC: &[u8; 8] = b"DWLOG001";
@@ -148,10 +148,10 @@ impl EmbeddedLog {
 }
 
 impl EventLog for EmbeddedLog {
-    fn append(&mut self, records: &[AppendRecord<'_>]) -> Result<u64, LogError> {
+    fn append(&mut self, records: &[AppendRecord<'_>]) -> Result<Vec<Placement>, LogError> {
         let first = self.next_offset();
         if records.is_empty() {
-            return Ok(first);
+            return Ok(Vec::new());
         }
         if let Some(big) = records.iter().find(|r| r.payload.len() > MAX_RECORD_BYTES) {
             return Err(LogError::RecordTooLarge {
@@ -202,13 +202,18 @@ impl EventLog for EmbeddedLog {
             segment.records += now.len() as u64;
             rest = later;
         }
-        Ok(first)
+        Ok((first..first + records.len() as u64)
+            .map(|offset| Placement {
+                partition: 0,
+                offset,
+            })
+            .collect())
     }
 
-    fn end(&self) -> LogPosition {
+    fn end(&self) -> Result<LogPosition, LogError> {
         let mut p = LogPosition::default();
         p.0.insert(0, self.next_offset());
-        p
+        Ok(p)
     }
 
     fn reader(&self, from: &LogPosition) -> Result<Box<dyn LogReader>, LogError> {
@@ -478,7 +483,7 @@ mod tests {
                 payload: p.as_bytes(),
             })
             .collect();
-        log.append(&records).unwrap()
+        log.append(&records).unwrap()[0].offset
     }
 
     fn read_all(log: &EmbeddedLog, from: u64) -> Vec<(u64, String)> {

@@ -75,3 +75,151 @@ pub fn submissions(
         .map(|(event, raw)| deskwatch::engine::Submission { event, raw })
         .collect()
 }
+
+/// A plain HTTP/1.1 request to `addr` (127.0.0.1:port); returns the status and body.
+pub fn http(method: &str, addr: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(head, b)| {
+            if head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked")
+            {
+                dechunk(b)
+            } else {
+                b.to_owned()
+            }
+        })
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `check` every 200 ms until it returns `Some` or `seconds` pass.
+pub fn wait_for<T>(seconds: u64, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// A `deskwatch serve` child process, killed when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    pub addr: String,
+}
+
+impl Server {
+    /// Starts `deskwatch serve --config config` on a free port; waits for /healthz.
+    pub fn start(config: &Path, data_dir: &Path) -> Server {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.with_extension("log"))
+            .unwrap();
+        let child = deskwatch()
+            .env("RUST_LOG", "info")
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .args(["--data-dir", data_dir.to_str().unwrap(), "--listen", &addr])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("deskwatch serve starts");
+        let server = Server { child, addr };
+        wait_for(30, || server.get("/healthz").filter(|(s, _)| *s == 200))
+            .expect("the server answers /healthz within 30 s");
+        server
+    }
+
+    /// GET `path`; `None` when the server does not answer.
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        http("GET", &self.addr, path, "").ok()
+    }
+
+    /// POST `body` to `path`.
+    pub fn post(&self, path: &str, body: &str) -> (u16, String) {
+        http("POST", &self.addr, path, body).expect("the server answers")
+    }
+
+    /// Runs `sql` through /v1/query; returns the rows as JSON.
+    pub fn sql(&self, sql: &str) -> serde_json::Value {
+        let body = serde_json::json!({ "sql": sql }).to_string();
+        let (status, text) = self.post("/v1/query", &body);
+        assert_eq!(status, 200, "{sql}: {text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["rows"].clone()
+    }
+
+    /// `select count(*)` of `table`.
+    pub fn count(&self, table: &str) -> u64 {
+        self.sql(&format!("select count(*) as n from {table}"))[0]["n"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// True when /readyz answers 200.
+    pub fn ready(&self) -> bool {
+        self.get("/readyz").is_some_and(|(s, _)| s == 200)
+    }
+
+    /// Stops with SIGTERM (graceful) and waits.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = wait_for(30, || self.child.try_wait().ok().flatten());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

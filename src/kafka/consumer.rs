@@ -1,0 +1,698 @@
+//! The projector: a consumer-group member that projects the partitions of the event topic it
+//! owns, with exactly-once effect.
+//!
+//! Each owned partition has its own [`Projection`] and its own checkpoints
+//! (`<data-dir>/kafka/<topic>/partition-<n>/`). A checkpoint holds that partition's state and the
+//! next offset to read; it, not the group's committed offset, is the truth. On assignment the
+//! partition's newest checkpoint is loaded and the partition assigned at its offset (from the
+//! beginning when there is none); on revocation the state is checkpointed and dropped. A record
+//! is applied only when its offset is at or past the partition's position, so a restart, a
+//! rebalance or a redelivery never counts anything twice, and since the state is a function of
+//! the partition's records, nothing is lost either. Group offsets are committed after each
+//! checkpoint, so standard Kafka tools show the lag.
+//!
+//! A record that is not a valid event (class `parse`), or an event the ticket's state refuses
+//! (class `state`), goes to the dead-letter topic with its key, bytes and headers naming where it
+//! came from and why; the projection carries on. Dead letters are delivered before the
+//! checkpoint that passes them is written, so a crash can repeat a dead letter but never lose
+//! one.
+//!
+//! The snapshot published for queries is the merge of the owned partitions' snapshots: an
+//! instance answers for the tickets it owns, and Prometheus sums the instances.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::FutureExt;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Message};
+
+use super::{
+    EventProducer, HEADER_ERROR_CLASS, HEADER_ERROR_MESSAGE, HEADER_ERROR_REASON, HEADER_OFFSET,
+    HEADER_PARTITION, HEADER_TOPIC, KafkaLogError, client_config,
+};
+use crate::checkpoint::Checkpoints;
+use crate::config;
+use crate::event::TicketEvent;
+use crate::log::LogPosition;
+use crate::projection::{Outcome, Projection, Snapshot};
+use crate::query::QueryEngine;
+use crate::telemetry::Metrics;
+
+/// Longest wait for the dead letters to be acknowledged before a checkpoint.
+const DEAD_LETTER_FLUSH: Duration = Duration::from_secs(30);
+/// Publish a new snapshot at least this often while records stream in.
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+
+/// The projection of one owned partition.
+struct PartitionState {
+    projection: Projection,
+    /// Next offset to apply.
+    next: u64,
+    checkpoints: Checkpoints,
+    /// Records applied since the last checkpoint.
+    since_checkpoint: u64,
+    /// When the state on disk was written (or the partition assigned, when it never was).
+    checkpointed_at: SystemTime,
+    /// Offset last committed to the group.
+    committed: u64,
+    snapshot: Arc<Snapshot>,
+    dirty: bool,
+}
+
+#[derive(Default)]
+struct Owned {
+    parts: BTreeMap<u32, PartitionState>,
+    /// Set by the first assignment (which may be empty when there are more instances than
+    /// partitions).
+    assigned: bool,
+}
+
+/// Shared by the polling thread and librdkafka's callbacks (which run inside `poll`).
+struct Projector {
+    topic: String,
+    dir: PathBuf,
+    owned: Mutex<Owned>,
+    dead_letters: EventProducer,
+    pending_dead_letters: Mutex<Vec<(DeliveryFuture, String)>>,
+    /// Last stable offset per partition, from librdkafka's statistics.
+    high_watermarks: Mutex<HashMap<u32, i64>>,
+    checkpoint_every: u64,
+    checkpoint_interval: Duration,
+    ready_max_lag: u64,
+    ready: Arc<AtomicBool>,
+    query: QueryEngine,
+    metrics: Metrics,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl ClientContext for Projector {
+    fn stats(&self, statistics: Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
+        let mut highs = lock(&self.high_watermarks);
+        for p in topic.partitions.values() {
+            if p.partition >= 0 {
+                let high = if p.ls_offset >= 0 {
+                    p.ls_offset
+                } else {
+                    p.hi_offset
+                };
+                if high >= 0 {
+                    highs.insert(p.partition as u32, high);
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let kind = match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::AllBrokersDown) => "all_brokers_down",
+            Some(RDKafkaErrorCode::BrokerTransportFailure) => "transport",
+            Some(RDKafkaErrorCode::Authentication) => "authentication",
+            _ => "other",
+        };
+        self.metrics.kafka_errors.with_label_values(&[kind]).inc();
+        tracing::warn!(%error, reason, "Kafka client error");
+    }
+}
+
+impl ConsumerContext for Projector {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.assign(consumer, tpl);
+                let result = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "cannot take the assigned partitions");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.revoke(consumer, tpl);
+                let result = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "cannot release the revoked partitions");
+                }
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance failed; releasing every partition");
+                let all = consumer.assignment().unwrap_or_default();
+                self.revoke(consumer, &all);
+                let _ = consumer.unassign();
+            }
+        }
+        self.publish();
+    }
+}
+
+impl Projector {
+    fn partition_dir(&self, partition: u32) -> PathBuf {
+        self.dir.join(format!("partition-{partition}"))
+    }
+
+    /// Loads each newly assigned partition and sets the offset to start from.
+    fn assign(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+        let partitions: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        let mut owned = lock(&self.owned);
+        owned.assigned = true;
+        for (topic, partition) in partitions {
+            if topic != self.topic || partition < 0 {
+                continue;
+            }
+            let p = partition as u32;
+            let next = owned
+                .parts
+                .entry(p)
+                .or_insert_with(|| self.load(consumer, p))
+                .next;
+            let offset = if next == 0 {
+                Offset::Beginning
+            } else {
+                Offset::Offset(next as i64)
+            };
+            if let Err(e) = tpl.set_partition_offset(&topic, partition, offset) {
+                tracing::error!(partition, error = %e, "cannot set the start offset");
+            }
+        }
+        self.metrics
+            .kafka_assigned_partitions
+            .set(owned.parts.len() as i64);
+    }
+
+    /// The partition's newest usable checkpoint, or an empty state.
+    fn load(&self, consumer: &BaseConsumer<Self>, p: u32) -> PartitionState {
+        let dir = self.partition_dir(p);
+        let checkpoints = Checkpoints::new(&dir);
+        // A checkpoint past the partition's end belongs to another incarnation of the topic.
+        let end = match consumer.fetch_watermarks(&self.topic, p as i32, Duration::from_secs(5)) {
+            Ok((_, high)) => high.max(0) as u64,
+            Err(e) => {
+                tracing::warn!(partition = p, error = %e, "cannot read the partition's end; trusting its checkpoint");
+                u64::MAX
+            }
+        };
+        let started = Instant::now();
+        let loaded = match checkpoints.load_newest(&LogPosition(BTreeMap::from([(p, end)]))) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                tracing::warn!(partition = p, error = %e, "cannot list checkpoints; rebuilding the partition from the topic");
+                None
+            }
+        };
+        let (projection, next, checkpointed_at) = match loaded {
+            Some(l) => {
+                let at = std::fs::metadata(&l.path)
+                    .and_then(|m| m.modified())
+                    .unwrap_or_else(|_| SystemTime::now());
+                (l.projection, l.position.next_offset(p), at)
+            }
+            None => {
+                // Chunk files without a checkpoint may be from another topic incarnation.
+                let _ = std::fs::remove_dir_all(dir.join("chunks"));
+                (Projection::new(), 0, SystemTime::now())
+            }
+        };
+        tracing::info!(
+            partition = p,
+            next_offset = next,
+            tickets = projection.ticket_count(),
+            seconds = started.elapsed().as_secs_f64(),
+            "partition assigned"
+        );
+        PartitionState {
+            projection,
+            next,
+            checkpoints,
+            since_checkpoint: 0,
+            checkpointed_at,
+            committed: next,
+            snapshot: Arc::new(Snapshot::default()),
+            dirty: true,
+        }
+    }
+
+    /// Checkpoints and drops each revoked partition.
+    fn revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let mut owned = lock(&self.owned);
+        let mut offsets = TopicPartitionList::new();
+        for e in tpl.elements() {
+            if e.topic() != self.topic || e.partition() < 0 {
+                continue;
+            }
+            let p = e.partition() as u32;
+            if let Some(mut state) = owned.parts.remove(&p) {
+                if state.since_checkpoint > 0 {
+                    self.checkpoint(p, &mut state);
+                }
+                if state.since_checkpoint == 0 && state.next > 0 {
+                    let _ = offsets.add_partition_offset(
+                        &self.topic,
+                        p as i32,
+                        Offset::Offset(state.next as i64),
+                    );
+                }
+                let label = p.to_string();
+                let _ = self.metrics.kafka_lag.remove_label_values(&[&label]);
+                let _ = self
+                    .metrics
+                    .kafka_checkpoint_age
+                    .remove_label_values(&[&label]);
+                tracing::info!(partition = p, next_offset = state.next, "partition revoked");
+            }
+        }
+        if offsets.count() > 0
+            && !consumer.assignment_lost()
+            && let Err(e) = consumer.commit(&offsets, CommitMode::Sync)
+        {
+            tracing::warn!(error = %e, "cannot commit the revoked partitions' offsets");
+        }
+        self.metrics
+            .kafka_assigned_partitions
+            .set(owned.parts.len() as i64);
+    }
+
+    /// Writes the partition's checkpoint once its dead letters are acknowledged.
+    fn checkpoint(&self, p: u32, state: &mut PartitionState) -> bool {
+        if !self.settle_dead_letters() {
+            self.metrics.checkpoint_failures.inc();
+            return false;
+        }
+        let position = LogPosition(BTreeMap::from([(p, state.next)]));
+        match state.checkpoints.write(&state.projection, &position) {
+            Ok(path) => {
+                state.since_checkpoint = 0;
+                state.checkpointed_at = SystemTime::now();
+                let now = state
+                    .checkpointed_at
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                self.metrics
+                    .checkpoint_last_success_timestamp_seconds
+                    .set(now as i64);
+                tracing::debug!(partition = p, path = %path.display(), "checkpoint written");
+                true
+            }
+            Err(e) => {
+                self.metrics.checkpoint_failures.inc();
+                tracing::error!(partition = p, error = %e, "checkpoint failed; the topic still has every event");
+                false
+            }
+        }
+    }
+
+    /// Waits for every dead letter sent so far; false if the broker did not take them in time.
+    fn settle_dead_letters(&self) -> bool {
+        let mut pending = lock(&self.pending_dead_letters);
+        if pending.is_empty() {
+            return true;
+        }
+        if let Err(e) = self.dead_letters.flush(DEAD_LETTER_FLUSH) {
+            tracing::warn!(error = %e, "dead letters not yet acknowledged; checkpoint postponed");
+            return false;
+        }
+        for (delivery, origin) in pending.drain(..) {
+            // After a successful flush every delivery report has arrived.
+            if !matches!(delivery.now_or_never(), Some(Ok(Ok(_)))) {
+                self.metrics.dead_letter_failures.inc();
+                tracing::error!(%origin, "dead letter was not delivered; re-drive it from the origin");
+            }
+        }
+        true
+    }
+
+    /// Applies one record of an owned partition.
+    fn handle(&self, consumer: &BaseConsumer<Self>, msg: &BorrowedMessage<'_>) {
+        if msg.topic() != self.topic || msg.partition() < 0 || msg.offset() < 0 {
+            return;
+        }
+        let p = msg.partition() as u32;
+        let offset = msg.offset() as u64;
+        let mut owned = lock(&self.owned);
+        let Some(state) = owned.parts.get_mut(&p) else {
+            return; // revoked meanwhile
+        };
+        if offset < state.next {
+            return; // already in the state (redelivered after a seek or a rebalance)
+        }
+        let payload = msg.payload().unwrap_or_default();
+        match TicketEvent::from_json(payload) {
+            Ok(event) => match state.projection.apply(&event, offset) {
+                Outcome::Applied => self.count("applied"),
+                Outcome::Duplicate => self.count("duplicate"),
+                Outcome::Rejected(r) => {
+                    self.count("rejected");
+                    self.dead_letter(
+                        msg,
+                        "state",
+                        r.reason,
+                        &format!("{}: {}", r.field, r.message),
+                    );
+                }
+            },
+            Err(e) => {
+                self.count("invalid");
+                self.dead_letter(msg, "parse", e.reason, &e.to_string());
+            }
+        }
+        state.next = offset + 1;
+        state.since_checkpoint += 1;
+        state.dirty = true;
+        self.metrics
+            .kafka_records
+            .with_label_values(&[&p.to_string()])
+            .inc();
+        if state.since_checkpoint >= self.checkpoint_every && self.checkpoint(p, state) {
+            self.commit(consumer, p, state);
+        }
+    }
+
+    fn count(&self, outcome: &str) {
+        self.metrics
+            .ingest_events
+            .with_label_values(&[outcome])
+            .inc();
+    }
+
+    fn commit(&self, consumer: &BaseConsumer<Self>, p: u32, state: &mut PartitionState) {
+        if state.committed == state.next {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        if tpl
+            .add_partition_offset(&self.topic, p as i32, Offset::Offset(state.next as i64))
+            .is_ok()
+            && consumer.commit(&tpl, CommitMode::Async).is_ok()
+        {
+            state.committed = state.next;
+        }
+    }
+
+    /// Sends a record to the dead-letter topic with its origin and the reason.
+    fn dead_letter(&self, msg: &BorrowedMessage<'_>, class: &str, reason: &str, message: &str) {
+        self.metrics.dead_letters.with_label_values(&[reason]).inc();
+        self.metrics
+            .ingest_rejected
+            .with_label_values(&[reason])
+            .inc();
+        let partition = msg.partition().to_string();
+        let offset = msg.offset().to_string();
+        let origin = format!("{}/{}@{}", msg.topic(), partition, offset);
+        tracing::warn!(%origin, class, reason, message, "record dead-lettered");
+        let headers = OwnedHeaders::new_with_capacity(6)
+            .insert(Header {
+                key: HEADER_TOPIC,
+                value: Some(msg.topic()),
+            })
+            .insert(Header {
+                key: HEADER_PARTITION,
+                value: Some(&partition),
+            })
+            .insert(Header {
+                key: HEADER_OFFSET,
+                value: Some(&offset),
+            })
+            .insert(Header {
+                key: HEADER_ERROR_CLASS,
+                value: Some(class),
+            })
+            .insert(Header {
+                key: HEADER_ERROR_REASON,
+                value: Some(reason),
+            })
+            .insert(Header {
+                key: HEADER_ERROR_MESSAGE,
+                value: Some(message),
+            });
+        let payload = msg.payload().unwrap_or_default();
+        let mut record = FutureRecord::to(self.dead_letters.topic())
+            .payload(payload)
+            .headers(headers);
+        if let Some(key) = msg.key() {
+            record = record.key(key);
+        }
+        let producer = self.dead_letters.inner();
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    lock(&self.pending_dead_letters).push((delivery, origin));
+                    return;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => {
+                    self.metrics.dead_letter_failures.inc();
+                    tracing::error!(%origin, error = %e, "cannot send a dead letter; re-drive it from the origin");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Publishes the merge of the owned partitions' snapshots and updates the gauges.
+    fn publish(&self) {
+        let mut owned = lock(&self.owned);
+        let (mut tickets, mut events) = (0, 0);
+        for state in owned.parts.values_mut() {
+            if state.dirty {
+                state.snapshot = Arc::new(state.projection.snapshot(&state.snapshot));
+                state.dirty = false;
+            }
+            tickets += state.projection.ticket_count();
+            events += state.projection.event_count();
+        }
+        self.query.publish(Snapshot::merge(
+            owned.parts.values().map(|s| s.snapshot.as_ref()),
+        ));
+        self.metrics.tickets.set(tickets as i64);
+        self.metrics.events.set(events as i64);
+    }
+
+    /// Time-based checkpoints, group commits, lag, checkpoint age, readiness.
+    fn housekeeping(&self, consumer: &BaseConsumer<Self>) {
+        let highs = lock(&self.high_watermarks).clone();
+        let mut owned = lock(&self.owned);
+        let mut total_lag = 0u64;
+        let mut lag_known = true;
+        let mut position = 0u64;
+        let now = SystemTime::now();
+        let parts: Vec<u32> = owned.parts.keys().copied().collect();
+        for p in parts {
+            let Some(state) = owned.parts.get_mut(&p) else {
+                continue;
+            };
+            let age = now
+                .duration_since(state.checkpointed_at)
+                .unwrap_or_default();
+            if state.since_checkpoint > 0
+                && age >= self.checkpoint_interval
+                && self.checkpoint(p, state)
+            {
+                self.commit(consumer, p, state);
+            }
+            let label = p.to_string();
+            self.metrics
+                .kafka_checkpoint_age
+                .with_label_values(&[&label])
+                .set(
+                    now.duration_since(state.checkpointed_at)
+                        .unwrap_or_default()
+                        .as_secs_f64(),
+                );
+            position += state.next;
+            match highs.get(&p) {
+                Some(&high) => {
+                    let lag = (high.max(0) as u64).saturating_sub(state.next);
+                    total_lag += lag;
+                    self.metrics
+                        .kafka_lag
+                        .with_label_values(&[&label])
+                        .set(lag as i64);
+                }
+                None => lag_known = false,
+            }
+        }
+        self.metrics.projection_position.set(position as i64);
+        self.metrics.projection_lag_records.set(total_lag as i64);
+        let ready = owned.assigned && lag_known && total_lag <= self.ready_max_lag;
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Checkpoints every owned partition (at shutdown).
+    fn checkpoint_all(&self, consumer: &BaseConsumer<Self>) {
+        let mut owned = lock(&self.owned);
+        let parts: Vec<u32> = owned.parts.keys().copied().collect();
+        for p in parts {
+            if let Some(state) = owned.parts.get_mut(&p)
+                && state.since_checkpoint > 0
+                && self.checkpoint(p, state)
+            {
+                self.commit(consumer, p, state);
+            }
+        }
+    }
+}
+
+/// Handle to the running projector thread.
+#[derive(Debug)]
+pub struct ProjectorHandle {
+    stop: Arc<AtomicBool>,
+    ready: Arc<AtomicBool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl ProjectorHandle {
+    /// True once partitions are assigned and loaded and the lag is under the bound.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Checkpoints the owned partitions, leaves the group and stops.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = lock(&self.thread).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ProjectorHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Joins the consumer group and starts projecting on a thread of its own.
+pub fn start(
+    settings: &config::Kafka,
+    storage: &config::Storage,
+    query: QueryEngine,
+    metrics: Metrics,
+) -> Result<ProjectorHandle, KafkaLogError> {
+    let ready = Arc::new(AtomicBool::new(false));
+    let projector = Projector {
+        topic: settings.topic.clone(),
+        dir: storage.data_dir.join("kafka").join(&settings.topic),
+        owned: Mutex::new(Owned::default()),
+        dead_letters: EventProducer::to_topic(settings, &settings.dead_letter_topic)?,
+        pending_dead_letters: Mutex::new(Vec::new()),
+        high_watermarks: Mutex::new(HashMap::new()),
+        checkpoint_every: storage.checkpoint_every_events,
+        checkpoint_interval: Duration::from_secs(storage.checkpoint_interval_seconds),
+        ready_max_lag: settings.ready_max_lag,
+        ready: ready.clone(),
+        query,
+        metrics,
+    };
+    let mut config = client_config(settings);
+    config
+        .set("group.id", &settings.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("statistics.interval.ms", "1000")
+        .set("isolation.level", "read_committed");
+    for (key, value) in settings
+        .properties
+        .iter()
+        .chain(&settings.consumer_properties)
+    {
+        if key != "group.id" && key != "enable.auto.commit" {
+            config.set(key, super::resolve(value));
+        }
+    }
+    let consumer: BaseConsumer<Projector> = config
+        .create_with_context(projector)
+        .map_err(KafkaLogError::Client)?;
+    consumer
+        .subscribe(&[&settings.topic])
+        .map_err(KafkaLogError::Client)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("deskwatch-projector".into())
+        .spawn(move || run(consumer, s))
+        .map_err(|e| KafkaLogError::Client(KafkaError::Subscription(e.to_string())))?;
+    Ok(ProjectorHandle {
+        stop,
+        ready,
+        thread: Mutex::new(Some(thread)),
+    })
+}
+
+fn run(consumer: BaseConsumer<Projector>, stop: Arc<AtomicBool>) {
+    let ctx = consumer.context().clone();
+    let mut unpublished = false;
+    let mut last_publish = Instant::now();
+    let mut last_housekeeping = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let idle = match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(msg)) => {
+                ctx.handle(&consumer, &msg);
+                unpublished = true;
+                false
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "consumer error");
+                true
+            }
+            None => true,
+        };
+        if unpublished && (idle || last_publish.elapsed() >= PUBLISH_EVERY) {
+            ctx.publish();
+            unpublished = false;
+            last_publish = Instant::now();
+        }
+        if last_housekeeping.elapsed() >= Duration::from_secs(1) {
+            ctx.housekeeping(&consumer);
+            last_housekeeping = Instant::now();
+        }
+    }
+    ctx.publish();
+    ctx.checkpoint_all(&consumer);
+    ctx.ready.store(false, Ordering::Relaxed);
+    // Leaving the group hands the partitions over at once (the revoke callback checkpoints).
+    consumer.unsubscribe();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && consumer.assignment().is_ok_and(|a| a.count() > 0) {
+        let _ = consumer.poll(Duration::from_millis(50));
+    }
+    tracing::info!("projector stopped");
+}

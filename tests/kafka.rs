@@ -1,0 +1,564 @@
+//! Kafka as the event log, against a real Kafka-protocol broker (tansu 0.6.0, started here on
+//! 127.0.0.1 with a free port): identical results to the embedded log, two instances splitting
+//! the partitions and taking over, kill -9 while producing, dead letters with their headers,
+//! a broker restart, and `POST /v1/events` acknowledged by the broker.
+//!
+//! `scripts/test.sh` installs tansu and sets DESKWATCH_TANSU; without it these tests are
+//! skipped with a message, unless DESKWATCH_REQUIRE_KAFKA=1 (CI), where they fail.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Server, free_port, run, simulate, wait_for};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use serde_json::Value;
+
+/// The tansu binary, or `None` (skip) when it is not installed and not required.
+fn tansu() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("DESKWATCH_TANSU").map(PathBuf::from),
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/deskwatch/tools/bin/tansu")),
+    ];
+    let found = candidates.into_iter().flatten().find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var("DESKWATCH_REQUIRE_KAFKA").as_deref() != Ok("1"),
+            "tansu is required (DESKWATCH_REQUIRE_KAFKA=1) but not installed; run scripts/test.sh"
+        );
+        eprintln!("skipping: tansu is not installed (run scripts/test.sh to install it)");
+    }
+    found
+}
+
+/// A tansu broker on 127.0.0.1, killed when dropped.
+struct Broker {
+    child: Child,
+    port: u16,
+    storage: String,
+    binary: PathBuf,
+    /// tansu resolves `sqlite://` paths against its working directory.
+    cwd: PathBuf,
+}
+
+impl Broker {
+    fn start(binary: &Path, storage: &str, cwd: &Path) -> Broker {
+        let port = free_port();
+        let child = spawn_tansu(binary, port, storage, cwd);
+        let broker = Broker {
+            child,
+            port,
+            storage: storage.to_owned(),
+            binary: binary.to_path_buf(),
+            cwd: cwd.to_path_buf(),
+        };
+        broker.wait_listening();
+        broker
+    }
+
+    fn wait_listening(&self) {
+        let addr = self.addr();
+        wait_for(20, || std::net::TcpStream::connect(&addr).ok())
+            .expect("tansu listens within 20 s");
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        self.child = spawn_tansu(&self.binary, self.port, &self.storage, &self.cwd);
+        self.wait_listening();
+    }
+}
+
+fn spawn_tansu(binary: &Path, port: u16, storage: &str, cwd: &Path) -> Child {
+    let url = format!("tcp://127.0.0.1:{port}");
+    Command::new(binary)
+        .current_dir(cwd)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", storage])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tansu starts")
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A deskwatch config for `broker`, with quick failure detection for the tests.
+fn kafka_config(dir: &Path, broker: &Broker, topic: &str, group: &str) -> PathBuf {
+    let path = dir.join(format!("{group}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"[storage]
+checkpoint-interval-seconds = 2
+checkpoint-every-events = 5000
+[log]
+kind = "kafka"
+[log.kafka]
+brokers = "{}"
+topic = "{topic}"
+group = "{group}"
+dead-letter-topic = "{topic}.dead-letters"
+partitions = 8
+ready-max-lag = 0
+[log.kafka.properties]
+"topic.metadata.refresh.interval.ms" = "1000"
+"reconnect.backoff.max.ms" = "1000"
+[log.kafka.consumer-properties]
+"session.timeout.ms" = "6000"
+"heartbeat.interval.ms" = "500"
+"#,
+            broker.addr()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn ingest_kafka(config: &Path, file: &Path) {
+    let out = run(&[
+        "ingest",
+        "--config",
+        config.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "ingest to Kafka failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn lines(file: &Path) -> u64 {
+    std::fs::read_to_string(file).unwrap().lines().count() as u64
+}
+
+/// Waits until `server` is ready and has projected `events` events.
+fn wait_projected(server: &Server, events: u64, seconds: u64) {
+    let reached = wait_for(seconds, || {
+        (server.ready() && server.count("ticket_events") == events).then_some(())
+    });
+    assert!(
+        reached.is_some(),
+        "projected {} of {events} events within {seconds} s (ready: {})",
+        server.count("ticket_events"),
+        server.ready()
+    );
+}
+
+/// Queries whose answers must not depend on the log (no offsets).
+const QUERIES: &[&str] = &[
+    "select * from tickets order by ticket_id",
+    "select event_type, count(*) n, count(distinct ticket_id) t from ticket_events group by event_type order by event_type",
+    "select priority, status, count(*) n, sum(reopen_count) r from tickets group by priority, status order by priority, status",
+    "select assignment_group, count(*) n from tickets group by assignment_group order by assignment_group",
+    "select event_id, ticket_id, occurred_at, actor_id, status_after, minutes from ticket_events order by event_id",
+];
+
+fn answers(server: &Server) -> Vec<Value> {
+    QUERIES.iter().map(|q| server.sql(q)).collect()
+}
+
+#[test]
+fn kafka_and_embedded_logs_give_identical_results() {
+    let Some(tansu) = tansu() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&tansu, "memory://tansu/", dir.path());
+    let file = dir.path().join("events.ndjson");
+    simulate(&file, 12_500, 11);
+    let n = lines(&file);
+    assert!(n >= 100_000, "only {n} events");
+
+    let config = kafka_config(dir.path(), &broker, "same-stream", "g-same");
+    ingest_kafka(&config, &file);
+    let via_kafka = Server::start(&config, &dir.path().join("kafka-data"));
+    wait_projected(&via_kafka, n, 300);
+    // Every partition got a share of the stream.
+    let metrics = via_kafka.get("/metrics").unwrap().1;
+    let busy = metrics
+        .lines()
+        .filter(|l| l.starts_with("deskwatch_kafka_consumed_records_total{"))
+        .filter(|l| !l.ends_with(" 0"))
+        .count();
+    assert_eq!(busy, 8, "records spread over 8 partitions:\n{metrics}");
+
+    let embedded_dir = dir.path().join("embedded-data");
+    let out = run(&[
+        "ingest",
+        "--data-dir",
+        embedded_dir.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let embedded_config = dir.path().join("embedded.toml");
+    std::fs::write(&embedded_config, "[log]\nkind = \"embedded\"\n").unwrap();
+    let via_embedded = Server::start(&embedded_config, &embedded_dir);
+    let (a, b) = (answers(&via_kafka), answers(&via_embedded));
+    for ((q, a), b) in QUERIES.iter().zip(&a).zip(&b) {
+        assert!(a.as_array().is_some_and(|r| !r.is_empty()), "{q}: no rows");
+        assert!(a == b, "{q}: Kafka and embedded differ");
+    }
+}
+
+/// Ticket ids an instance holds.
+fn ticket_ids(server: &Server) -> Vec<String> {
+    server
+        .sql("select ticket_id from tickets")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["ticket_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn two_instances_split_the_partitions_and_one_takes_over() {
+    let Some(tansu) = tansu() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&tansu, "memory://tansu/", dir.path());
+    let file = dir.path().join("events.ndjson");
+    simulate(&file, 3_000, 5);
+    let config = kafka_config(dir.path(), &broker, "split", "g-split");
+    ingest_kafka(&config, &file);
+    let all: BTreeSet<String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["ticket_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+
+    let a = Server::start(&config, &dir.path().join("a"));
+    let b = Server::start(&config, &dir.path().join("b"));
+    let split = wait_for(120, || {
+        let (ia, ib) = (ticket_ids(&a), ticket_ids(&b));
+        (a.ready()
+            && b.ready()
+            && !ia.is_empty()
+            && !ib.is_empty()
+            && ia.len() + ib.len() == all.len())
+        .then_some((ia, ib))
+    });
+    let (ia, ib) = split.expect("both instances own partitions and together hold every ticket");
+    let union: BTreeSet<String> = ia.iter().chain(&ib).cloned().collect();
+    assert_eq!(union.len(), ia.len() + ib.len(), "a ticket is held twice");
+    assert_eq!(union, all);
+    // Prometheus sums the instances: the gauges add up to the whole.
+    let gauge = |s: &Server| -> u64 {
+        let m = s.get("/metrics").unwrap().1;
+        m.lines()
+            .find_map(|l| l.strip_prefix("deskwatch_projection_tickets "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(gauge(&a) + gauge(&b), all.len() as u64);
+
+    b.stop();
+    let taken = wait_for(120, || {
+        let ids = ticket_ids(&a);
+        (a.ready() && ids.len() == all.len()).then_some(ids)
+    });
+    let ids = taken.expect("the remaining instance takes over every partition");
+    let set: BTreeSet<String> = ids.iter().cloned().collect();
+    assert_eq!(
+        set.len(),
+        ids.len(),
+        "a ticket is held twice after the takeover"
+    );
+    assert_eq!(set, all);
+}
+
+/// The projection of an instance, for comparison: tickets row by row, event aggregates.
+fn fingerprint(server: &Server) -> (Value, Value) {
+    (
+        server.sql("select * from tickets order by ticket_id"),
+        server.sql("select event_type, count(*) n, count(distinct event_id) d, sum(minutes) m from ticket_events group by event_type order by event_type"),
+    )
+}
+
+#[test]
+fn kill_9_the_consumer_while_producing_loses_and_doubles_nothing() {
+    let Some(tansu) = tansu() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&tansu, "memory://tansu/", dir.path());
+    let file = dir.path().join("events.ndjson");
+    simulate(&file, 8_000, 21);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let all: Vec<&str> = text.lines().collect();
+    let config = kafka_config(dir.path(), &broker, "kill", "g-kill");
+    let data = dir.path().join("victim");
+
+    // Produce in eight parts while the consumer is killed and restarted at varying points.
+    let parts: Vec<PathBuf> = all
+        .chunks(all.len().div_ceil(8))
+        .enumerate()
+        .map(|(i, chunk)| {
+            let p = dir.path().join(format!("part-{i}.ndjson"));
+            std::fs::write(&p, chunk.join("\n") + "\n").unwrap();
+            p
+        })
+        .collect();
+    let assigned = |s: &Server| {
+        s.get("/metrics").is_some_and(|(_, m)| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("deskwatch_kafka_assigned_partitions "))
+                .is_some_and(|v| v != "0")
+        })
+    };
+    let mut victim = Server::start(&config, &data);
+    let pauses = [700u64, 1900, 300, 2600, 1200, 50, 1500, 900];
+    let mut kills = 0;
+    for (part, pause) in parts.iter().zip(pauses) {
+        // Once the (re)started consumer owns its partitions, produce and kill it mid-stream.
+        wait_for(60, || assigned(&victim).then_some(()))
+            .expect("the restarted consumer is assigned the partitions");
+        ingest_kafka(&config, part);
+        std::thread::sleep(Duration::from_millis(pause));
+        victim.child.kill().unwrap(); // SIGKILL
+        victim.child.wait().unwrap();
+        kills += 1;
+        victim = Server::start(&config, &data);
+    }
+    assert_eq!(kills, 8);
+    wait_projected(&victim, all.len() as u64, 300);
+    let survived = fingerprint(&victim);
+
+    let clean_config = kafka_config(dir.path(), &broker, "kill", "g-clean");
+    let clean = Server::start(&clean_config, &dir.path().join("clean"));
+    wait_projected(&clean, all.len() as u64, 300);
+    assert!(
+        survived == fingerprint(&clean),
+        "the killed consumer's projection differs from a clean run"
+    );
+    // The restarts resumed from checkpoints, not only from the start of the topic.
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    let resumed = log
+        .lines()
+        .filter(|l| l.contains("partition assigned") && !l.contains("next_offset=0 "))
+        .count();
+    assert!(resumed > 0, "no restart resumed from a checkpoint:\n{log}");
+    assert_eq!(victim.count("tickets"), 8_000);
+}
+
+fn raw_producer(broker: &Broker) -> ThreadedProducer<DefaultProducerContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap()
+}
+
+#[test]
+fn malformed_records_are_dead_lettered_with_their_origin() {
+    let Some(tansu) = tansu() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&tansu, "memory://tansu/", dir.path());
+    let file = dir.path().join("events.ndjson");
+    simulate(&file, 40, 3);
+    let good = std::fs::read_to_string(&file).unwrap();
+    let good: Vec<&str> = good.lines().collect();
+    let config = kafka_config(dir.path(), &broker, "dlq", "g-dlq");
+    // The first run creates the topics.
+    let server = Server::start(&config, &dir.path().join("data"));
+    wait_for(30, || server.ready().then_some(())).expect("ready on an empty topic");
+
+    let first = serde_json::from_str::<Value>(good[0]).unwrap();
+    let mut wrong_type = first.clone();
+    wrong_type["type"] = "teleported".into();
+    wrong_type["event_id"] = "bad-type-1".into();
+    let mut missing = first.clone();
+    missing.as_object_mut().unwrap().remove("occurred_at");
+    missing["event_id"] = "bad-schema-1".into();
+    let bad: Vec<(String, String, &str)> = vec![
+        ("INC-BAD-1".into(), "{not json".into(), "invalid_json"),
+        ("INC-BAD-2".into(), missing.to_string(), "missing_field"),
+        ("INC-BAD-3".into(), wrong_type.to_string(), "unknown_type"),
+    ];
+    let producer = raw_producer(&broker);
+    let (before, after) = good.split_at(good.len() / 2);
+    let send = |key: &str, payload: &str| {
+        producer
+            .send(BaseRecord::<str, str>::to("dlq").key(key).payload(payload))
+            .map_err(|(e, _)| e)
+            .unwrap();
+    };
+    let key_of = |line: &str| {
+        serde_json::from_str::<Value>(line).unwrap()["ticket_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    for line in before {
+        send(&key_of(line), line);
+    }
+    for (key, payload, _) in &bad {
+        send(key, payload);
+    }
+    for line in after {
+        send(&key_of(line), line);
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    wait_projected(&server, good.len() as u64, 60);
+    assert_eq!(server.count("tickets"), 40);
+
+    let metrics = server.get("/metrics").unwrap().1;
+    for (_, _, reason) in &bad {
+        let line = format!("deskwatch_dead_letters_total{{reason=\"{reason}\"}} 1");
+        assert!(metrics.contains(&line), "missing {line}:\n{metrics}");
+    }
+
+    // Read the dead-letter topic back.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .set("group.id", "dlq-reader")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..8 {
+        tpl.add_partition_offset("dlq.dead-letters", p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut letters: BTreeMap<String, (String, BTreeMap<String, String>)> = BTreeMap::new();
+    wait_for(30, || {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+            let payload = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+            let mut headers = BTreeMap::new();
+            if let Some(h) = m.headers() {
+                for header in h.iter() {
+                    headers.insert(
+                        header.key.to_owned(),
+                        String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned(),
+                    );
+                }
+            }
+            letters.insert(key, (payload, headers));
+        }
+        (letters.len() >= bad.len()).then_some(())
+    })
+    .expect("every malformed record reaches the dead-letter topic");
+    assert_eq!(
+        letters.len(),
+        bad.len(),
+        "only the malformed records: {letters:?}"
+    );
+    for (key, payload, reason) in &bad {
+        let (bytes, headers) = &letters[key];
+        assert_eq!(bytes, payload, "original bytes kept");
+        assert_eq!(headers["deskwatch.original.topic"], "dlq");
+        assert!(
+            headers["deskwatch.original.partition"]
+                .parse::<u32>()
+                .unwrap()
+                < 8
+        );
+        assert!(headers["deskwatch.original.offset"].parse::<u64>().is_ok());
+        assert_eq!(headers["deskwatch.error.class"], "parse");
+        assert_eq!(&headers["deskwatch.error.reason"], reason);
+        assert!(!headers["deskwatch.error.message"].is_empty());
+    }
+}
+
+#[test]
+fn the_consumer_recovers_from_a_broker_restart_by_itself() {
+    let Some(tansu) = tansu() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start(&tansu, "sqlite://tansu.db", dir.path());
+    let file = dir.path().join("events.ndjson");
+    simulate(&file, 1_000, 8);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let all: Vec<&str> = text.lines().collect();
+    let (one, two) = all.split_at(all.len() / 2);
+    let (f1, f2) = (dir.path().join("one.ndjson"), dir.path().join("two.ndjson"));
+    std::fs::write(&f1, one.join("\n") + "\n").unwrap();
+    std::fs::write(&f2, two.join("\n") + "\n").unwrap();
+    let config = kafka_config(dir.path(), &broker, "restart", "g-restart");
+    ingest_kafka(&config, &f1);
+    let server = Server::start(&config, &dir.path().join("data"));
+    wait_projected(&server, one.len() as u64, 60);
+
+    broker.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        server.get("/healthz").map(|(s, _)| s),
+        Some(200),
+        "alive while the broker is down"
+    );
+    assert_eq!(
+        server.count("ticket_events"),
+        one.len() as u64,
+        "queries still answer"
+    );
+    broker.restart();
+    ingest_kafka(&config, &f2);
+    wait_projected(&server, all.len() as u64, 120);
+    assert_eq!(server.count("tickets"), 1_000);
+}
+
+#[test]
+fn post_events_is_acknowledged_by_the_broker_and_projected() {
+    let Some(tansu) = tansu() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&tansu, "memory://tansu/", dir.path());
+    let file = dir.path().join("events.ndjson");
+    simulate(&file, 30, 4);
+    let body = std::fs::read_to_string(&file).unwrap();
+    let n = body.lines().count();
+    let config = kafka_config(dir.path(), &broker, "http", "g-http");
+    let server = Server::start(&config, &dir.path().join("data"));
+    let bad = "{\"event_id\": 1}\n";
+    let (status, text) = server.post("/v1/events", &format!("{body}{bad}"));
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["appended"], n);
+    assert_eq!(v["rejected"], 1, "the invalid line is refused before Kafka");
+    let first = &v["results"][0];
+    assert_eq!(first["outcome"], "appended");
+    assert!(first["partition"].as_u64().unwrap() < 8);
+    assert!(first["offset"].is_u64());
+    wait_projected(&server, n as u64, 60);
+    // The same events again: acknowledged, then ignored as duplicates by the projection.
+    let (status, _) = server.post("/v1/events", &body);
+    assert_eq!(status, 200);
+    let dups = wait_for(30, || {
+        let m = server.get("/metrics").unwrap().1;
+        m.lines()
+            .find_map(|l| l.strip_prefix("deskwatch_ingest_events_total{outcome=\"duplicate\"} "))
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|d| *d == n)
+    });
+    assert_eq!(dups, Some(n));
+    assert_eq!(server.count("ticket_events"), n as u64);
+}
