@@ -74,6 +74,14 @@ impl From<ServiceError> for ApiError {
                 "stopping",
                 "the service is shutting down",
             ),
+            ServiceError::Durability(detail) => {
+                tracing::error!(%detail, "events not made durable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not_durable",
+                    "the log did not confirm the events; retrying is safe: events already stored are recognised by event_id",
+                )
+            }
             other => {
                 tracing::error!(error = %other, "request failed");
                 ApiError::new(

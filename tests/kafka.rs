@@ -127,6 +127,7 @@ group = "{group}"
 dead-letter-topic = "{topic}.dead-letters"
 partitions = 8
 ready-max-lag = 0
+delivery-timeout-ms = 3000
 [log.kafka.properties]
 "topic.metadata.refresh.interval.ms" = "1000"
 "reconnect.backoff.max.ms" = "1000"
