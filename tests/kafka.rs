@@ -166,12 +166,15 @@ fn wait_projected(server: &Server, events: u64, seconds: u64) {
     let reached = wait_for(seconds, || {
         (server.ready() && server.count("ticket_events") == events).then_some(())
     });
-    assert!(
-        reached.is_some(),
-        "projected {} of {events} events within {seconds} s (ready: {})",
-        server.count("ticket_events"),
-        server.ready()
-    );
+    if reached.is_none() {
+        let log = std::fs::read_to_string(server.log_path()).unwrap_or_default();
+        panic!(
+            "{} projected {} of {events} events within {seconds} s (ready: {}); its log:\n{log}",
+            server.log_path().display(),
+            server.count("ticket_events"),
+            server.ready()
+        );
+    }
 }
 
 /// Queries whose answers must not depend on the log (no offsets).

@@ -104,29 +104,9 @@ pub fn run(brokers: &str, events: u64, batch: usize) -> anyhow::Result<()> {
     );
     println!("   ratio ingest / raw: {:.2}", t_raw / t_ingest);
 
-    // 2. Consume the deskwatch topic: raw drain, then the projector.
-    let consumer: BaseConsumer = deskwatch::kafka::client_config(&settings)
-        .set("group.id", format!("bench-raw-{run_id}"))
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..settings.partitions as i32 {
-        tpl.add_partition_offset(&settings.topic, p, Offset::Beginning)?;
-    }
-    consumer.assign(&tpl)?;
-    let t = Instant::now();
-    let (mut seen, mut seen_bytes) = (0u64, 0usize);
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while seen < n && Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            seen += 1;
-            seen_bytes += m.payload().map_or(0, <[u8]>::len);
-        }
-    }
-    let t_drain = t.elapsed().as_secs_f64();
-    anyhow::ensure!(seen == n, "raw consumer saw {seen} of {n} records");
-    drop(consumer);
-
+    // 2. Consume the deskwatch topic: raw drain before and after the projector (the faster of
+    // the two is the reference, so a cold or warm broker cache favours the reference).
+    let (t_drain_before, seen_bytes) = raw_drain(&settings, n, &format!("bench-raw-a-{run_id}"))?;
     let dir = std::env::temp_dir().join(format!("deskwatch-bench-kafka-{run_id}"));
     let storage = Storage {
         data_dir: dir.clone(),
@@ -157,6 +137,8 @@ pub fn run(brokers: &str, events: u64, batch: usize) -> anyhow::Result<()> {
     projector.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
     anyhow::ensure!(projected == n, "projected {projected} of {n} records");
+    let (t_drain_after, _) = raw_drain(&settings, n, &format!("bench-raw-b-{run_id}"))?;
+    let t_drain = t_drain_before.min(t_drain_after);
     let applied = metrics.ingest_events.with_label_values(&["applied"]).get();
     println!("\n2. consume ({seen_bytes} bytes)");
     println!(
@@ -170,4 +152,35 @@ pub fn run(brokers: &str, events: u64, batch: usize) -> anyhow::Result<()> {
     println!("   ratio projector / raw: {:.2}", t_drain / t_project);
     println!("   (joining the group took {t_join:.2} s before the first record, not counted)");
     Ok(())
+}
+
+/// Drains the topic with a plain consumer, counting records and bytes; returns the seconds taken.
+fn raw_drain(
+    settings: &deskwatch::config::Kafka,
+    n: u64,
+    group: &str,
+) -> anyhow::Result<(f64, usize)> {
+    let consumer: BaseConsumer = deskwatch::kafka::client_config(settings)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..settings.partitions as i32 {
+        tpl.add_partition_offset(&settings.topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    // Timed from the first record on, like the projector.
+    let mut t = None;
+    let (mut seen, mut bytes) = (0u64, 0usize);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while seen < n && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            t.get_or_insert_with(Instant::now);
+            seen += 1;
+            bytes += m.payload().map_or(0, <[u8]>::len);
+        }
+    }
+    let secs = t.map_or(0.0, |t| t.elapsed().as_secs_f64());
+    anyhow::ensure!(seen == n, "raw consumer saw {seen} of {n} records");
+    Ok((secs, bytes))
 }

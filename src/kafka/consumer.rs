@@ -66,6 +66,8 @@ struct PartitionState {
     checkpointed_at: SystemTime,
     /// Offset last committed to the group.
     committed: u64,
+    /// A gap at this offset was met once and the partition re-read from it.
+    gap_seen_at: Option<u64>,
     snapshot: Arc<Snapshot>,
     dirty: bool,
 }
@@ -261,6 +263,7 @@ impl Projector {
             since_checkpoint: 0,
             checkpointed_at,
             committed: next,
+            gap_seen_at: None,
             snapshot: Arc::new(Snapshot::default()),
             dirty: true,
         }
@@ -368,6 +371,27 @@ impl Projector {
         };
         if offset < state.next {
             return; // already in the state (redelivered after a seek or a rebalance)
+        }
+        if offset > state.next && state.gap_seen_at != Some(state.next) {
+            // Records missing before this one: read the partition again from the position.
+            // A second gap at the same place is real (transaction markers, compaction).
+            tracing::warn!(
+                partition = p,
+                expected = state.next,
+                got = offset,
+                "gap in the partition; re-reading from the expected offset"
+            );
+            self.metrics.kafka_errors.with_label_values(&["gap"]).inc();
+            state.gap_seen_at = Some(state.next);
+            if let Err(e) = consumer.seek(
+                &self.topic,
+                p as i32,
+                Offset::Offset(state.next as i64),
+                Duration::from_secs(5),
+            ) {
+                tracing::error!(partition = p, error = %e, "cannot seek back to the expected offset");
+            }
+            return;
         }
         let payload = msg.payload().unwrap_or_default();
         match TicketEvent::from_json(payload) {

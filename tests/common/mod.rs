@@ -150,6 +150,7 @@ pub fn wait_for<T>(seconds: u64, mut check: impl FnMut() -> Option<T>) -> Option
 pub struct Server {
     pub child: std::process::Child,
     pub addr: String,
+    log: std::path::PathBuf,
 }
 
 impl Server {
@@ -169,10 +170,19 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("deskwatch serve starts");
-        let server = Server { child, addr };
+        let server = Server {
+            child,
+            addr,
+            log: data_dir.with_extension("log"),
+        };
         wait_for(30, || server.get("/healthz").filter(|(s, _)| *s == 200))
             .expect("the server answers /healthz within 30 s");
         server
+    }
+
+    /// Where its stderr goes.
+    pub fn log_path(&self) -> &Path {
+        &self.log
     }
 
     /// GET `path`; `None` when the server does not answer.
