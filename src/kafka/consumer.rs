@@ -68,6 +68,8 @@ struct PartitionState {
     committed: u64,
     /// A gap at this offset was met once and the partition re-read from it.
     gap_seen_at: Option<u64>,
+    /// `deskwatch_kafka_consumed_records_total` of this partition (looked up once).
+    consumed: prometheus::IntCounter,
     snapshot: Arc<Snapshot>,
     dirty: bool,
 }
@@ -264,6 +266,10 @@ impl Projector {
             checkpointed_at,
             committed: next,
             gap_seen_at: None,
+            consumed: self
+                .metrics
+                .kafka_records
+                .with_label_values(&[&p.to_string()]),
             snapshot: Arc::new(Snapshot::default()),
             dirty: true,
         }
@@ -416,10 +422,7 @@ impl Projector {
         state.next = offset + 1;
         state.since_checkpoint += 1;
         state.dirty = true;
-        self.metrics
-            .kafka_records
-            .with_label_values(&[&p.to_string()])
-            .inc();
+        state.consumed.inc();
         if state.since_checkpoint >= self.checkpoint_every && self.checkpoint(p, state) {
             self.commit(consumer, p, state);
         }
