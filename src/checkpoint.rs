@@ -24,7 +24,7 @@ use crate::projection::history::{History, OpenChunk};
 use crate::projection::interner::Interner;
 use crate::projection::{Counters, Projection, TicketState, tables};
 
-const MAGIC: &[u8; 8] = b"DWCKP001";
+const MAGIC: &[u8; 8] = b"DWCKP002";
 const KEEP: usize = 2;
 
 /// Errors of checkpointing.
@@ -64,6 +64,7 @@ struct Body {
     tickets: Vec<TicketState>,
     open: OpenChunk,
     counters: Counters,
+    sla: crate::sla::SlaState,
 }
 
 /// A projection loaded from disk, with the log position it covers.
@@ -120,6 +121,7 @@ impl Checkpoints {
             tickets: projection.tickets.clone(),
             open: projection.history.open().clone(),
             counters: projection.counters.clone(),
+            sla: projection.sla.clone(),
         };
         let path = self
             .dir
@@ -243,6 +245,7 @@ impl Checkpoints {
                 history,
                 counters: body.counters,
                 dirty_blocks: vec![true; blocks],
+                sla: body.sla,
             },
             position: body.position,
             path: path.to_path_buf(),

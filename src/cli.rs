@@ -48,6 +48,18 @@ pub struct DataDir {
     /// Data directory (event log and checkpoints).
     #[arg(long, env = "DESKWATCH_DATA_DIR", default_value = "./deskwatch-data")]
     pub data_dir: PathBuf,
+    /// TOML configuration file: its SLA policies value the clocks; for `ingest`, with
+    /// `[log] kind = "kafka"` the events are produced to the topic instead.
+    #[arg(long, env = "DESKWATCH_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl DataDir {
+    /// The SLA rules of `--config` (or the defaults).
+    pub fn rules(&self) -> anyhow::Result<std::sync::Arc<deskwatch::sla::Rules>> {
+        let config = deskwatch::config::Config::load(self.config.as_deref())?;
+        Ok(config.sla_rules())
+    }
 }
 
 impl Cli {

@@ -165,9 +165,18 @@ pub struct Config {
     pub log: Log,
     /// Authentication.
     pub auth: Auth,
+    /// SLA policies, calendars and alerting.
+    pub sla: crate::sla::SlaConfig,
 }
 
 impl Config {
+    /// The compiled SLA rules (valid: [`Config::load`] checked them).
+    pub fn sla_rules(&self) -> std::sync::Arc<crate::sla::Rules> {
+        std::sync::Arc::new(
+            crate::sla::Rules::compile(&self.sla).unwrap_or_else(|_| crate::sla::Rules::none()),
+        )
+    }
+
     /// Loads defaults, then `file` if given, then `DESKWATCH__*` variables; validates.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Toml::string(DEFAULTS));
@@ -261,6 +270,10 @@ impl Config {
                 }
             }
         }
+        crate::sla::Rules::compile(&self.sla).map_err(|e| ConfigError::Invalid {
+            key: e.key,
+            problem: e.problem,
+        })?;
         for (i, t) in self.auth.tokens.iter().enumerate() {
             if t.token.expose().len() < 16 {
                 return invalid(

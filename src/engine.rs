@@ -8,12 +8,14 @@
 //! the tail of the log; a projection is therefore always a function of the log.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::checkpoint::{CheckpointError, Checkpoints};
 use crate::event::TicketEvent;
 use crate::log::embedded::EmbeddedLog;
 use crate::log::{AppendRecord, EventLog, LogError, LogPosition};
 use crate::projection::{Outcome, Projection, Snapshot};
+use crate::sla::Rules;
 
 /// Errors of the engine.
 #[derive(Debug, thiserror::Error)]
@@ -58,22 +60,25 @@ pub struct Engine {
     checkpoints: Checkpoints,
     events_since_checkpoint: u64,
     recovery: Recovery,
+    rules: Arc<Rules>,
 }
 
 impl Engine {
     /// Opens the data directory: the log (repairing a torn tail), the newest checkpoint, and a
-    /// replay of the log after it.
-    pub fn open(data_dir: &Path) -> Result<Engine, EngineError> {
+    /// replay of the log after it. Tickets get SLA clocks under `rules`; a checkpoint taken
+    /// under other rules is not used (the whole log is replayed).
+    pub fn open(data_dir: &Path, rules: Arc<Rules>) -> Result<Engine, EngineError> {
         let log = EmbeddedLog::open(&data_dir.join("log"))?;
         let checkpoints = Checkpoints::new(&data_dir.join("checkpoints"));
         let mut engine = Engine {
             data_dir: data_dir.to_path_buf(),
             log,
-            projection: Projection::new(),
+            projection: Projection::with_rules(rules.clone()),
             position: LogPosition::default(),
             checkpoints,
             events_since_checkpoint: 0,
             recovery: Recovery::default(),
+            rules,
         };
         engine.recover()?;
         Ok(engine)
@@ -84,7 +89,17 @@ impl Engine {
             truncated_bytes: self.log.truncated_bytes(),
             ..Recovery::default()
         };
-        match self.checkpoints.load_newest(&self.log.end()?)? {
+        let loaded = match self.checkpoints.load_newest(&self.log.end()?)? {
+            Some(mut loaded) => match loaded.projection.attach_rules(self.rules.clone()) {
+                Ok(()) => Some(loaded),
+                Err(reason) => {
+                    tracing::warn!(path = %loaded.path.display(), %reason, "replaying the whole log");
+                    None
+                }
+            },
+            None => None,
+        };
+        match loaded {
             Some(loaded) => {
                 self.projection = loaded.projection;
                 self.position = loaded.position;
@@ -96,7 +111,7 @@ impl Engine {
                 if chunks.exists() {
                     let _ = std::fs::remove_dir_all(&chunks);
                 }
-                self.projection = Projection::new();
+                self.projection = Projection::with_rules(self.rules.clone());
                 self.position = LogPosition::default();
             }
         }
@@ -193,6 +208,11 @@ impl Engine {
     /// The log.
     pub fn log(&self) -> &EmbeddedLog {
         &self.log
+    }
+
+    /// The projection, mutable (SLA time and transitions).
+    pub fn projection_mut(&mut self) -> &mut Projection {
+        &mut self.projection
     }
 
     /// How the engine came up.

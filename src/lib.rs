@@ -17,4 +17,5 @@ pub mod query;
 pub mod service;
 pub mod shutdown;
 pub mod simulate;
+pub mod sla;
 pub mod telemetry;

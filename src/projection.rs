@@ -17,7 +17,10 @@ pub mod tables;
 use datafusion::arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use crate::event::{Channel, EventType, Payload, Priority, Role, Status, TicketEvent};
+use crate::sla::{Change, Rules, SlaState, Subject, TicketView};
 use history::{EventRow, History};
 use interner::{Interner, Sym};
 
@@ -138,12 +141,146 @@ pub struct Projection {
     pub(crate) counters: Counters,
     /// One flag per block of [`tables::TICKET_BLOCK`] tickets: changed since last snapshot.
     pub(crate) dirty_blocks: Vec<bool>,
+    /// SLA clocks of every ticket.
+    pub(crate) sla: SlaState,
 }
 
 impl Projection {
-    /// An empty projection.
+    /// An empty projection without SLA policies.
     pub fn new() -> Projection {
         Projection::default()
+    }
+
+    /// An empty projection whose tickets get SLA clocks under `rules`.
+    pub fn with_rules(rules: Arc<Rules>) -> Projection {
+        Projection {
+            sla: SlaState::new(rules),
+            ..Projection::default()
+        }
+    }
+
+    /// Attaches `rules` to a projection loaded from a checkpoint; fails when its clocks were
+    /// computed under other rules (the caller then replays the log).
+    pub fn attach_rules(&mut self, rules: Arc<Rules>) -> Result<(), String> {
+        self.sla.attach(rules)
+    }
+
+    /// The SLA clocks.
+    pub fn sla(&self) -> &SlaState {
+        &self.sla
+    }
+
+    /// The SLA clocks, mutable (time, recording of transitions).
+    pub fn sla_mut(&mut self) -> &mut SlaState {
+        &mut self.sla
+    }
+
+    /// SLA statistics for `/metrics` at `now`.
+    pub fn sla_report(&self, now: Millis) -> crate::sla::SlaReport {
+        self.sla.report(now, |t| {
+            self.strings
+                .resolve(interner::Sym::from_index(t as usize))
+                .to_string()
+        })
+    }
+
+    /// The alert update a clock transition means.
+    pub fn alert_update(
+        &self,
+        t: &crate::sla::Transition,
+    ) -> Option<crate::sla::alerts::AlertUpdate> {
+        use crate::sla::alerts::{AlertInfo, AlertUpdate};
+        let ticket = self.tickets.get(t.ticket as usize)?;
+        let ticket_id = self.strings.resolve(ticket.ticket_id).to_string();
+        if t.level == 0 {
+            return Some(AlertUpdate::Clear {
+                ticket_id,
+                clock: t.clock,
+            });
+        }
+        let sla = self.sla.ticket(t.ticket as usize)?;
+        let clock = sla.clocks.iter().find(|c| c.kind == t.clock)?;
+        let rules = self.sla.rules()?;
+        Some(AlertUpdate::Fire(AlertInfo {
+            ticket_id,
+            tenant: self.strings.resolve_opt(ticket.tenant).map(str::to_string),
+            group: self.strings.resolve_opt(ticket.group).map(str::to_string),
+            priority: ticket.priority.as_str(),
+            clock: t.clock,
+            level: t.level,
+            title: ticket.title.to_string(),
+            policy: rules
+                .policies
+                .get(sla.policy as usize)
+                .map_or_else(String::new, |p| p.name.clone()),
+            deadline: if clock.breached() {
+                Some(clock.breached_at)
+            } else {
+                (clock.deadline != Millis::MAX).then_some(clock.deadline)
+            },
+            since: t.at,
+        }))
+    }
+
+    /// Alert updates for every open clock at a warning or breached level at `now` (to seed the
+    /// dispatcher after recovery); `forget` gives `Forget` updates instead (a partition leaves).
+    pub fn active_alerts(&self, now: Millis, forget: bool) -> Vec<crate::sla::alerts::AlertUpdate> {
+        use crate::sla::alerts::AlertUpdate;
+        let Some(rules) = self.sla.rules() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, t) in self.sla.tickets.iter().enumerate() {
+            let Some(t) = t else { continue };
+            for c in t
+                .clocks
+                .iter()
+                .filter(|c| c.phase == crate::sla::Phase::Open)
+            {
+                let live = c.live(rules, t.policy, t.paused_since, now);
+                if live.level == 0 {
+                    continue;
+                }
+                if forget {
+                    out.push(AlertUpdate::Forget {
+                        ticket_id: self.strings.resolve(self.tickets[i].ticket_id).to_string(),
+                        clock: c.kind,
+                    });
+                    continue;
+                }
+                let tr = crate::sla::Transition {
+                    ticket: i as u32,
+                    clock: c.kind,
+                    level: live.level,
+                    at: live.breached_at.unwrap_or(now),
+                };
+                out.extend(self.alert_update(&tr));
+            }
+        }
+        out
+    }
+
+    /// Moves SLA time to `now` and returns the alert updates it and the events since the last
+    /// call caused, with the delay of each from its instant (ms).
+    pub fn sla_tick(&mut self, now: Millis) -> Vec<(crate::sla::alerts::AlertUpdate, i64)> {
+        self.sla.advance(now);
+        let transitions = self.sla.take_transitions();
+        transitions
+            .iter()
+            .filter_map(|t| self.alert_update(t).map(|u| (u, now - t.at)))
+            .collect()
+    }
+
+    /// The ticket at `index`.
+    pub fn ticket_at(&self, index: usize) -> Option<&TicketState> {
+        self.tickets.get(index)
+    }
+
+    /// Index of a ticket by id.
+    pub fn ticket_index_of(&self, ticket_id: &str) -> Option<usize> {
+        self.strings
+            .get(ticket_id)
+            .and_then(|s| self.ticket_index(s))
     }
 
     /// Number of tickets.
@@ -277,6 +414,7 @@ impl Projection {
                 i
             }
         };
+        let before = self.tickets[index].status;
         let strings = &mut self.strings;
         let t = &mut self.tickets[index];
         let mut row = EventRow {
@@ -371,6 +509,45 @@ impl Projection {
         t.event_count = t.event_count.saturating_add(1);
         row.status_after = t.status;
         row.priority_after = t.priority;
+        let change = match &event.payload {
+            Payload::Created(_) => Change::Created,
+            Payload::Assigned(_) => Change::Assigned,
+            Payload::PriorityChanged(_) => Change::Priority,
+            Payload::Commented(c) if c.public && c.author_role == Role::Agent => Change::AgentReply,
+            Payload::Commented(c) if c.public && c.author_role == Role::Requester => {
+                Change::RequesterComment
+            }
+            Payload::StatusChanged(_)
+            | Payload::Resolved(_)
+            | Payload::Reopened(_)
+            | Payload::Closed(_)
+                if before != t.status =>
+            {
+                Change::Status {
+                    from: before,
+                    to: t.status,
+                }
+            }
+            _ => Change::Other,
+        };
+        if change != Change::Other {
+            let t = &self.tickets[index];
+            let s = &self.strings;
+            let view = TicketView {
+                subject: Subject {
+                    priority: t.priority,
+                    tenant: t.tenant.map(|x| s.resolve(x)),
+                    category: s.resolve(t.category),
+                    channel: t.channel,
+                    service: t.service.map(|x| s.resolve(x)),
+                },
+                tenant: t.tenant,
+                status: t.status,
+                created_at: t.created_at,
+                responded: t.first_response_at.is_some(),
+            };
+            self.sla.apply(index, &view, change, at);
+        }
         self.history.push(&event.event_id, row, &self.strings);
         let block = index / tables::TICKET_BLOCK;
         if self.dirty_blocks.len() <= block {
@@ -397,6 +574,10 @@ pub struct Snapshot {
     pub tickets: Vec<RecordBatch>,
     /// `ticket_events`.
     pub events: Vec<RecordBatch>,
+    /// Raw `sla_clocks` rows, one entry per ticket block (see [`crate::sla::table`]).
+    pub sla: Vec<Option<RecordBatch>>,
+    /// The rules the clocks run under (to value them at query time).
+    pub sla_rules: Option<Arc<Rules>>,
     /// Counters at the time of the snapshot.
     pub counters: Counters,
 }
@@ -408,6 +589,10 @@ impl Snapshot {
         for part in parts {
             merged.tickets.extend(part.tickets.iter().cloned());
             merged.events.extend(part.events.iter().cloned());
+            merged.sla.extend(part.sla.iter().cloned());
+            if merged.sla_rules.is_none() {
+                merged.sla_rules = part.sla_rules.clone();
+            }
             merged.counters.applied += part.counters.applied;
             merged.counters.duplicates += part.counters.duplicates;
             merged.counters.rejected += part.counters.rejected;
@@ -421,15 +606,26 @@ impl Projection {
     pub fn snapshot(&mut self, previous: &Snapshot) -> Snapshot {
         let blocks = self.tickets.len().div_ceil(tables::TICKET_BLOCK);
         let mut tickets = Vec::with_capacity(blocks);
+        let mut sla = Vec::with_capacity(blocks);
         for block in 0..blocks {
             let dirty = self.dirty_blocks.get(block).copied().unwrap_or(true);
-            match previous.tickets.get(block) {
-                Some(batch) if !dirty => tickets.push(batch.clone()),
+            match (previous.tickets.get(block), previous.sla.get(block)) {
+                (Some(batch), Some(raw)) if !dirty => {
+                    tickets.push(batch.clone());
+                    sla.push(raw.clone());
+                }
                 _ => {
                     let start = block * tables::TICKET_BLOCK;
                     let end = (start + tables::TICKET_BLOCK).min(self.tickets.len());
                     tickets.push(tables::tickets_batch(
                         &self.tickets[start..end],
+                        &self.strings,
+                    ));
+                    let clocks = &self.sla.tickets;
+                    let (s, e) = (start.min(clocks.len()), end.min(clocks.len()));
+                    sla.push(crate::sla::table::raw_batch(
+                        &self.tickets[start..start + (e - s)],
+                        &clocks[s..e],
                         &self.strings,
                     ));
                 }
@@ -438,6 +634,8 @@ impl Projection {
         self.dirty_blocks.iter_mut().for_each(|d| *d = false);
         Snapshot {
             tickets,
+            sla,
+            sla_rules: self.sla.rules().cloned(),
             events: self.history.batches(&self.strings),
             counters: self.counters.clone(),
         }

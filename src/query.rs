@@ -112,6 +112,58 @@ impl TableProvider for SnapshotTable {
     }
 }
 
+/// `sla_clocks`: the raw clock rows of the latest snapshot, valued at the time of the scan.
+struct SlaClocksTable {
+    source: Arc<ArcSwap<Snapshot>>,
+    partitions: usize,
+    /// Fixed valuation instant (`deskwatch sla --at`); the wall clock when `None`.
+    at: Option<i64>,
+}
+
+impl fmt::Debug for SlaClocksTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlaClocksTable").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl TableProvider for SlaClocksTable {
+    fn schema(&self) -> SchemaRef {
+        crate::sla::table::SCHEMA.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let snapshot = self.source.load_full();
+        let now = self
+            .at
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+        let n = self.partitions.max(1);
+        let mut parts = vec![Vec::new(); n];
+        if let Some(rules) = &snapshot.sla_rules {
+            for (i, raw) in snapshot.sla.iter().flatten().enumerate() {
+                parts[i % n].push(crate::sla::table::evaluate(raw, rules, now));
+            }
+        }
+        parts.retain(|p| !p.is_empty());
+        if parts.is_empty() {
+            parts.push(Vec::new());
+        }
+        MemTable::try_new(self.schema(), parts)?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
 /// The SQL engine over published snapshots.
 #[derive(Clone)]
 pub struct QueryEngine {
@@ -126,8 +178,14 @@ impl fmt::Debug for QueryEngine {
 }
 
 impl QueryEngine {
-    /// A context with `tickets` and `ticket_events` registered, initially empty.
+    /// A context with `tickets`, `ticket_events` and `sla_clocks` registered, initially
+    /// empty; `sla_clocks` is valued at the wall clock.
     pub fn new() -> Result<QueryEngine, QueryError> {
+        QueryEngine::valued_at(None)
+    }
+
+    /// Like [`QueryEngine::new`], with `sla_clocks` valued at a fixed instant (ms) if given.
+    pub fn valued_at(at: Option<i64>) -> Result<QueryEngine, QueryError> {
         let partitions = std::thread::available_parallelism().map_or(2, |n| n.get());
         let config = SessionConfig::new()
             .with_target_partitions(partitions)
@@ -150,6 +208,15 @@ impl QueryEngine {
             )
             .map_err(classify)?;
         }
+        ctx.register_table(
+            "sla_clocks",
+            Arc::new(SlaClocksTable {
+                source: snapshot.clone(),
+                partitions,
+                at,
+            }),
+        )
+        .map_err(classify)?;
         Ok(QueryEngine { ctx, snapshot })
     }
 

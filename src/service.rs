@@ -25,6 +25,7 @@ use crate::kafka::{EventProducer, KafkaLogError};
 use crate::log::{AppendRecord, Placement};
 use crate::projection::Outcome;
 use crate::query::{QueryEngine, QueryError};
+use crate::sla::alerts::{AlertSink, AlertUpdate};
 use crate::telemetry::Metrics;
 
 /// Most events decided in one group commit.
@@ -103,7 +104,7 @@ impl Service {
     /// Starts the backend `config.log.kind` names.
     pub fn start(config: &Config, metrics: Metrics) -> Result<Service, ServiceError> {
         match config.log.kind {
-            LogKind::Embedded => Service::start_embedded(&config.storage, metrics),
+            LogKind::Embedded => Service::start_embedded(config, metrics),
             LogKind::Kafka => Service::start_kafka(config, metrics),
         }
     }
@@ -119,9 +120,12 @@ impl Service {
         }
         let query = QueryEngine::new()?;
         let producer = EventProducer::new(settings)?;
+        let alerts = crate::sla::alerts::start(&config.sla.alerts, metrics.clone());
         let projector = crate::kafka::consumer::start(
             settings,
             &config.storage,
+            config.sla_rules(),
+            alerts,
             query.clone(),
             metrics.clone(),
         )?;
@@ -137,12 +141,22 @@ impl Service {
     }
 
     /// Opens the data directory (recovering from checkpoint and log) and starts the writer.
-    pub fn start_embedded(storage: &Storage, metrics: Metrics) -> Result<Service, ServiceError> {
-        let mut engine = Engine::open(&storage.data_dir)?;
+    /// SLA alerts go to the receivers of `[sla.alerts]` when a tokio runtime is running.
+    pub fn start_embedded(config: &Config, metrics: Metrics) -> Result<Service, ServiceError> {
+        let storage = &config.storage;
+        let mut engine = Engine::open(&storage.data_dir, config.sla_rules())?;
         let query = QueryEngine::new()?;
         let snapshot = engine.snapshot(&query.current());
         query.publish(snapshot);
         update_gauges(&metrics, &engine);
+        let alerts = crate::sla::alerts::start(&config.sla.alerts, metrics.clone());
+        // Bring the clocks to now, tell the dispatcher what is active, then follow changes.
+        let now = now_ms();
+        let projection = engine.projection_mut();
+        projection.sla_mut().advance(now);
+        alerts.send(projection.active_alerts(now, false));
+        projection.sla_mut().set_recording(true);
+        metrics.publish_sla(&projection.sla_report(now));
         let (tx, rx) = mpsc::sync_channel(1024);
         let ready = Arc::new(AtomicBool::new(true));
         let (q, m, r, s) = (
@@ -153,7 +167,7 @@ impl Service {
         );
         let writer = std::thread::Builder::new()
             .name("deskwatch-writer".into())
-            .spawn(move || writer_loop(engine, rx, q, m, r, s))
+            .spawn(move || writer_loop(engine, rx, q, m, r, s, alerts))
             .map_err(ServiceError::Thread)?;
         Ok(Service {
             backend: Backend::Embedded {
@@ -279,6 +293,38 @@ fn checkpoint(engine: &mut Engine, metrics: &Metrics) {
     }
 }
 
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// How often the writer moves SLA time when no events arrive.
+pub const SLA_TICK: Duration = Duration::from_millis(100);
+/// How often SLA gauges are recomputed (a scan of every open clock).
+pub const SLA_REPORT_EVERY: Duration = Duration::from_secs(2);
+
+/// Moves a projection's SLA time to now and hands the resulting alerts over.
+pub fn sla_tick(
+    projection: &mut crate::projection::Projection,
+    alerts: &AlertSink,
+    metrics: &Metrics,
+) {
+    let updates = projection.sla_tick(now_ms());
+    if updates.is_empty() {
+        return;
+    }
+    let mut out: Vec<AlertUpdate> = Vec::with_capacity(updates.len());
+    for (u, delay) in updates {
+        metrics
+            .sla_alert_delay_seconds
+            .observe(delay.max(0) as f64 / 1000.0);
+        out.push(u);
+    }
+    alerts.send(out);
+}
+
 fn writer_loop(
     mut engine: Engine,
     rx: mpsc::Receiver<Command>,
@@ -286,11 +332,18 @@ fn writer_loop(
     metrics: Metrics,
     ready: Arc<AtomicBool>,
     storage: Storage,
+    alerts: AlertSink,
 ) {
     let interval = Duration::from_secs(storage.checkpoint_interval_seconds);
     let mut last_checkpoint = Instant::now();
+    let mut last_report = Instant::now();
     loop {
-        let first = match rx.recv_timeout(Duration::from_millis(500)) {
+        sla_tick(engine.projection_mut(), &alerts, &metrics);
+        if last_report.elapsed() >= SLA_REPORT_EVERY {
+            metrics.publish_sla(&engine.projection().sla_report(now_ms()));
+            last_report = Instant::now();
+        }
+        let first = match rx.recv_timeout(SLA_TICK) {
             Ok(Command::Submit { items, reply }) => (items, reply),
             Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {
@@ -356,6 +409,8 @@ fn writer_loop(
                 }
             }
             Err(e) => {
+                // The engine rebuilt its state from disk; keep following SLA changes.
+                engine.projection_mut().sla_mut().set_recording(true);
                 let text = e.to_string();
                 for (_, reply) in group {
                     let _ = reply.send(Err(text.clone()));

@@ -588,7 +588,6 @@ impl Simulator {
             }),
         );
         t += self.rng.random_range(1..8) * MINUTE;
-        let first_response = t;
         emit(
             t,
             agent(&a1),
@@ -597,7 +596,6 @@ impl Simulator {
                 author_role: Role::Agent,
             }),
         );
-        let mut final_priority = priority;
         if self.rng.random::<f64>() < 0.04 {
             let to = match priority {
                 Priority::P1 => Priority::P2,
@@ -611,7 +609,6 @@ impl Simulator {
                 agent(&a1),
                 Payload::PriorityChanged(PriorityChanged { from: priority, to }),
             );
-            final_priority = to;
         }
         let mut paused: i64 = 0;
         if self.rng.random::<f64>() < 0.18 {
@@ -769,7 +766,6 @@ impl Simulator {
                 kb_article: kb_used.map(str::to_string),
             }),
         );
-        let mut resolution_active = t - at - paused;
         if self.rng.random::<f64>() < 0.06 {
             let back = t + (self.lognormal(8.0, 0.8).clamp(0.5, 96.0) * HOUR as f64) as i64;
             emit(
@@ -807,7 +803,6 @@ impl Simulator {
                     kb_article: None,
                 }),
             );
-            resolution_active += t - back;
         }
         emit(
             t + 72 * HOUR,
@@ -817,37 +812,19 @@ impl Simulator {
             },
             Payload::Closed(Closed {}),
         );
-        // Ground truth under the default policy (final priority, 24x7, pauses excluded).
-        let (fr_target, res_target) = DEFAULT_TARGETS
-            .iter()
-            .find(|(p, _, _)| *p == final_priority)
-            .map(|(_, f, r)| (*f, *r))
-            .unwrap_or((240, 1440));
-        let fr = (first_response - at) / MINUTE;
-        let res = resolution_active / MINUTE;
-        for (clock, elapsed, target) in [
-            ("first_response", fr, fr_target),
-            ("resolution", res, res_target),
-        ] {
-            if elapsed > target {
-                self.breaches.push(ExpectedBreach {
-                    ticket_id: ticket_id.clone(),
-                    clock,
-                    priority: final_priority,
-                    elapsed_minutes: elapsed,
-                    target_minutes: target,
-                });
-            }
-        }
         // Keep each ticket's events in order even when two share a millisecond.
         let mut last = i64::MIN;
-        for (seq, mut event) in events {
+        for (_, event) in events.iter_mut() {
             let mut ms = event.occurred_at.timestamp_millis();
             if ms <= last {
                 ms = last + 1;
                 event.occurred_at = ms_to_time(ms);
             }
             last = ms;
+        }
+        let stream: Vec<&TicketEvent> = events.iter().map(|(_, e)| e).collect();
+        self.breaches.extend(expected_breaches(&stream));
+        for (seq, event) in events {
             self.push(event, n, seq);
         }
     }
@@ -895,6 +872,99 @@ impl Iterator for Simulator {
             }
         }
     }
+}
+
+/// The clocks one ticket's events breach under the default policy ([`DEFAULT_TARGETS`], 24×7,
+/// pending_customer and pending_vendor pause): an oracle written apart from the SLA engine.
+/// First response is judged against the priority when it happened, resolution against the
+/// priority when the ticket was (last) resolved; a clock breaches when its elapsed time,
+/// pauses excluded, reaches the target.
+pub fn expected_breaches(events: &[&TicketEvent]) -> Vec<ExpectedBreach> {
+    let Some(first) = events.first() else {
+        return Vec::new();
+    };
+    let Payload::Created(c) = &first.payload else {
+        return Vec::new();
+    };
+    let targets = |p: Priority| {
+        DEFAULT_TARGETS
+            .iter()
+            .find(|(q, _, _)| *q == p)
+            .map(|(_, f, r)| (f * MINUTE, r * MINUTE))
+            .unwrap_or((240 * MINUTE, 1440 * MINUTE))
+    };
+    let created = first.occurred_at.timestamp_millis();
+    let mut priority = c.effective_priority();
+    let mut paused_since: Option<i64> = None;
+    // Elapsed active time of each clock, and whether it runs.
+    let (mut fr, mut fr_running, mut fr_done) = (0i64, true, None);
+    let (mut res, mut res_running, mut res_priority) = (0i64, true, priority);
+    let mut mark = created;
+    let pausing = |s: Status| matches!(s, Status::PendingCustomer | Status::PendingVendor);
+    let mut status = Status::New;
+    for e in &events[1..] {
+        let t = e.occurred_at.timestamp_millis();
+        if paused_since.is_none() {
+            if fr_running {
+                fr += t - mark;
+            }
+            if res_running {
+                res += t - mark;
+            }
+        }
+        mark = t;
+        let mut to = None;
+        match &e.payload {
+            Payload::Commented(c) if c.public && c.author_role == Role::Agent && fr_running => {
+                fr_running = false;
+                fr_done = Some(priority);
+            }
+            Payload::PriorityChanged(p) => priority = p.to,
+            Payload::StatusChanged(s) => to = Some(s.to),
+            Payload::Resolved(_) => to = Some(Status::Resolved),
+            Payload::Reopened(_) => to = Some(Status::Open),
+            Payload::Closed(_) => to = Some(Status::Closed),
+            _ => {}
+        }
+        if let Some(to) = to {
+            if matches!(to, Status::Resolved | Status::Closed | Status::Cancelled) {
+                if fr_running {
+                    fr_running = false;
+                    fr_done = Some(priority);
+                }
+                if res_running {
+                    res_running = false;
+                    res_priority = priority;
+                }
+                paused_since = None;
+            } else {
+                if status == Status::Resolved {
+                    res_running = true;
+                }
+                paused_since = pausing(to).then_some(t);
+            }
+            status = to;
+        }
+    }
+    let mut out = Vec::new();
+    let ticket_id = &first.ticket_id;
+    for (clock, elapsed, p) in [
+        ("first_response", fr, fr_done.unwrap_or(priority)),
+        ("resolution", res, res_priority),
+    ] {
+        let (f, r) = targets(p);
+        let target = if clock == "first_response" { f } else { r };
+        if elapsed >= target {
+            out.push(ExpectedBreach {
+                ticket_id: ticket_id.clone(),
+                clock,
+                priority: p,
+                elapsed_minutes: elapsed / MINUTE,
+                target_minutes: target / MINUTE,
+            });
+        }
+    }
+    out
 }
 
 fn ms_to_time(ms: i64) -> DateTime<Utc> {

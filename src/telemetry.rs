@@ -70,6 +70,36 @@ pub struct Metrics {
     pub dead_letters: IntCounterVec,
     /// Dead letters the broker did not acknowledge (logged with their origin).
     pub dead_letter_failures: IntCounter,
+    /// SLA breaches by clock, priority and tenant.
+    pub sla_breaches: IntCounterVec,
+    /// Stopped SLA clocks by clock and result (met, breached).
+    pub sla_completed: IntCounterVec,
+    /// Open SLA clocks by clock and state (running, paused).
+    pub sla_open_clocks: IntGaugeVec,
+    /// Open SLA clocks by clock and highest level reached (a warning percentage, or 100).
+    pub sla_at_risk: IntGaugeVec,
+    /// Met / (met + breached) of stopped clocks, by clock.
+    pub sla_compliance_ratio: GaugeVec,
+    /// Running, not yet breached clocks with at most `le` seconds left (cumulative).
+    pub sla_time_to_breach: IntGaugeVec,
+    /// Entries in the deadline queue.
+    pub sla_deadline_queue: IntGauge,
+    /// Delay between a threshold's instant and its alert being handed to delivery.
+    pub sla_alert_delay_seconds: Histogram,
+    /// Active alerts (ticket, clock) known to the dispatcher.
+    pub alerts_active: IntGauge,
+    /// Alerts accepted by a receiver.
+    pub alerts_sent: IntCounterVec,
+    /// Failed deliveries (each is retried with backoff).
+    pub alert_delivery_failures: IntCounterVec,
+    /// Alerts waiting for delivery, by receiver.
+    pub alerts_queued: IntGaugeVec,
+    /// Alerts dropped because a receiver's queue was full.
+    pub alerts_dropped: IntCounterVec,
+    /// Time of one successful delivery request.
+    pub alert_delivery_seconds: Histogram,
+    /// Last published value of each breach/completed series (counters move by the difference).
+    published: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Vec<String>, u64>>>,
 }
 
 impl Metrics {
@@ -175,9 +205,110 @@ impl Metrics {
                 "deskwatch_dead_letter_failures_total",
                 "Dead letters the broker did not acknowledge.",
             )?,
+            sla_breaches: IntCounterVec::new(
+                Opts::new(
+                    "deskwatch_sla_breaches_total",
+                    "SLA clocks that reached their target, by clock, priority and tenant.",
+                ),
+                &["clock", "priority", "tenant"],
+            )?,
+            sla_completed: IntCounterVec::new(
+                Opts::new(
+                    "deskwatch_sla_clocks_completed_total",
+                    "SLA clocks stopped, by clock and result (met, breached).",
+                ),
+                &["clock", "result"],
+            )?,
+            sla_open_clocks: IntGaugeVec::new(
+                Opts::new(
+                    "deskwatch_sla_open_clocks",
+                    "Open SLA clocks by clock and state (running, paused).",
+                ),
+                &["clock", "state"],
+            )?,
+            sla_at_risk: IntGaugeVec::new(
+                Opts::new(
+                    "deskwatch_sla_at_risk_clocks",
+                    "Open SLA clocks by highest level reached (warning percent, 100 = breached).",
+                ),
+                &["clock", "level"],
+            )?,
+            sla_compliance_ratio: GaugeVec::new(
+                Opts::new(
+                    "deskwatch_sla_compliance_ratio",
+                    "Stopped clocks that met their target / all stopped clocks, by clock.",
+                ),
+                &["clock"],
+            )?,
+            sla_time_to_breach: IntGaugeVec::new(
+                Opts::new(
+                    "deskwatch_sla_time_to_breach_clocks",
+                    "Running clocks not yet breached with at most `le` seconds left (cumulative).",
+                ),
+                &["clock", "le"],
+            )?,
+            sla_deadline_queue: IntGauge::new(
+                "deskwatch_sla_deadline_queue_entries",
+                "Entries in the SLA deadline queue.",
+            )?,
+            sla_alert_delay_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "deskwatch_sla_alert_delay_seconds",
+                    "Delay between a warning or breach instant and its alert leaving the projection.",
+                )
+                .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 30.0]),
+            )?,
+            alerts_active: IntGauge::new(
+                "deskwatch_alerts_active",
+                "Active SLA alerts (ticket, clock) known to the dispatcher.",
+            )?,
+            alerts_sent: IntCounterVec::new(
+                Opts::new("deskwatch_alerts_sent_total", "Alerts accepted by a receiver."),
+                &["receiver"],
+            )?,
+            alert_delivery_failures: IntCounterVec::new(
+                Opts::new(
+                    "deskwatch_alert_delivery_failures_total",
+                    "Failed alert deliveries (retried with backoff), by receiver.",
+                ),
+                &["receiver"],
+            )?,
+            alerts_queued: IntGaugeVec::new(
+                Opts::new(
+                    "deskwatch_alerts_queued",
+                    "Alerts waiting for delivery, by receiver.",
+                ),
+                &["receiver"],
+            )?,
+            alerts_dropped: IntCounterVec::new(
+                Opts::new(
+                    "deskwatch_alerts_dropped_total",
+                    "Alerts dropped because a receiver's queue was full.",
+                ),
+                &["receiver"],
+            )?,
+            alert_delivery_seconds: Histogram::with_opts(HistogramOpts::new(
+                "deskwatch_alert_delivery_seconds",
+                "Time of one successful alert delivery request.",
+            ))?,
+            published: Default::default(),
             registry,
         };
         let r = &m.registry;
+        r.register(Box::new(m.sla_breaches.clone()))?;
+        r.register(Box::new(m.sla_completed.clone()))?;
+        r.register(Box::new(m.sla_open_clocks.clone()))?;
+        r.register(Box::new(m.sla_at_risk.clone()))?;
+        r.register(Box::new(m.sla_compliance_ratio.clone()))?;
+        r.register(Box::new(m.sla_time_to_breach.clone()))?;
+        r.register(Box::new(m.sla_deadline_queue.clone()))?;
+        r.register(Box::new(m.sla_alert_delay_seconds.clone()))?;
+        r.register(Box::new(m.alerts_active.clone()))?;
+        r.register(Box::new(m.alerts_sent.clone()))?;
+        r.register(Box::new(m.alert_delivery_failures.clone()))?;
+        r.register(Box::new(m.alerts_queued.clone()))?;
+        r.register(Box::new(m.alerts_dropped.clone()))?;
+        r.register(Box::new(m.alert_delivery_seconds.clone()))?;
         r.register(Box::new(m.ingest_events.clone()))?;
         r.register(Box::new(m.ingest_rejected.clone()))?;
         r.register(Box::new(m.log_appends.clone()))?;
@@ -204,6 +335,74 @@ impl Metrics {
             m.ingest_events.with_label_values(&[outcome]);
         }
         Ok(m)
+    }
+
+    /// Publishes an SLA report: gauges are set, counters move up by the difference from the
+    /// last report (a smaller value — a Kafka partition moved away — is not subtracted).
+    pub fn publish_sla(&self, report: &crate::sla::SlaReport) {
+        let mut published = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        let mut bump = |counter: &IntCounterVec, labels: Vec<String>, value: u64| {
+            let last = published.entry(labels.clone()).or_insert(0);
+            if value > *last {
+                let l: Vec<&str> = labels[1..].iter().map(String::as_str).collect();
+                counter.with_label_values(&l).inc_by(value - *last);
+            }
+            *last = value;
+        };
+        for ((clock, priority, tenant), n) in &report.breaches {
+            bump(
+                &self.sla_breaches,
+                vec![
+                    "b".into(),
+                    clock.as_str().into(),
+                    priority.as_str().into(),
+                    tenant.clone(),
+                ],
+                *n,
+            );
+        }
+        for ((clock, met), n) in &report.completed {
+            let result = if *met { "met" } else { "breached" };
+            bump(
+                &self.sla_completed,
+                vec!["c".into(), clock.as_str().into(), result.into()],
+                *n,
+            );
+        }
+        drop(published);
+        for clock in crate::sla::ClockKind::ALL {
+            let c = clock.as_str();
+            let s = report.stats.get(&clock).copied().unwrap_or_default();
+            self.sla_open_clocks
+                .with_label_values(&[c, "running"])
+                .set(s.running);
+            self.sla_open_clocks
+                .with_label_values(&[c, "paused"])
+                .set(s.paused);
+            for (i, level) in crate::sla::REPORT_LEVELS.iter().enumerate() {
+                self.sla_at_risk
+                    .with_label_values(&[c, &level.to_string()])
+                    .set(s.at_level[i]);
+            }
+            for (i, le) in crate::sla::TIME_TO_BREACH_BUCKETS.iter().enumerate() {
+                let le = if le.is_finite() {
+                    le.to_string()
+                } else {
+                    "+Inf".to_string()
+                };
+                self.sla_time_to_breach
+                    .with_label_values(&[c, &le])
+                    .set(s.time_to_breach[i]);
+            }
+            let met = report.completed.get(&(clock, true)).copied().unwrap_or(0);
+            let breached = report.completed.get(&(clock, false)).copied().unwrap_or(0);
+            if met + breached > 0 {
+                self.sla_compliance_ratio
+                    .with_label_values(&[c])
+                    .set(met as f64 / (met + breached) as f64);
+            }
+        }
+        self.sla_deadline_queue.set(report.queue as i64);
     }
 
     /// The Prometheus text exposition of every metric.

@@ -15,7 +15,7 @@ use deskwatch::query::{OutputFormat, QueryEngine, render};
 #[tokio::test]
 async fn golden_queries() {
     let dir = tempfile::tempdir().unwrap();
-    let mut engine = Engine::open(dir.path()).unwrap();
+    let mut engine = Engine::open(dir.path(), rules()).unwrap();
     let events = simulated(300, 21);
     engine.submit(&submissions(&events)).unwrap();
     let query = QueryEngine::new().unwrap();
@@ -49,4 +49,8 @@ async fn golden_queries() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn rules() -> std::sync::Arc<deskwatch::sla::Rules> {
+    deskwatch::config::Config::load(None).unwrap().sla_rules()
 }

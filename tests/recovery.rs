@@ -35,13 +35,13 @@ fn restart_from_checkpoint_and_tail_equals_clean_replay() {
     let (first, second) = events.split_at(events.len() * 2 / 3);
     let dir = tempfile::tempdir().unwrap();
     {
-        let mut engine = Engine::open(dir.path()).unwrap();
+        let mut engine = Engine::open(dir.path(), rules()).unwrap();
         submit_all(&mut engine, first);
         engine.checkpoint().unwrap();
         submit_all(&mut engine, second);
         // No checkpoint for the tail: it must be replayed from the log.
     }
-    let mut restarted = Engine::open(dir.path()).unwrap();
+    let mut restarted = Engine::open(dir.path(), rules()).unwrap();
     assert!(restarted.recovery().checkpoint.is_some());
     assert_eq!(restarted.recovery().replayed, second.len() as u64);
     let after_restart = tables(&mut restarted);
@@ -49,13 +49,13 @@ fn restart_from_checkpoint_and_tail_equals_clean_replay() {
 
     // A clean replay of the same log, without any checkpoint.
     std::fs::remove_dir_all(dir.path().join("checkpoints")).unwrap();
-    let mut replayed = Engine::open(dir.path()).unwrap();
+    let mut replayed = Engine::open(dir.path(), rules()).unwrap();
     assert_eq!(replayed.recovery().replayed, events.len() as u64);
     assert_eq!(after_restart, tables(&mut replayed));
 
     // And equal to applying the events in memory directly.
     let direct_dir = tempfile::tempdir().unwrap();
-    let mut direct = Engine::open(direct_dir.path()).unwrap();
+    let mut direct = Engine::open(direct_dir.path(), rules()).unwrap();
     submit_all(&mut direct, &events);
     assert_eq!(after_restart, tables(&mut direct));
 }
@@ -65,7 +65,7 @@ fn a_damaged_checkpoint_is_skipped_and_the_log_replayed() {
     let events = simulated(500, 8);
     let dir = tempfile::tempdir().unwrap();
     let path = {
-        let mut engine = Engine::open(dir.path()).unwrap();
+        let mut engine = Engine::open(dir.path(), rules()).unwrap();
         submit_all(&mut engine, &events);
         engine.checkpoint().unwrap()
     };
@@ -73,8 +73,12 @@ fn a_damaged_checkpoint_is_skipped_and_the_log_replayed() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x55;
     std::fs::write(&path, bytes).unwrap();
-    let engine = Engine::open(dir.path()).unwrap();
+    let engine = Engine::open(dir.path(), rules()).unwrap();
     assert!(engine.recovery().checkpoint.is_none());
     assert_eq!(engine.projection().ticket_count(), 500);
     assert_eq!(engine.projection().event_count(), events.len() as u64);
+}
+
+fn rules() -> std::sync::Arc<deskwatch::sla::Rules> {
+    deskwatch::config::Config::load(None).unwrap().sla_rules()
 }

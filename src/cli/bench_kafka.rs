@@ -115,8 +115,14 @@ pub fn run(brokers: &str, events: u64, batch: usize) -> anyhow::Result<()> {
     let metrics = Metrics::new()?;
     let query = QueryEngine::new()?;
     let t = Instant::now();
-    let projector =
-        deskwatch::kafka::consumer::start(&settings, &storage, query.clone(), metrics.clone())?;
+    let projector = deskwatch::kafka::consumer::start(
+        &settings,
+        &storage,
+        deskwatch::config::Config::load(None)?.sla_rules(),
+        deskwatch::sla::alerts::AlertSink::disabled(),
+        query.clone(),
+        metrics.clone(),
+    )?;
     let consumed = |m: &Metrics| -> u64 {
         (0..settings.partitions)
             .map(|p| m.kafka_records.with_label_values(&[&p.to_string()]).get())

@@ -32,10 +32,6 @@ pub struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
-    /// TOML configuration file; with `[log] kind = "kafka"` the events are produced to the
-    /// topic instead of the data directory (also set by DESKWATCH__LOG__KIND=kafka).
-    #[arg(long)]
-    config: Option<PathBuf>,
 }
 
 #[derive(Default, serde::Serialize)]
@@ -63,10 +59,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let size = f.metadata().map(|m| m.len()).unwrap_or(0);
         (Box::new(f), size)
     };
-    let config = Config::load(args.config.as_deref())?;
+    let config = Config::load(args.data.config.as_deref())?;
     let mut sink = match config.log.kind {
         LogKind::Embedded => Sink::Embedded(Box::new(
-            Engine::open(&args.data.data_dir).with_context(|| {
+            Engine::open(&args.data.data_dir, config.sla_rules()).with_context(|| {
                 format!(
                     "cannot open data directory {}",
                     args.data.data_dir.display()

@@ -23,7 +23,7 @@ pub struct Args {
 
 /// Opens the data directory and returns its current snapshot.
 pub fn load_snapshot(data: &DataDir) -> anyhow::Result<Snapshot> {
-    let mut engine = Engine::open(&data.data_dir).with_context(|| {
+    let mut engine = Engine::open(&data.data_dir, data.rules()?).with_context(|| {
         format!(
             "cannot open data directory {} (if `deskwatch serve` runs on it, query it with POST /v1/query)",
             data.data_dir.display()

@@ -15,6 +15,11 @@ impl Sym {
     pub fn index(self) -> usize {
         self.0.get() as usize - 1
     }
+
+    /// The symbol of a dense index (as stored by [`Sym::index`]).
+    pub fn from_index(index: usize) -> Sym {
+        Sym(NonZeroU32::new(index as u32 + 1).unwrap_or(NonZeroU32::MIN))
+    }
 }
 
 /// Append-only string table.

@@ -1,0 +1,496 @@
+//! Alert delivery: Alertmanager (API v2) and generic JSON webhooks.
+//!
+//! The projection reports, per (ticket, clock), the level that is active now (see
+//! [`super::Transition`]). The dispatcher keeps the set of active alerts — one per (ticket,
+//! clock, level), with the labels fixed when it first fired so Alertmanager sees one stable
+//! identity — and turns changes into firing and resolved alerts. Active alerts are sent again
+//! every `resend-seconds` with `endsAt` four periods ahead, so Alertmanager resolves them by
+//! itself if deskwatch disappears.
+//!
+//! Every receiver has its own bounded queue and delivery task: a slow or unreachable receiver
+//! retries with exponential backoff (1 s to 60 s) and never blocks the projection, which only
+//! pushes into an unbounded channel. When a queue is full the oldest alerts are dropped and
+//! counted; `deskwatch_alerts_queued` and `deskwatch_alert_delivery_failures_total` show what is
+//! waiting and failing.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc};
+
+use super::ClockKind;
+use super::rules::AlertsConfig;
+use crate::projection::Millis;
+use crate::telemetry::Metrics;
+
+/// What an alert says about a ticket's clock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertInfo {
+    /// Ticket.
+    pub ticket_id: String,
+    /// Tenant.
+    pub tenant: Option<String>,
+    /// Assignment group.
+    pub group: Option<String>,
+    /// Priority.
+    pub priority: &'static str,
+    /// Clock.
+    pub clock: ClockKind,
+    /// Level: a warning percentage, or 100 for breached.
+    pub level: u8,
+    /// Ticket title.
+    pub title: String,
+    /// Policy name.
+    pub policy: String,
+    /// Deadline (or when it was breached).
+    pub deadline: Option<Millis>,
+    /// When the level was reached.
+    pub since: Millis,
+}
+
+/// A change to the set of active alerts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlertUpdate {
+    /// This level is now active for the clock (other levels of the clock resolve).
+    Fire(AlertInfo),
+    /// Nothing is active for the clock any more.
+    Clear {
+        /// Ticket.
+        ticket_id: String,
+        /// Clock.
+        clock: ClockKind,
+    },
+    /// The clock is no longer this instance's (a Kafka partition moved): drop it silently.
+    Forget {
+        /// Ticket.
+        ticket_id: String,
+        /// Clock.
+        clock: ClockKind,
+    },
+}
+
+/// Handle the projection side pushes updates into; never blocks.
+#[derive(Debug, Clone)]
+pub struct AlertSink {
+    tx: Option<mpsc::UnboundedSender<Vec<AlertUpdate>>>,
+}
+
+impl AlertSink {
+    /// A sink that discards everything (no runtime, tests, CLI).
+    pub fn disabled() -> AlertSink {
+        AlertSink { tx: None }
+    }
+
+    /// Queues updates for the dispatcher.
+    pub fn send(&self, updates: Vec<AlertUpdate>) {
+        if updates.is_empty() {
+            return;
+        }
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(updates);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Receiver {
+    name: String,
+    url: String,
+    alertmanager: bool,
+    queue: Mutex<VecDeque<Value>>,
+    notify: Notify,
+}
+
+/// Starts the dispatcher and one delivery task per receiver on the current tokio runtime.
+/// Without a runtime, returns a disabled sink.
+pub fn start(config: &AlertsConfig, metrics: Metrics) -> AlertSink {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return AlertSink::disabled();
+    };
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(config.timeout_seconds))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot create the HTTP client; alerts are disabled");
+            return AlertSink::disabled();
+        }
+    };
+    let mut receivers = Vec::new();
+    for (i, url) in config.alertmanager.iter().enumerate() {
+        receivers.push(Arc::new(Receiver {
+            name: format!("alertmanager-{i}"),
+            url: format!("{}/api/v2/alerts", url.trim_end_matches('/')),
+            alertmanager: true,
+            queue: Mutex::new(VecDeque::new()),
+            notify: Notify::new(),
+        }));
+    }
+    for (i, url) in config.webhooks.iter().enumerate() {
+        receivers.push(Arc::new(Receiver {
+            name: format!("webhook-{i}"),
+            url: url.clone(),
+            alertmanager: false,
+            queue: Mutex::new(VecDeque::new()),
+            notify: Notify::new(),
+        }));
+    }
+    for r in &receivers {
+        handle.spawn(deliver(r.clone(), client.clone(), metrics.clone()));
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let dispatcher = Dispatcher {
+        active: HashMap::new(),
+        receivers,
+        config: config.clone(),
+        metrics,
+    };
+    handle.spawn(dispatcher.run(rx));
+    AlertSink { tx: Some(tx) }
+}
+
+struct Dispatcher {
+    active: HashMap<(String, ClockKind), AlertInfo>,
+    receivers: Vec<Arc<Receiver>>,
+    config: AlertsConfig,
+    metrics: Metrics,
+}
+
+fn rfc3339(ms: Millis) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn human(ms: i64) -> String {
+    let (sign, ms) = if ms < 0 { ("-", -ms) } else { ("", ms) };
+    let s = ms / 1000;
+    match s {
+        s if s >= 86_400 => format!("{sign}{}d{}h", s / 86_400, s % 86_400 / 3600),
+        s if s >= 3600 => format!("{sign}{}h{}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{sign}{}m{}s", s / 60, s % 60),
+        s => format!("{sign}{s}s"),
+    }
+}
+
+/// The alert object (Alertmanager API v2 shape; webhooks get it with a `status`).
+pub fn alert_json(a: &AlertInfo, config: &AlertsConfig, now: Millis, ends_at: Millis) -> Value {
+    let breached = a.level >= 100;
+    let link = format!(
+        "{}/v1/tickets/{}",
+        config.external_url.trim_end_matches('/'),
+        a.ticket_id
+    );
+    let mut labels = serde_json::Map::new();
+    let mut put = |k: &str, v: &str| {
+        labels.insert(k.into(), Value::String(v.into()));
+    };
+    put(
+        "alertname",
+        if breached {
+            "DeskwatchSlaBreached"
+        } else {
+            "DeskwatchSlaAtRisk"
+        },
+    );
+    put(
+        "severity",
+        match a.level {
+            100.. => "critical",
+            90..=99 => "warning",
+            _ => "info",
+        },
+    );
+    put("ticket_id", &a.ticket_id);
+    put("tenant", a.tenant.as_deref().unwrap_or(""));
+    put("group", a.group.as_deref().unwrap_or(""));
+    put("priority", a.priority);
+    put("clock", a.clock.as_str());
+    put("level", &a.level.to_string());
+    let time_left = a.deadline.map(|d| d - now);
+    let summary = if breached {
+        format!(
+            "{} {} SLA breached ({}, policy {})",
+            a.ticket_id,
+            a.clock.as_str().replace('_', " "),
+            a.priority,
+            a.policy
+        )
+    } else {
+        format!(
+            "{} {} at {}% of its SLA target ({}, policy {})",
+            a.ticket_id,
+            a.clock.as_str().replace('_', " "),
+            a.level,
+            a.priority,
+            a.policy
+        )
+    };
+    json!({
+        "labels": labels,
+        "annotations": {
+            "summary": summary,
+            "title": a.title,
+            "deadline": a.deadline.map(rfc3339).unwrap_or_default(),
+            "time_left": time_left.map(human).unwrap_or_default(),
+            "link": link,
+        },
+        "startsAt": rfc3339(a.since.min(now)),
+        "endsAt": rfc3339(ends_at),
+        "generatorURL": link,
+    })
+}
+
+impl Dispatcher {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Vec<AlertUpdate>>) {
+        let period = Duration::from_secs(self.config.resend_seconds);
+        let mut resend = tokio::time::interval(period);
+        resend.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                updates = rx.recv() => {
+                    let Some(updates) = updates else { break };
+                    let now = Utc::now().timestamp_millis();
+                    let mut out = Vec::new();
+                    for u in updates {
+                        self.apply(u, now, &mut out);
+                    }
+                    // Drain what else is waiting into the same batch.
+                    while let Ok(more) = rx.try_recv() {
+                        for u in more {
+                            self.apply(u, now, &mut out);
+                        }
+                    }
+                    self.push(out);
+                }
+                _ = resend.tick() => {
+                    let now = Utc::now().timestamp_millis();
+                    let ends = now + 4 * period.as_millis() as i64;
+                    let out: Vec<Value> = self
+                        .active
+                        .values()
+                        .map(|a| alert_json(a, &self.config, now, ends))
+                        .collect();
+                    self.push(out);
+                }
+            }
+            self.metrics.alerts_active.set(self.active.len() as i64);
+        }
+    }
+
+    fn apply(&mut self, update: AlertUpdate, now: Millis, out: &mut Vec<Value>) {
+        let ends = now + 4 * (self.config.resend_seconds as i64) * 1000;
+        match update {
+            AlertUpdate::Fire(info) => {
+                let key = (info.ticket_id.clone(), info.clock);
+                if let Some(old) = self.active.get(&key) {
+                    if old.level == info.level {
+                        return;
+                    }
+                    out.push(alert_json(old, &self.config, now, now));
+                }
+                out.push(alert_json(&info, &self.config, now, ends));
+                self.active.insert(key, info);
+            }
+            AlertUpdate::Clear { ticket_id, clock } => {
+                if let Some(old) = self.active.remove(&(ticket_id, clock)) {
+                    out.push(alert_json(&old, &self.config, now, now));
+                }
+            }
+            AlertUpdate::Forget { ticket_id, clock } => {
+                self.active.remove(&(ticket_id, clock));
+            }
+        }
+    }
+
+    fn push(&self, alerts: Vec<Value>) {
+        if alerts.is_empty() {
+            return;
+        }
+        for r in &self.receivers {
+            let mut q = r.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.extend(alerts.iter().cloned());
+            let over = q.len().saturating_sub(self.config.queue_limit);
+            if over > 0 {
+                q.drain(..over);
+                self.metrics
+                    .alerts_dropped
+                    .with_label_values(&[&r.name])
+                    .inc_by(over as u64);
+            }
+            self.metrics
+                .alerts_queued
+                .with_label_values(&[&r.name])
+                .set(q.len() as i64);
+            drop(q);
+            r.notify.notify_one();
+        }
+    }
+}
+
+/// Most alerts in one request.
+const BATCH: usize = 1000;
+
+async fn deliver(r: Arc<Receiver>, client: reqwest::Client, metrics: Metrics) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let batch: Vec<Value> = {
+            let q = r.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.iter().take(BATCH).cloned().collect()
+        };
+        if batch.is_empty() {
+            r.notify.notified().await;
+            continue;
+        }
+        let body = if r.alertmanager {
+            Value::Array(batch.clone())
+        } else {
+            let now = Utc::now().timestamp_millis();
+            let with_status: Vec<Value> = batch
+                .iter()
+                .map(|a| {
+                    let mut a = a.clone();
+                    let ends = a["endsAt"]
+                        .as_str()
+                        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                        .map_or(i64::MAX, |d| d.timestamp_millis());
+                    a["status"] = Value::from(if ends <= now { "resolved" } else { "firing" });
+                    a
+                })
+                .collect();
+            json!({ "receiver": "deskwatch", "version": "1", "alerts": with_status })
+        };
+        let started = std::time::Instant::now();
+        let result = client
+            .post(&r.url)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await;
+        let ok = match result {
+            Ok(resp) if resp.status().is_success() => true,
+            Ok(resp) => {
+                tracing::warn!(receiver = %r.name, status = %resp.status(), "alert delivery refused");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(receiver = %r.name, error = %e, "alert delivery failed");
+                false
+            }
+        };
+        if ok {
+            metrics
+                .alert_delivery_seconds
+                .observe(started.elapsed().as_secs_f64());
+            metrics
+                .alerts_sent
+                .with_label_values(&[&r.name])
+                .inc_by(batch.len() as u64);
+            let mut q = r.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let n = batch.len().min(q.len());
+            q.drain(..n);
+            metrics
+                .alerts_queued
+                .with_label_values(&[&r.name])
+                .set(q.len() as i64);
+            backoff = Duration::from_secs(1);
+        } else {
+            metrics
+                .alert_delivery_failures
+                .with_label_values(&[&r.name])
+                .inc();
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(60));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> AlertsConfig {
+        AlertsConfig {
+            alertmanager: vec![],
+            webhooks: vec![],
+            resend_seconds: 60,
+            external_url: "http://desk.example/".into(),
+            queue_limit: 10,
+            timeout_seconds: 5,
+        }
+    }
+
+    fn info(level: u8) -> AlertInfo {
+        AlertInfo {
+            ticket_id: "INC1".into(),
+            tenant: Some("acme".into()),
+            group: Some("service-desk".into()),
+            priority: "P2",
+            clock: ClockKind::Resolution,
+            level,
+            title: "VPN down".into(),
+            policy: "P2".into(),
+            deadline: Some(10 * 60_000),
+            since: 0,
+        }
+    }
+
+    #[test]
+    fn alert_has_stable_labels_and_useful_annotations() {
+        let a = alert_json(&info(100), &config(), 60_000, 300_000);
+        assert_eq!(a["labels"]["alertname"], "DeskwatchSlaBreached");
+        assert_eq!(a["labels"]["severity"], "critical");
+        assert_eq!(a["labels"]["ticket_id"], "INC1");
+        assert_eq!(a["labels"]["clock"], "resolution");
+        assert_eq!(a["labels"]["level"], "100");
+        assert_eq!(a["annotations"]["time_left"], "9m0s");
+        assert_eq!(
+            a["annotations"]["link"],
+            "http://desk.example/v1/tickets/INC1"
+        );
+        let w = alert_json(&info(75), &config(), 0, 1);
+        assert_eq!(w["labels"]["alertname"], "DeskwatchSlaAtRisk");
+        assert_eq!(w["labels"]["severity"], "info");
+        // Labels do not depend on time.
+        assert_eq!(
+            alert_json(&info(75), &config(), 5, 6)["labels"],
+            w["labels"]
+        );
+    }
+
+    #[test]
+    fn level_change_resolves_the_old_level_and_clear_resolves_all() {
+        let metrics = Metrics::new().unwrap();
+        let mut d = Dispatcher {
+            active: HashMap::new(),
+            receivers: vec![],
+            config: config(),
+            metrics,
+        };
+        let mut out = Vec::new();
+        d.apply(AlertUpdate::Fire(info(50)), 1000, &mut out);
+        assert_eq!(out.len(), 1);
+        d.apply(AlertUpdate::Fire(info(50)), 2000, &mut out);
+        assert_eq!(out.len(), 1, "same level again sends nothing");
+        d.apply(AlertUpdate::Fire(info(100)), 3000, &mut out);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[1]["labels"]["level"], "50");
+        assert_eq!(out[1]["endsAt"], rfc3339(3000), "old level resolved");
+        assert_eq!(out[2]["labels"]["level"], "100");
+        d.apply(
+            AlertUpdate::Clear {
+                ticket_id: "INC1".into(),
+                clock: ClockKind::Resolution,
+            },
+            4000,
+            &mut out,
+        );
+        assert_eq!(out.len(), 4);
+        assert_eq!(out[3]["endsAt"], rfc3339(4000));
+        assert!(d.active.is_empty());
+    }
+}
