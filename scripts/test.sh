@@ -2,8 +2,8 @@
 # Runs every test. Installs what the tests need on first use and caches it:
 #   - tansu 0.6.0, a Kafka-protocol broker, built once with cargo (~15 min on 2 cores) into
 #     ~/.cache/deskwatch/tools (override with DESKWATCH_TOOLS).
-# The Prometheus, Alertmanager and Chromium installs join here with the issues that bring
-# those tests.
+#   - Debian's prometheus (prometheus, promtool) and prometheus-alertmanager (alertmanager,
+#     amtool), with apt-get, when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,18 @@ if ! "$TOOLS/bin/tansu" --version 2>/dev/null | grep -q '0\.6\.0'; then
   rm -rf "$build"
 fi
 export DESKWATCH_TANSU="$TOOLS/bin/tansu"
+
+missing=()
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]} (Debian packages)"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# With the tools installed, their tests must run, never skip.
+export DESKWATCH_REQUIRE_TOOLS=1
 # With the broker installed, the Kafka tests must run, never skip.
 export DESKWATCH_REQUIRE_KAFKA=1
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -100,6 +100,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/events", post(post_events))
         .route("/v1/query", post(post_query))
         .route("/v1/tickets/{id}", get(get_ticket))
+        .route("/v1/sla/at-risk", get(get_at_risk))
+        .route("/v1/sla/breaches", get(get_breaches))
         .route("/", get(index))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -313,7 +315,77 @@ async fn get_ticket(
         .await
         .map_err(|e| internal(e.to_string()))?;
     let history = to_json_rows(&history).map_err(|e| internal(e.to_string()))?;
-    Ok(axum::Json(json!({"ticket": ticket, "history": history})).into_response())
+    let clocks = q
+        .filtered("sla_clocks", col("ticket_id").eq(lit(id.as_str())), Some("clock"))
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    let mut clocks = to_json_rows(&clocks).map_err(|e| internal(e.to_string()))?;
+    let pauses = q
+        .current()
+        .sla_rules
+        .as_ref()
+        .map(|r| r.pause.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    for clock in &mut clocks {
+        let timeline = crate::sla::timeline(clock, &history, &pauses);
+        clock["timeline"] = Value::Array(timeline);
+    }
+    Ok(axum::Json(json!({"ticket": ticket, "sla": clocks, "history": history})).into_response())
+}
+
+async fn sla_listing(
+    state: &AppState,
+    headers: &HeaderMap,
+    listing: crate::sla::listing::Listing,
+    filter: &crate::sla::listing::SlaFilter,
+) -> Result<Response, ApiError> {
+    use crate::sla::listing::{ListingError, list};
+    authorize(state, headers, Role::Read)?;
+    let batches = list(&state.service.query, listing, filter)
+        .await
+        .map_err(|e| match e {
+            ListingError::Filter(..) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_filter", e.to_string())
+            }
+            ListingError::Query(q) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", q.to_string())
+            }
+        })?;
+    let rows = to_json_rows(&batches)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    Ok(axum::Json(json!({"count": rows.len(), "clocks": rows})).into_response())
+}
+
+type FilterQuery = Result<Query<crate::sla::listing::SlaFilter>, axum::extract::rejection::QueryRejection>;
+
+fn filter_of(q: FilterQuery) -> Result<crate::sla::listing::SlaFilter, ApiError> {
+    q.map(|Query(f)| f).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_filter",
+            format!("{e} (filters: tenant, group, priority, clock, from, to, limit)"),
+        )
+    })
+}
+
+/// Open clocks past a warning threshold, soonest deadline first.
+async fn get_at_risk(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: FilterQuery,
+) -> Result<Response, ApiError> {
+    let filter = filter_of(q)?;
+    sla_listing(&state, &headers, crate::sla::listing::Listing::AtRisk, &filter).await
+}
+
+/// Breached clocks, latest first.
+async fn get_breaches(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: FilterQuery,
+) -> Result<Response, ApiError> {
+    let filter = filter_of(q)?;
+    sla_listing(&state, &headers, crate::sla::listing::Listing::Breaches, &filter).await
 }
 
 /// A small start page: what is running and where to look. The persona dashboards replace it

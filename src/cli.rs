@@ -8,6 +8,7 @@ mod ingest;
 mod query;
 mod serve;
 mod simulate;
+mod sla;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +31,8 @@ enum Command {
     Ingest(ingest::Args),
     /// Run a read-only SQL query over the projected tables.
     Query(query::Args),
+    /// List at-risk (or, with --breaches, breached) SLA clocks.
+    Sla(sla::Args),
     /// Write the projected tables as Parquet files.
     Export(export::Args),
     /// Print the JSON Schema of one event.
@@ -76,6 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(a) => ingest::run(a),
         Command::Query(a) => query::run(a),
         Command::Export(a) => export::run(a),
+        Command::Sla(a) => sla::run(a),
         Command::Schema => {
             print!("{}", deskwatch::event::SCHEMA_JSON);
             Ok(ExitCode::SUCCESS)

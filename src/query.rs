@@ -274,6 +274,35 @@ impl QueryEngine {
     }
 }
 
+impl QueryEngine {
+    /// Rows of `table` matching `filter`, sorted by one column, at most `limit`.
+    pub async fn filtered_sorted(
+        &self,
+        table: &str,
+        filter: Expr,
+        order_by: &str,
+        ascending: bool,
+        limit: usize,
+    ) -> Result<Vec<RecordBatch>, QueryError> {
+        self.ctx
+            .table(table)
+            .await
+            .map_err(classify)?
+            .filter(filter)
+            .map_err(classify)?
+            .sort(vec![
+                datafusion::prelude::col(order_by).sort(ascending, false),
+                datafusion::prelude::col("ticket_id").sort(true, false),
+            ])
+            .map_err(classify)?
+            .limit(0, Some(limit))
+            .map_err(classify)?
+            .collect()
+            .await
+            .map_err(classify)
+    }
+}
+
 /// How to print query results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {

@@ -22,6 +22,7 @@
 
 pub mod alerts;
 pub mod calendar;
+pub mod listing;
 pub mod rules;
 pub mod table;
 #[cfg(test)]
@@ -964,4 +965,82 @@ impl SlaState {
         report.completed = self.counts.completed.clone();
         report
     }
+}
+
+/// The timeline of one `sla_clocks` row (as JSON) from the ticket's history rows: start,
+/// pauses and resumptions, priority changes, reopens, breach, stop, and the deadline ahead.
+pub fn timeline(
+    clock: &serde_json::Value,
+    history: &[serde_json::Value],
+    pauses: &[&str],
+) -> Vec<serde_json::Value> {
+    use serde_json::{Value, json};
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    let ms = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .map(|d| d.timestamp_millis())
+            .or_else(|_| {
+                chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f")
+                    .map(|d| d.and_utc().timestamp_millis())
+            })
+            .unwrap_or(0)
+    };
+    let mut out: Vec<(i64, Value)> = Vec::new();
+    let mut push = |at: &str, event: &str, detail: Option<String>| {
+        let mut v = json!({"at": at, "event": event});
+        if let Some(d) = detail {
+            v["detail"] = Value::String(d);
+        }
+        out.push((ms(at), v));
+    };
+    let Some(started) = text(clock, "started_at") else {
+        return Vec::new();
+    };
+    let start_ms = ms(&started);
+    let stop_ms = text(clock, "stopped_at").map(|s| ms(&s));
+    let kind = text(clock, "clock").unwrap_or_default();
+    push(&started, "started", None);
+    let mut last_status: Option<String> = None;
+    for h in history {
+        let (Some(at), Some(ty)) = (text(h, "occurred_at"), text(h, "event_type")) else {
+            continue;
+        };
+        let status = text(h, "status_after");
+        let before = last_status.clone();
+        last_status = status.clone();
+        if ms(&at) <= start_ms || stop_ms.is_some_and(|s| ms(&at) > s) {
+            continue;
+        }
+        let paused = |s: &Option<String>| s.as_deref().is_some_and(|s| pauses.contains(&s));
+        if paused(&status) && !paused(&before) {
+            push(&at, "paused", status.clone());
+        } else if !paused(&status) && paused(&before) && status.as_deref() != Some("resolved") {
+            push(&at, "resumed", status.clone());
+        }
+        match ty.as_str() {
+            "ticket.priority_changed" => {
+                push(&at, "retargeted", text(h, "priority_after"));
+            }
+            "ticket.reopened" if kind == "resolution" => push(&at, "resumed", Some("reopened".into())),
+            "ticket.status_changed"
+                if kind == "resolution" && before.as_deref() == Some("resolved") =>
+            {
+                push(&at, "resumed", Some("reopened".into()));
+            }
+            _ => {}
+        }
+    }
+    if let Some(b) = text(clock, "breached_at") {
+        push(&b, "breached", None);
+    }
+    let state = text(clock, "state").unwrap_or_default();
+    if let Some(s) = text(clock, "stopped_at") {
+        let how = if state == "breached" { "stopped late" } else { "stopped" };
+        push(&s, how, Some(state.clone()));
+    }
+    if let Some(d) = text(clock, "deadline") {
+        push(&d, "deadline", None);
+    }
+    out.sort_by_key(|(t, _)| *t);
+    out.into_iter().map(|(_, v)| v).collect()
 }
