@@ -316,7 +316,11 @@ async fn get_ticket(
         .map_err(|e| internal(e.to_string()))?;
     let history = to_json_rows(&history).map_err(|e| internal(e.to_string()))?;
     let clocks = q
-        .filtered("sla_clocks", col("ticket_id").eq(lit(id.as_str())), Some("clock"))
+        .filtered(
+            "sla_clocks",
+            col("ticket_id").eq(lit(id.as_str())),
+            Some("clock"),
+        )
         .await
         .map_err(|e| internal(e.to_string()))?;
     let mut clocks = to_json_rows(&clocks).map_err(|e| internal(e.to_string()))?;
@@ -356,7 +360,8 @@ async fn sla_listing(
     Ok(axum::Json(json!({"count": rows.len(), "clocks": rows})).into_response())
 }
 
-type FilterQuery = Result<Query<crate::sla::listing::SlaFilter>, axum::extract::rejection::QueryRejection>;
+type FilterQuery =
+    Result<Query<crate::sla::listing::SlaFilter>, axum::extract::rejection::QueryRejection>;
 
 fn filter_of(q: FilterQuery) -> Result<crate::sla::listing::SlaFilter, ApiError> {
     q.map(|Query(f)| f).map_err(|e| {
@@ -375,7 +380,13 @@ async fn get_at_risk(
     q: FilterQuery,
 ) -> Result<Response, ApiError> {
     let filter = filter_of(q)?;
-    sla_listing(&state, &headers, crate::sla::listing::Listing::AtRisk, &filter).await
+    sla_listing(
+        &state,
+        &headers,
+        crate::sla::listing::Listing::AtRisk,
+        &filter,
+    )
+    .await
 }
 
 /// Breached clocks, latest first.
@@ -385,7 +396,13 @@ async fn get_breaches(
     q: FilterQuery,
 ) -> Result<Response, ApiError> {
     let filter = filter_of(q)?;
-    sla_listing(&state, &headers, crate::sla::listing::Listing::Breaches, &filter).await
+    sla_listing(
+        &state,
+        &headers,
+        crate::sla::listing::Listing::Breaches,
+        &filter,
+    )
+    .await
 }
 
 /// A small start page: what is running and where to look. The persona dashboards replace it
@@ -395,6 +412,21 @@ async fn index(State(state): State<AppState>) -> Response {
     let tickets: usize = snap.tickets.iter().map(|b| b.num_rows()).sum();
     let events: usize = snap.events.iter().map(|b| b.num_rows()).sum();
     let c = &snap.counters;
+    let sla = state
+        .service
+        .query
+        .sql(
+            "select count(*) filter (where level > 0 and level < 100 and stopped_at is null) r, \
+             count(*) filter (where state = 'breached' and stopped_at is null) b, \
+             count(*) filter (where state = 'breached') t from sla_clocks",
+        )
+        .await
+        .ok()
+        .and_then(|b| to_json_rows(&b).ok())
+        .and_then(|rows| rows.into_iter().next())
+        .unwrap_or_default();
+    let n = |k: &str| sla.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let (at_risk, open_breached, breached) = (n("r"), n("b"), n("t"));
     let html = format!(
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>deskwatch</title>\
          <meta http-equiv=refresh content=5>\
@@ -404,13 +436,19 @@ async fn index(State(state): State<AppState>) -> Response {
          <table><tr><td>tickets</td><td id=tickets>{tickets}</td></tr>\
          <tr><td>events</td><td id=events>{events}</td></tr>\
          <tr><td>duplicates ignored</td><td>{}</td></tr>\
-         <tr><td>rejected by state checks</td><td>{}</td></tr></table>\
+         <tr><td>rejected by state checks</td><td>{}</td></tr>\
+         <tr><td>open SLA clocks at risk</td><td id=at-risk>{at_risk}</td></tr>\
+         <tr><td>open SLA clocks breached</td><td id=open-breached>{open_breached}</td></tr>\
+         <tr><td>SLA breaches in all</td><td id=breached>{breached}</td></tr></table>\
          <h2>Endpoints</h2><ul>\
          <li><a href=/metrics>/metrics</a> — Prometheus metrics</li>\
          <li><code>POST /v1/events</code> — submit events (JSON array or NDJSON)</li>\
          <li><code>POST /v1/query</code> — <code>{{\"sql\": \"select …\"}}</code> over \
-         <code>tickets</code> and <code>ticket_events</code></li>\
-         <li><code>GET /v1/tickets/{{id}}</code> — one ticket and its history</li>\
+         <code>tickets</code>, <code>ticket_events</code> and <code>sla_clocks</code></li>\
+         <li><code>GET /v1/tickets/{{id}}</code> — one ticket, its SLA clocks and history</li>\
+         <li><a href=/v1/sla/at-risk>/v1/sla/at-risk</a>, \
+         <a href=/v1/sla/breaches>/v1/sla/breaches</a> — SLA clocks \
+         (filters: tenant, group, priority, clock, from, to)</li>\
          <li><a href=/healthz>/healthz</a>, <a href=/readyz>/readyz</a></li></ul>\
          <p>This page refreshes every 5 seconds.</p></body></html>",
         c.duplicates, c.rejected

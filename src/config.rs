@@ -318,4 +318,34 @@ mod tests {
             Ok(())
         });
     }
+
+    #[test]
+    fn the_example_loads_and_its_policies_replace_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deskwatch.example.toml");
+        let c = Config::load(Some(&path)).unwrap();
+        let rules = crate::sla::Rules::compile(&c.sla).unwrap();
+        let names: Vec<&str> = rules.policies.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["P1", "P2", "standard"]);
+        // Calendars merge by name: the built-in 24x7 and the example's office.
+        let cals: Vec<&str> = rules.calendars.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(cals, ["24x7", "office"]);
+        assert_eq!(rules.policies[2].warnings, [75, 90]);
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn bad_sla_config_is_refused_at_start_up_naming_the_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "s.toml",
+                "[sla.calendars.office]\ntime-zone = \"Mars/Olympus\"\nhours = { weekdays = [\"09:00-17:00\"] }\n",
+            )?;
+            let e = Config::load(Some(Path::new("s.toml"))).unwrap_err();
+            assert!(
+                e.to_string().contains("sla.calendars.office.time-zone"),
+                "{e}"
+            );
+            Ok(())
+        });
+    }
 }

@@ -564,6 +564,7 @@ impl Projection {
             + self.tickets.iter().map(|t| t.title.len()).sum::<usize>()
             + self.ticket_by_sym.capacity() * 4
             + self.history.heap_bytes()
+            + self.sla.heap_bytes()
     }
 }
 

@@ -244,6 +244,8 @@ pub struct SlaState {
     record: bool,
     #[serde(skip)]
     outbox: Vec<Transition>,
+    #[serde(skip)]
+    compact_at: usize,
 }
 
 /// Static attributes of a ticket the engine reads.
@@ -312,6 +314,21 @@ impl SlaState {
         self.tickets.get(index).and_then(|t| t.as_deref())
     }
 
+    /// Approximate heap bytes held (clocks and the deadline queue).
+    pub fn heap_bytes(&self) -> usize {
+        self.tickets.capacity() * std::mem::size_of::<Option<Box<TicketSla>>>()
+            + self
+                .tickets
+                .iter()
+                .flatten()
+                .map(|t| {
+                    std::mem::size_of::<TicketSla>()
+                        + t.clocks.capacity() * std::mem::size_of::<Clock>()
+                })
+                .sum::<usize>()
+            + self.queue.capacity() * std::mem::size_of::<Reverse<(Millis, u32, u8, u32)>>()
+    }
+
     /// Entries in the deadline queue (including stale ones).
     pub fn queue_len(&self) -> usize {
         self.queue.len()
@@ -350,12 +367,12 @@ impl SlaState {
                     return;
                 };
                 let p = &rules.policies[policy as usize];
-                let mut clocks = Vec::new();
-                for kind in ClockKind::ALL {
-                    if let Some(target) = p.targets[kind as usize] {
-                        clocks.push(Clock::new(kind, target));
-                    }
-                }
+                let clocks: Vec<Clock> = ClockKind::ALL
+                    .into_iter()
+                    .filter_map(|kind| p.targets[kind as usize].map(|t| Clock::new(kind, t)))
+                    .collect::<Vec<_>>()
+                    .into_boxed_slice()
+                    .into_vec();
                 self.tickets[index] = Some(Box::new(TicketSla {
                     policy,
                     paused_since: Millis::MIN,
@@ -484,7 +501,9 @@ impl SlaState {
         self.reschedule(t, slot);
     }
 
-    /// Brings a running clock's elapsed time to `at` (it keeps running from `at`).
+    /// Brings a running clock's elapsed time to `at`, an event of its own ticket (it keeps
+    /// running from `at`). Only the ticket's own events move a clock's accrual, so its values
+    /// do not depend on the other tickets sharing the log (or the Kafka partition).
     fn settle(&mut self, t: u32, slot: usize, at: Millis) {
         let rules = self.rules.clone().expect("rules attached");
         let ts = self.tickets[t as usize].as_mut().expect("ticket");
@@ -500,7 +519,50 @@ impl SlaState {
         c.elapsed_ms += cal.business_ms(c.mark, at);
         c.mark = at;
         let level = SlaState::level_at(warnings, c.target_ms, c.elapsed_ms);
+        if level < c.reached {
+            // Time had moved past this event (another ticket's later event came first) and
+            // fired a threshold this clock had not reached by now: take it back.
+            self.lower(t, slot, level, at);
+        } else {
+            self.raise(t, slot, level, at);
+        }
+    }
+
+    /// Fires the thresholds a running clock has passed by `at`, without moving its accrual.
+    fn check_due(&mut self, t: u32, slot: usize, at: Millis) {
+        let rules = self.rules.clone().expect("rules attached");
+        let ts = self.tickets[t as usize].as_ref().expect("ticket");
+        let warnings = rules
+            .policies
+            .get(ts.policy as usize)
+            .map_or(&[][..], |p| p.warnings.as_slice());
+        let c = &ts.clocks[slot];
+        if !c.running() || at <= c.mark {
+            return;
+        }
+        let elapsed = c.elapsed_ms + rules.calendars[c.calendar as usize].business_ms(c.mark, at);
+        let level = SlaState::level_at(warnings, c.target_ms, elapsed);
         self.raise(t, slot, level, at);
+    }
+
+    /// Takes a level back (see [`SlaState::settle`]).
+    fn lower(&mut self, t: u32, slot: usize, level: u8, at: Millis) {
+        let ts = self.tickets[t as usize].as_mut().expect("ticket");
+        let (priority, tenant) = (ts.priority, ts.tenant);
+        let c = &mut ts.clocks[slot];
+        if level >= c.reached {
+            return;
+        }
+        let kind = c.kind;
+        if c.reached == 100 && c.breached() {
+            c.breached_at = Millis::MIN;
+            c.breaches = c.breaches.saturating_sub(1);
+            if let Some(n) = self.counts.breaches.get_mut(&(kind, priority, tenant)) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        c.reached = level;
+        self.emit(t, kind, level, at);
     }
 
     /// Records that a clock reached `level` (no-op if it had).
@@ -749,11 +811,16 @@ impl SlaState {
             if !live {
                 continue;
             }
-            self.settle(t, slot, at);
+            self.check_due(t, slot, at);
             self.reschedule(t, slot);
         }
-        if self.queue.len() > 1024 && self.queue.len() > 4 * self.live_entries() {
-            self.compact();
+        // Stale entries (from pauses and re-targets) are dropped when the queue has doubled
+        // since the last compaction: amortised O(1) per entry.
+        if self.queue.len() > self.compact_at.max(1024) {
+            if self.queue.len() > 2 * self.live_entries() {
+                self.compact();
+            }
+            self.compact_at = 2 * self.queue.len();
         }
     }
 
@@ -1021,7 +1088,9 @@ pub fn timeline(
             "ticket.priority_changed" => {
                 push(&at, "retargeted", text(h, "priority_after"));
             }
-            "ticket.reopened" if kind == "resolution" => push(&at, "resumed", Some("reopened".into())),
+            "ticket.reopened" if kind == "resolution" => {
+                push(&at, "resumed", Some("reopened".into()))
+            }
             "ticket.status_changed"
                 if kind == "resolution" && before.as_deref() == Some("resolved") =>
             {
@@ -1035,7 +1104,11 @@ pub fn timeline(
     }
     let state = text(clock, "state").unwrap_or_default();
     if let Some(s) = text(clock, "stopped_at") {
-        let how = if state == "breached" { "stopped late" } else { "stopped" };
+        let how = if state == "breached" {
+            "stopped late"
+        } else {
+            "stopped"
+        };
         push(&s, how, Some(state.clone()));
     }
     if let Some(d) = text(clock, "deadline") {

@@ -288,7 +288,7 @@ impl Metrics {
                 &["receiver"],
             )?,
             alert_delivery_seconds: Histogram::with_opts(HistogramOpts::new(
-                "deskwatch_alert_delivery_seconds",
+                "deskwatch_alert_delivery_duration_seconds",
                 "Time of one successful alert delivery request.",
             ))?,
             published: Default::default(),

@@ -195,7 +195,11 @@ fn breach_alert_reaches_alertmanager_and_is_resolved() {
         breach["annotations"]["link"],
         "http://deskwatch.test/v1/tickets/INC-AM-1"
     );
-    assert!(breach["annotations"]["deadline"].as_str().is_some_and(|d| !d.is_empty()));
+    assert!(
+        breach["annotations"]["deadline"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())
+    );
     // The at-risk warnings came first and were resolved by the breach.
     // The answer stops the clock: Alertmanager sees the breach resolved.
     reply(&server, "INC-AM-1");
@@ -327,10 +331,9 @@ fn webhook_gets_firing_then_resolved_and_a_dead_receiver_blocks_nothing() {
     })
     .expect("failures to the dead receiver and the breaches are counted");
     assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("deskwatch_alerts_queued{receiver=\"alertmanager-0\"}")
-                && !l.ends_with(" 0")),
+        metrics.lines().any(|l| l
+            .starts_with("deskwatch_alerts_queued{receiver=\"alertmanager-0\"}")
+            && !l.ends_with(" 0")),
         "what could not be sent is queued"
     );
     assert!(!metrics.contains("INC-WH"), "no ticket ids in metrics");
@@ -364,7 +367,10 @@ fn prometheus_scrapes_metrics_and_loads_the_rules() {
     let _prom = Killed(
         Command::new(bin)
             .arg(format!("--config.file={}", prom_conf.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address={addr}"))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("prom.log")).unwrap())
@@ -430,6 +436,10 @@ fn promtool_checks_and_tests_the_rules_and_amtool_the_example() {
             .current_dir(repo())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 }

@@ -36,6 +36,15 @@ pub struct Args {
     /// Benchmark Kafka on these brokers instead (creates topics `bench-*`).
     #[arg(long, value_name = "BROKERS")]
     kafka: Option<String>,
+    /// Benchmark the SLA engine instead: cost per event, and alert delay with open clocks.
+    #[arg(long)]
+    sla: bool,
+    /// With --sla: open clocks.
+    #[arg(long, default_value_t = 1_000_000)]
+    clocks: u64,
+    /// With --sla: clocks that reach their deadline during the measurement.
+    #[arg(long, default_value_t = 100_000)]
+    due: u64,
 }
 
 fn rss_kib(field: &str) -> u64 {
@@ -55,6 +64,10 @@ fn rate(n: u64, secs: f64) -> String {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.sla {
+        super::bench_sla::run(args.events, args.clocks, args.due)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(brokers) = &args.kafka {
         super::bench_kafka::run(brokers, args.events, args.batch)?;
         return Ok(ExitCode::SUCCESS);

@@ -9,6 +9,7 @@
 //! gap) maps to the instant the clocks jumped.
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -33,6 +34,22 @@ pub struct Calendar {
     pub holidays: BTreeSet<NaiveDate>,
     /// Every minute of every day works and there are no holidays: plain arithmetic.
     always: bool,
+    /// Working intervals of each day of the years [`FIRST_YEAR`, `FIRST_YEAR` + `YEARS`),
+    /// computed on first use, one year at a time: the time-zone conversions are the costly part.
+    years: Arc<[OnceLock<Year>]>,
+}
+
+/// First year the interval cache covers.
+const FIRST_YEAR: i32 = 2000;
+/// Years the interval cache covers.
+const YEARS: usize = 100;
+
+/// The working intervals of every day of one year.
+#[derive(Debug, Default)]
+struct Year {
+    /// Per day of the year (0-based): start and end index into `intervals`.
+    days: Vec<(u32, u32)>,
+    intervals: Vec<(Millis, Millis)>,
 }
 
 impl Calendar {
@@ -50,6 +67,7 @@ impl Calendar {
             week,
             holidays,
             always,
+            years: (0..YEARS).map(|_| OnceLock::new()).collect(),
         }
     }
 
@@ -97,8 +115,35 @@ impl Calendar {
         base.and_utc().timestamp_millis()
     }
 
-    /// The working intervals of one local date, as instants.
-    fn day_intervals(&self, date: NaiveDate, out: &mut Vec<(Millis, Millis)>) {
+    /// Calls `f` with the working intervals of one local date, as instants (cached per year,
+    /// so the common case neither converts time zones nor allocates).
+    fn with_day<R>(&self, date: NaiveDate, f: impl FnOnce(&[(Millis, Millis)]) -> R) -> R {
+        let y = date.year() - FIRST_YEAR;
+        if (0..YEARS as i32).contains(&y) {
+            let year = self.years[y as usize].get_or_init(|| self.compute_year(date.year()));
+            let (s, e) = year.days[date.ordinal0() as usize];
+            return f(&year.intervals[s as usize..e as usize]);
+        }
+        let mut day = Vec::with_capacity(4);
+        self.compute_day(date, &mut day);
+        f(&day)
+    }
+
+    fn compute_year(&self, year: i32) -> Year {
+        let mut y = Year::default();
+        let mut day = Vec::with_capacity(4);
+        let mut date = NaiveDate::from_ymd_opt(year, 1, 1).unwrap_or_default();
+        while date.year() == year {
+            self.compute_day(date, &mut day);
+            let start = y.intervals.len() as u32;
+            y.intervals.extend_from_slice(&day);
+            y.days.push((start, y.intervals.len() as u32));
+            date += Duration::days(1);
+        }
+        y
+    }
+
+    fn compute_day(&self, date: NaiveDate, out: &mut Vec<(Millis, Millis)>) {
         out.clear();
         if self.holidays.contains(&date) {
             return;
@@ -124,15 +169,12 @@ impl Calendar {
         let mut total = 0;
         let mut date = self.local_date(from) - Duration::days(1);
         let last = self.local_date(to) + Duration::days(1);
-        let mut day = Vec::with_capacity(4);
         while date <= last {
-            self.day_intervals(date, &mut day);
-            for &(s, e) in &day {
-                let (s, e) = (s.max(from), e.min(to));
-                if e > s {
-                    total += e - s;
-                }
-            }
+            total += self.with_day(date, |day| {
+                day.iter()
+                    .map(|&(s, e)| (e.min(to) - s.max(from)).max(0))
+                    .sum::<i64>()
+            });
             date += Duration::days(1);
         }
         total
@@ -150,18 +192,22 @@ impl Calendar {
         }
         let mut left = ms;
         let first = self.local_date(from) - Duration::days(1);
-        let mut day = Vec::with_capacity(4);
         for n in 0..MAX_DAYS {
-            self.day_intervals(first + Duration::days(n), &mut day);
-            for &(s, e) in &day {
-                if e <= from {
-                    continue;
+            let found = self.with_day(first + Duration::days(n), |day| {
+                for &(s, e) in day {
+                    if e <= from {
+                        continue;
+                    }
+                    let s = s.max(from);
+                    if e - s >= left {
+                        return Some(s + left);
+                    }
+                    left -= e - s;
                 }
-                let s = s.max(from);
-                if e - s >= left {
-                    return s + left;
-                }
-                left -= e - s;
+                None
+            });
+            if let Some(at) = found {
+                return at;
             }
         }
         Millis::MAX

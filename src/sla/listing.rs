@@ -73,7 +73,10 @@ pub async fn list(
     };
     if let Some(p) = &filter.priority {
         if crate::event::Priority::parse(p).is_none() {
-            return Err(ListingError::Filter("priority", format!("`{p}` is not P1–P4")));
+            return Err(ListingError::Filter(
+                "priority",
+                format!("`{p}` is not P1–P4"),
+            ));
         }
         expr = expr.and(col("priority").eq(lit(p.as_str())));
     }
@@ -107,7 +110,13 @@ pub async fn list(
         Listing::Breaches => ("breached_at", false),
     };
     let batches = query
-        .filtered_sorted("sla_clocks", expr, order, ascending, filter.limit.unwrap_or(1000))
+        .filtered_sorted(
+            "sla_clocks",
+            expr,
+            order,
+            ascending,
+            filter.limit.unwrap_or(1000),
+        )
         .await?;
     Ok(batches)
 }

@@ -437,3 +437,32 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn another_tickets_later_event_does_not_change_a_clock() {
+    // A (P1, first response 15 min at 08:00) answers at 08:14, but the log carries that reply
+    // after B's event of 08:30, which moved time past A's deadline and fired its breach.
+    let mut shared = Desk::new();
+    shared.create("A", "2026-11-24T08:00:00Z", "P1", "net");
+    shared.create("B", "2026-11-24T08:30:00Z", "P3", "net");
+    shared.reply("A", "2026-11-24T08:14:00Z", "agent");
+    let mut alone = Desk::new();
+    alone.create("A", "2026-11-24T08:00:00Z", "P1", "net");
+    alone.reply("A", "2026-11-24T08:14:00Z", "agent");
+    let now = at("2026-11-24T09:00:00Z");
+    let (a1, l1) = shared.clock("A", ClockKind::FirstResponse, now);
+    let (a2, l2) = alone.clock("A", ClockKind::FirstResponse, now);
+    assert_eq!((l1.state, l1.elapsed_ms), ("met", 14 * M));
+    assert_eq!(l1, l2);
+    assert_eq!((a1.breached_at, a1.breaches), (a2.breached_at, a2.breaches));
+    assert_eq!(shared.completed(ClockKind::FirstResponse, true), Some(1));
+    // The breach it had announced is taken back (level 0 clears the alert).
+    let last = shared
+        .p
+        .sla_mut()
+        .take_transitions()
+        .into_iter()
+        .rfind(|t| t.clock == ClockKind::FirstResponse)
+        .unwrap();
+    assert_eq!(last.level, 0);
+}
