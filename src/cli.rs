@@ -97,3 +97,14 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()?)
 }
+
+#[cfg(test)]
+mod tests {
+    /// clap's own consistency checks (unique ids and groups, valid defaults) for every
+    /// subcommand; they only run in debug builds, so a release demo would not notice.
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -285,7 +285,7 @@ impl SlaState {
         for i in 0..self.tickets.len() {
             let n = self.tickets[i].as_ref().map_or(0, |t| t.clocks.len());
             for c in 0..n {
-                self.schedule(i as u32, c);
+                self.reschedule(i as u32, c);
             }
         }
         Ok(())
@@ -495,10 +495,6 @@ impl SlaState {
                 self.queue.push(Reverse((at, t, slot as u8, c.generation)));
             }
         }
-    }
-
-    fn schedule(&mut self, t: u32, slot: usize) {
-        self.reschedule(t, slot);
     }
 
     /// Brings a running clock's elapsed time to `at`, an event of its own ticket (it keeps

@@ -249,3 +249,67 @@ fn export_writes_parquet() {
     let bytes = std::fs::read(out_dir.join("tickets.parquet")).unwrap();
     assert_eq!(&bytes[..4], b"PAR1");
 }
+
+#[test]
+fn sla_command_lists_exactly_the_simulators_breaches() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.ndjson");
+    simulate(&file, 2000, 5);
+    let data = dir.path().join("data");
+    assert!(ingest(&data, &file).status.success());
+    let out = run(&[
+        "sla",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--breaches",
+        "--limit",
+        "100000",
+        "--format",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_slice(&out.stdout).expect("--format json prints a JSON array");
+    let mut got: Vec<(String, String)> = listed
+        .iter()
+        .map(|r| {
+            (
+                r["ticket_id"].as_str().unwrap().to_string(),
+                r["clock"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let truth: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("s.ndjson.truth.json")).unwrap(),
+    )
+    .unwrap();
+    let mut expected: Vec<(String, String)> = truth["expected_breaches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["ticket_id"].as_str().unwrap().to_string(),
+                b["clock"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    expected.sort();
+    assert!(!expected.is_empty());
+    assert_eq!(got, expected);
+    // Filters and their errors.
+    let out = run(&[
+        "sla",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--priority",
+        "P7",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("priority"));
+}

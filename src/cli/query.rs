@@ -17,7 +17,7 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
-    /// The SQL (SELECT only). Tables: tickets, ticket_events.
+    /// The SQL (SELECT only). Tables: tickets, ticket_events, sla_clocks.
     sql: String,
 }
 

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Arguments of `serve`.
 #[derive(Debug, clap::Args)]
+#[group(id = "serve-args")]
 pub struct Args {
     /// Data directory (overrides storage.data-dir).
     #[arg(long)]
