@@ -568,3 +568,58 @@ fn post_events_is_acknowledged_by_the_broker_and_projected() {
     assert_eq!(dups, Some(n));
     assert_eq!(server.count("ticket_events"), n as u64);
 }
+
+#[test]
+fn sla_alerts_come_from_the_partition_owner() {
+    let Some(tansu) = tansu() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&tansu, "memory://tansu/", dir.path());
+    let (hook, seen) = common::webhook_sink();
+    let config = kafka_config(dir.path(), &broker, "sla", "g-sla");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        r#"
+[sla]
+policies = [
+  {{ name = "fast", match = {{ priority = ["P1"] }}, targets = {{ first-response = {{ within = "3s", calendar = "24x7" }} }} }},
+]
+[sla.alerts]
+webhooks = ["http://{hook}/hook"]
+resend-seconds = 1
+"#
+    ));
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start(&config, &dir.path().join("data"));
+    let now = |ms: i64| {
+        (chrono::Utc::now() + chrono::Duration::milliseconds(ms))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let created = format!(
+        r#"{{"event_id":"k-1","ticket_id":"INC-K-1","type":"ticket.created","occurred_at":"{}","actor":{{"id":"r","role":"requester"}},"schema_version":1,"payload":{{"channel":"chat","priority":"P1","category":"network","requester":"r","title":"Site down"}}}}"#,
+        now(0)
+    );
+    let (status, body) = server.post("/v1/events", &created);
+    assert_eq!(status, 200, "{body}");
+    let firing = wait_for(60, || {
+        common::received_alert(&seen, "INC-K-1", "100", "firing")
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no breach alert from the Kafka projector; log:\n{}",
+            std::fs::read_to_string(server.log_path()).unwrap_or_default()
+        )
+    });
+    assert_eq!(firing["labels"]["clock"], "first_response");
+    let reply = format!(
+        r#"{{"event_id":"k-2","ticket_id":"INC-K-1","type":"ticket.commented","occurred_at":"{}","actor":{{"id":"a","role":"agent"}},"schema_version":1,"payload":{{"public":true,"author_role":"agent"}}}}"#,
+        now(0)
+    );
+    let (status, body) = server.post("/v1/events", &reply);
+    assert_eq!(status, 200, "{body}");
+    wait_for(60, || {
+        common::received_alert(&seen, "INC-K-1", "100", "resolved")
+    })
+    .expect("the breach is resolved once the projector applies the reply");
+    let rows = server.sql("select state from sla_clocks where ticket_id = 'INC-K-1'");
+    assert_eq!(rows[0]["state"], "breached");
+}

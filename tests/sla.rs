@@ -8,12 +8,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 
-use common::{Server, free_port, http, wait_for};
+use common::{Server, free_port, http, received_alert, wait_for, webhook_sink};
 use serde_json::Value;
 
 fn tool(name: &str) -> Option<PathBuf> {
@@ -245,38 +243,6 @@ fn breach_alert_reaches_alertmanager_and_is_resolved() {
     assert!(body.contains("invalid_filter"));
 }
 
-/// A one-thread HTTP sink that records request bodies.
-fn webhook_sink() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream);
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            if reader.read_exact(&mut body).is_ok()
-                && let Ok(v) = serde_json::from_slice(&body)
-            {
-                s.lock().unwrap().push(v);
-            }
-            let mut stream = reader.into_inner();
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
-        }
-    });
-    (addr, seen)
-}
-
 #[test]
 fn webhook_gets_firing_then_resolved_and_a_dead_receiver_blocks_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -286,35 +252,12 @@ fn webhook_gets_firing_then_resolved_and_a_dead_receiver_blocks_nothing() {
     let conf = config(dir.path(), &[dead], &[format!("http://{hook}/hook")]);
     let server = Server::start(&conf, &dir.path().join("data"));
     create_p1(&server, "INC-WH-1");
-    let firing = wait_for(30, || {
-        seen.lock().unwrap().iter().find_map(|body| {
-            body["alerts"].as_array().and_then(|a| {
-                a.iter()
-                    .find(|a| {
-                        a["labels"]["ticket_id"] == "INC-WH-1"
-                            && a["labels"]["level"] == "100"
-                            && a["status"] == "firing"
-                    })
-                    .cloned()
-            })
-        })
-    })
-    .expect("the webhook receives the firing breach");
+    let firing = wait_for(30, || received_alert(&seen, "INC-WH-1", "100", "firing"))
+        .expect("the webhook receives the firing breach");
     assert_eq!(firing["labels"]["alertname"], "DeskwatchSlaBreached");
     reply(&server, "INC-WH-1");
-    wait_for(30, || {
-        seen.lock().unwrap().iter().find_map(|body| {
-            body["alerts"].as_array().and_then(|a| {
-                a.iter().find(|a| {
-                    a["labels"]["ticket_id"] == "INC-WH-1"
-                        && a["labels"]["level"] == "100"
-                        && a["status"] == "resolved"
-                })
-            })?;
-            Some(())
-        })
-    })
-    .expect("the webhook receives the resolved breach");
+    wait_for(30, || received_alert(&seen, "INC-WH-1", "100", "resolved"))
+        .expect("the webhook receives the resolved breach");
     // Ingestion went on while the dead receiver failed; /metrics says so.
     for n in 0..20 {
         create_p1(&server, &format!("INC-WH-N{n}"));

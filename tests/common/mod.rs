@@ -233,3 +233,56 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// A one-thread HTTP sink that records request bodies.
+pub fn webhook_sink() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            use std::io::{BufRead, Read, Write};
+            let mut reader = std::io::BufReader::new(stream);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_ok()
+                && let Ok(v) = serde_json::from_slice(&body)
+            {
+                s.lock().unwrap().push(v);
+            }
+            let mut stream = reader.into_inner();
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    (addr, seen)
+}
+
+/// The first alert a [`webhook_sink`] received for `ticket` at `level` with `status`.
+pub fn received_alert(
+    seen: &std::sync::Mutex<Vec<serde_json::Value>>,
+    ticket: &str,
+    level: &str,
+    status: &str,
+) -> Option<serde_json::Value> {
+    seen.lock().unwrap().iter().find_map(|body| {
+        body["alerts"].as_array()?.iter().find_map(|a| {
+            (a["labels"]["ticket_id"] == ticket
+                && a["labels"]["level"] == level
+                && a["status"] == status)
+                .then(|| a.clone())
+        })
+    })
+}
