@@ -324,14 +324,9 @@ async fn get_ticket(
         .await
         .map_err(|e| internal(e.to_string()))?;
     let mut clocks = to_json_rows(&clocks).map_err(|e| internal(e.to_string()))?;
-    let pauses = q
-        .current()
-        .sla_rules
-        .as_ref()
-        .map(|r| r.pause.iter().map(|s| s.as_str()).collect::<Vec<_>>())
-        .unwrap_or_default();
+    let snapshot = q.current();
     for clock in &mut clocks {
-        let timeline = crate::sla::timeline(clock, &history, &pauses);
+        let timeline = crate::sla::timeline(clock, &history, snapshot.sla_rules.as_deref());
         clock["timeline"] = Value::Array(timeline);
     }
     Ok(axum::Json(json!({"ticket": ticket, "sla": clocks, "history": history})).into_response())

@@ -1031,11 +1031,13 @@ impl SlaState {
 }
 
 /// The timeline of one `sla_clocks` row (as JSON) from the ticket's history rows: start,
-/// pauses and resumptions, priority changes, reopens, breach, stop, and the deadline ahead.
+/// pauses and resumptions, priority changes, reopens, the instants each warning threshold was
+/// crossed (under the clock's current target and calendar), the breach, the stop, and the
+/// deadline ahead.
 pub fn timeline(
     clock: &serde_json::Value,
     history: &[serde_json::Value],
-    pauses: &[&str],
+    rules: Option<&Rules>,
 ) -> Vec<serde_json::Value> {
     use serde_json::{Value, json};
     let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
@@ -1048,6 +1050,14 @@ pub fn timeline(
             })
             .unwrap_or(0)
     };
+    let rfc = |t: Millis| {
+        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(t)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let pauses: Vec<&str> = rules
+        .map(|r| r.pause.iter().map(|s| s.as_str()).collect())
+        .unwrap_or_default();
     let mut out: Vec<(i64, Value)> = Vec::new();
     let mut push = |at: &str, event: &str, detail: Option<String>| {
         let mut v = json!({"at": at, "event": event});
@@ -1063,6 +1073,9 @@ pub fn timeline(
     let stop_ms = text(clock, "stopped_at").map(|s| ms(&s));
     let kind = text(clock, "clock").unwrap_or_default();
     push(&started, "started", None);
+    // Spans during which the clock ran.
+    let mut spans: Vec<(Millis, Millis)> = Vec::new();
+    let mut running_since = Some(start_ms);
     let mut last_status: Option<String> = None;
     for h in history {
         let (Some(at), Some(ty)) = (text(h, "occurred_at"), text(h, "event_type")) else {
@@ -1071,28 +1084,74 @@ pub fn timeline(
         let status = text(h, "status_after");
         let before = last_status.clone();
         last_status = status.clone();
-        if ms(&at) <= start_ms || stop_ms.is_some_and(|s| ms(&at) > s) {
+        let t = ms(&at);
+        if t <= start_ms || stop_ms.is_some_and(|s| t > s) {
+            if t <= start_ms && pauses.contains(&status.as_deref().unwrap_or("")) {
+                running_since = None;
+            } else if t <= start_ms {
+                running_since = Some(start_ms);
+            }
             continue;
         }
         let paused = |s: &Option<String>| s.as_deref().is_some_and(|s| pauses.contains(&s));
+        let resolved = status.as_deref() == Some("resolved");
         if paused(&status) && !paused(&before) {
             push(&at, "paused", status.clone());
-        } else if !paused(&status) && paused(&before) && status.as_deref() != Some("resolved") {
+            if let Some(s) = running_since.take() {
+                spans.push((s, t));
+            }
+        } else if !paused(&status) && paused(&before) && !resolved {
             push(&at, "resumed", status.clone());
+            running_since = Some(t);
+        }
+        if kind == "resolution" && resolved && before.as_deref() != Some("resolved") {
+            if let Some(s) = running_since.take() {
+                spans.push((s, t));
+            }
         }
         match ty.as_str() {
             "ticket.priority_changed" => {
                 push(&at, "retargeted", text(h, "priority_after"));
             }
             "ticket.reopened" if kind == "resolution" => {
-                push(&at, "resumed", Some("reopened".into()))
+                push(&at, "resumed", Some("reopened".into()));
+                running_since = Some(t);
             }
             "ticket.status_changed"
                 if kind == "resolution" && before.as_deref() == Some("resolved") =>
             {
                 push(&at, "resumed", Some("reopened".into()));
+                running_since = Some(t);
             }
             _ => {}
+        }
+    }
+    let end = stop_ms.unwrap_or_else(|| text(clock, "as_of").map_or(0, |a| ms(&a)));
+    if let Some(s) = running_since {
+        spans.push((s, end));
+    }
+    // Warning crossings: walk the spans on the clock's calendar.
+    let calendar = text(clock, "calendar");
+    let policy = text(clock, "policy");
+    let target = clock
+        .get("target_seconds")
+        .and_then(Value::as_f64)
+        .map(|s| (s * 1000.0).round() as i64);
+    if let (Some(rules), Some(cal), Some(policy), Some(target)) = (rules, calendar, policy, target)
+        && let Some(cal) = rules.calendars.iter().find(|c| c.name == cal)
+        && let Some(p) = rules.policies.iter().find(|p| p.name == policy)
+    {
+        for &w in &p.warnings {
+            let mut left = threshold(target, w);
+            for &(s, e) in &spans {
+                let here = cal.business_ms(s, e);
+                if here >= left && left > 0 {
+                    let at = cal.add_business(s, left);
+                    push(&rfc(at), "at_risk", Some(format!("{w}%")));
+                    break;
+                }
+                left -= here;
+            }
         }
     }
     if let Some(b) = text(clock, "breached_at") {

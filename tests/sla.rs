@@ -237,7 +237,26 @@ fn breach_alert_reaches_alertmanager_and_is_resolved() {
         .iter()
         .map(|e| e["event"].as_str().unwrap())
         .collect();
-    assert_eq!(events, ["started", "breached", "stopped late"], "{fr}");
+    assert_eq!(
+        events,
+        [
+            "started",
+            "at_risk",
+            "at_risk",
+            "at_risk",
+            "breached",
+            "stopped late"
+        ],
+        "{fr}"
+    );
+    // 50 % of 3 s after the start: exact instants from the calendar.
+    let at = |i: usize| {
+        chrono::DateTime::parse_from_rfc3339(fr["timeline"][i]["at"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis()
+    };
+    assert_eq!(at(1) - at(0), 1500, "{fr}");
+    assert_eq!(at(4) - at(0), 3000, "{fr}");
     let (status, body) = server.get("/v1/sla/breaches?priority=P9").unwrap();
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("invalid_filter"));

@@ -466,3 +466,54 @@ fn another_tickets_later_event_does_not_change_a_clock() {
         .unwrap();
     assert_eq!(last.level, 0);
 }
+
+#[test]
+fn timeline_lists_pauses_and_exact_warning_crossings() {
+    let rules = rules();
+    let clock = serde_json::json!({
+        "clock": "resolution", "policy": "p1", "calendar": "office", "target_seconds": 14400.0,
+        "started_at": "2026-11-27T15:00:00.000Z", "state": "running",
+        "as_of": "2026-11-30T14:00:00.000Z", "deadline": "2026-11-30T13:30:00.000Z",
+    });
+    let row = |at: &str, ty: &str, status: &str| serde_json::json!({"occurred_at": at, "event_type": ty, "status_after": status, "priority_after": "P1"});
+    let history = [
+        row("2026-11-27T15:00:00.000Z", "ticket.created", "new"),
+        row(
+            "2026-11-27T15:30:00.000Z",
+            "ticket.status_changed",
+            "pending_customer",
+        ),
+        row(
+            "2026-11-30T09:00:00.000Z",
+            "ticket.status_changed",
+            "in_progress",
+        ),
+    ];
+    let t = timeline(&clock, &history, Some(&rules));
+    let got: Vec<(String, String)> = t
+        .iter()
+        .map(|e| {
+            (
+                e["at"].as_str().unwrap()[..16].to_string(),
+                e["event"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("2026-11-27T15:00", "started"),
+        ("2026-11-27T15:30", "paused"),
+        ("2026-11-30T09:00", "resumed"),
+        // 2h = 30 min Friday + 10:00–11:30 Monday (Paris) → 10:30 UTC.
+        ("2026-11-30T10:30", "at_risk"),
+        // 3h: + 11:30–12:00, lunch, 13:00–13:30 → 12:30 UTC.
+        ("2026-11-30T12:30", "at_risk"),
+        // 3h36: 13:30–14:06 → 13:06 UTC.
+        ("2026-11-30T13:06", "at_risk"),
+        ("2026-11-30T13:30", "deadline"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(got, want);
+}
