@@ -1104,10 +1104,12 @@ pub fn timeline(
             push(&at, "resumed", status.clone());
             running_since = Some(t);
         }
-        if kind == "resolution" && resolved && before.as_deref() != Some("resolved") {
-            if let Some(s) = running_since.take() {
-                spans.push((s, t));
-            }
+        if kind == "resolution"
+            && resolved
+            && before.as_deref() != Some("resolved")
+            && let Some(s) = running_since.take()
+        {
+            spans.push((s, t));
         }
         match ty.as_str() {
             "ticket.priority_changed" => {
