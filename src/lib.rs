@@ -14,6 +14,7 @@ pub mod kafka;
 pub mod log;
 pub mod projection;
 pub mod query;
+pub mod recurring;
 pub mod service;
 pub mod shutdown;
 pub mod simulate;

@@ -1,0 +1,359 @@
+//! Ticket text → comparable tokens, for recurring-issue detection.
+//!
+//! 1. Lower-case, fold French accents (é → e, œ → oe), and mask what varies between tickets
+//!    that report the same problem: URLs, e-mail addresses, UNC/Windows/Unix paths, IPv4
+//!    addresses, hex codes, identifiers mixing letters and digits (host names, ticket and
+//!    transaction ids), and plain numbers become `<url>`, `<email>`, `<path>`, `<ip>`, `<hex>`,
+//!    `<id>`, `<num>`.
+//! 2. Detect English or French from stop-word counts.
+//! 3. French: replace help-desk phrases and words by their English equivalents from a
+//!    glossary (built in, extended by configuration), so both languages meet on one vocabulary.
+//! 4. Tokenise, drop stop words of both languages, and stem with Snowball (English, or French
+//!    for words the glossary does not know).
+//!
+//! The result is a deduplicated token list in first-seen order; equal texts give equal tokens.
+
+use std::collections::{BTreeMap, HashSet};
+
+use regex::Regex;
+use rust_stemmers::{Algorithm, Stemmer};
+
+/// Language of a text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// English.
+    En,
+    /// French.
+    Fr,
+}
+
+const EN_STOP: &[&str] = &[
+    "a", "an", "the", "and", "or", "of", "to", "in", "on", "for", "with", "at", "by", "from", "is",
+    "are", "was", "be", "been", "it", "its", "this", "that", "my", "our", "your", "i", "we", "you",
+    "he", "she", "they", "me", "us", "can", "cannot", "not", "no", "please", "when", "after",
+    "before", "every", "few", "very", "keeps", "has", "have", "had", "do", "does", "did", "as",
+    "but", "if", "so", "than", "too", "also", "again", "since", "all", "any", "some",
+];
+
+const FR_STOP: &[&str] = &[
+    "le", "la", "les", "l", "un", "une", "des", "du", "de", "d", "et", "ou", "a", "au", "aux",
+    "en", "dans", "sur", "pour", "par", "avec", "sans", "ne", "n", "pas", "plus", "se", "s", "ce",
+    "cette", "ces", "mon", "ma", "mes", "notre", "nos", "votre", "vos", "je", "j", "nous", "il",
+    "elle", "ils", "on", "est", "sont", "qui", "que", "qu", "apres", "avant", "tres", "toutes",
+    "tous", "tout", "quelques", "depuis", "encore", "cesse", "merci", "mais", "si",
+];
+
+/// Built-in French → English help-desk glossary; phrases are matched before words.
+pub const GLOSSARY: &[(&str, &str)] = &[
+    ("mot de passe", "password"),
+    ("mots de passe", "password"),
+    ("boite aux lettres", "mailbox"),
+    ("boite mail", "mailbox"),
+    ("mise a jour", "update"),
+    ("ouverture de session", "login"),
+    ("lecteur reseau", "shared drive"),
+    ("lecteur de badge", "badge reader"),
+    ("ecran bleu", "blue screen"),
+    ("tonalite", "dial tone"),
+    ("reinitialisation", "reset"),
+    ("reinitialiser", "reset"),
+    ("compte", "account"),
+    ("verrouille", "locked"),
+    ("bloque", "locked"),
+    ("bloques", "stuck"),
+    ("tentatives", "attempts"),
+    ("redemande", "asks"),
+    ("connexion", "connection"),
+    ("connecter", "connect"),
+    ("deconnecte", "disconnects"),
+    ("coupe", "drops"),
+    ("erreur", "error"),
+    ("imprimante", "printer"),
+    ("imprime", "printing"),
+    ("impression", "printing"),
+    ("travaux", "jobs"),
+    ("file", "queue"),
+    ("portable", "laptop"),
+    ("ordinateur", "computer"),
+    ("lent", "slow"),
+    ("lente", "slow"),
+    ("demande", "request"),
+    ("installation", "install"),
+    ("installer", "install"),
+    ("batiment", "building"),
+    ("son", "audio"),
+    ("appels", "calls"),
+    ("appel", "call"),
+    ("acces", "access"),
+    ("dossier", "folder"),
+    ("partage", "shared"),
+    ("ecran", "monitor"),
+    ("detecte", "detected"),
+    ("deuxieme", "second"),
+    ("echoue", "fails"),
+    ("plante", "crashes"),
+    ("pleine", "full"),
+    ("envoyer", "send"),
+    ("recevoir", "receive"),
+    ("recu", "received"),
+    ("telephone", "phone"),
+    ("fixe", "desk"),
+    ("suspect", "suspicious"),
+    ("affiche", "shows"),
+    ("certificat", "certificate"),
+    ("reseau", "network"),
+    ("entree", "entrance"),
+    ("refuse", "rejects"),
+    ("valides", "valid"),
+    ("logiciel", "software"),
+    ("serveur", "server"),
+    ("messagerie", "email"),
+    ("courriel", "email"),
+    ("panne", "outage"),
+    ("impossible", "cannot"),
+];
+
+/// Turns ticket text into tokens.
+pub struct Analyzer {
+    en: Stemmer,
+    fr: Stemmer,
+    masks: Vec<(Regex, &'static str)>,
+    /// Phrases (several words) and single words, French → English, accent-folded.
+    phrases: Vec<(String, String)>,
+    words: BTreeMap<String, String>,
+    en_stop: HashSet<&'static str>,
+    fr_stop: HashSet<&'static str>,
+}
+
+impl std::fmt::Debug for Analyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analyzer")
+            .field("glossary", &(self.phrases.len() + self.words.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Analyzer {
+    fn default() -> Analyzer {
+        Analyzer::new(&BTreeMap::new())
+    }
+}
+
+impl Analyzer {
+    /// An analyzer with the built-in glossary extended (and overridden) by `extra`.
+    pub fn new(extra: &BTreeMap<String, String>) -> Analyzer {
+        let mask = |re: &str| Regex::new(re).expect("built-in pattern");
+        let masks = vec![
+            (mask(r"https?://\S+"), " <url> "),
+            (mask(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), " <email> "),
+            (mask(r"\\\\[^\s\\]+(?:\\[^\s\\]+)*\\?"), " <path> "),
+            (mask(r"\b[a-z]:\\\S*"), " <path> "),
+            (mask(r"(?:^|\s)/[\w.-]+(?:/[\w.-]+)+/?"), " <path> "),
+            (mask(r"\b\d{1,3}(?:\.\d{1,3}){3}\b"), " <ip> "),
+            (mask(r"\b0x[0-9a-f]+\b"), " <hex> "),
+            // Words of letters, digits, `-` and `_` holding both a letter and a digit.
+            (
+                mask(r"\b[\w-]*(?:[a-z][\w-]*\d|\d[\w-]*[a-z])[\w-]*\b"),
+                " <id> ",
+            ),
+            (mask(r"\b\d+\b"), " <num> "),
+        ];
+        let mut glossary: BTreeMap<String, String> = GLOSSARY
+            .iter()
+            .map(|(f, e)| (fold(f), e.to_string()))
+            .collect();
+        for (f, e) in extra {
+            glossary.insert(fold(f), e.to_lowercase());
+        }
+        let (mut phrases, mut words) = (Vec::new(), BTreeMap::new());
+        for (f, e) in glossary {
+            if f.contains(' ') {
+                // `~` marks words already in English (normalised text never contains it).
+                let e: Vec<String> = e.split(' ').map(|w| format!("~{w}")).collect();
+                phrases.push((format!(" {f} "), format!(" {} ", e.join(" "))));
+            } else {
+                words.insert(f, e);
+            }
+        }
+        // Longest phrases first, so "lecteur de badge" wins over shorter overlaps.
+        phrases.sort_by_key(|(f, _)| std::cmp::Reverse(f.len()));
+        Analyzer {
+            en: Stemmer::create(Algorithm::English),
+            fr: Stemmer::create(Algorithm::French),
+            masks,
+            phrases,
+            words,
+            en_stop: EN_STOP.iter().copied().collect(),
+            fr_stop: FR_STOP.iter().copied().collect(),
+        }
+    }
+
+    /// Lower-cased, accent-folded, masked text, words separated by single spaces.
+    pub fn normalize(&self, text: &str) -> String {
+        let mut s = fold(&text.to_lowercase());
+        for (re, with) in &self.masks {
+            if re.is_match(&s) {
+                s = re.replace_all(&s, *with).into_owned();
+            }
+        }
+        let words: Vec<&str> = s
+            .split(|c: char| !(c.is_alphanumeric() || c == '<' || c == '>'))
+            .filter(|w| !w.is_empty())
+            .collect();
+        words.join(" ")
+    }
+
+    /// English or French, by stop-word counts (English on a tie).
+    pub fn language(&self, normalized: &str) -> Lang {
+        let (mut en, mut fr) = (0, 0);
+        for w in normalized.split(' ') {
+            en += usize::from(self.en_stop.contains(w));
+            fr += usize::from(self.fr_stop.contains(w));
+        }
+        if fr > en { Lang::Fr } else { Lang::En }
+    }
+
+    /// Tokens of a ticket's title and description.
+    pub fn tokens(&self, title: &str, description: Option<&str>) -> Vec<String> {
+        let text = match description {
+            Some(d) => format!("{title} . {d}"),
+            None => title.to_string(),
+        };
+        let normalized = self.normalize(&text);
+        let lang = self.language(&normalized);
+        let mut text = format!(" {normalized} ");
+        if lang == Lang::Fr {
+            for (f, e) in &self.phrases {
+                if text.contains(f.as_str()) {
+                    text = text.replace(f.as_str(), e);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for w in text.split(' ').filter(|w| !w.is_empty()) {
+            let token = if w.starts_with('<') {
+                w.to_string()
+            } else if let Some(english) = w.strip_prefix('~') {
+                self.en.stem(english).into_owned()
+            } else if self.en_stop.contains(w) || self.fr_stop.contains(w) || w.len() < 2 {
+                continue;
+            } else if lang == Lang::Fr {
+                match self.words.get(w) {
+                    Some(e) => e
+                        .split(' ')
+                        .map(|p| self.en.stem(p).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    None => self.fr.stem(w).into_owned(),
+                }
+            } else {
+                self.en.stem(w).into_owned()
+            };
+            for t in token.split(' ') {
+                if seen.insert(t.to_string()) {
+                    out.push(t.to_string());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Folds French accents and ligatures to ASCII letters.
+pub fn fold(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            'à' | 'â' | 'ä' | 'á' => out.push('a'),
+            'ç' => out.push('c'),
+            'é' | 'è' | 'ê' | 'ë' => out.push('e'),
+            'î' | 'ï' | 'í' => out.push('i'),
+            'ô' | 'ö' | 'ó' => out.push('o'),
+            'ù' | 'û' | 'ü' | 'ú' => out.push('u'),
+            'ÿ' => out.push('y'),
+            'œ' => out.push_str("oe"),
+            'æ' => out.push_str("ae"),
+            '’' | '\'' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_what_varies() {
+        let a = Analyzer::default();
+        assert_eq!(
+            a.normalize(
+                "VPN on LT-PAR-1337 fails: error 0x8005E026 for jane.doe@acme.example at 10.1.2.3"
+            ),
+            "vpn on <id> fails error <hex> for <email> at <ip>"
+        );
+        assert_eq!(
+            a.normalize(r"Need access to \\fs-nyc\projects\p1219 and https://intranet/x?y=1"),
+            "need access to <path> and <url>"
+        );
+        assert_eq!(
+            a.normalize("SAP transaction ME21N fails, ticket INC0004364, 3 times"),
+            "sap transaction <id> fails ticket <id> <num> times"
+        );
+        assert_eq!(
+            a.normalize("Le téléphone fixe n'a pas de tonalité"),
+            "le telephone fixe n a pas de tonalite"
+        );
+    }
+
+    #[test]
+    fn detects_the_language() {
+        let a = Analyzer::default();
+        assert_eq!(
+            a.language(&a.normalize("La connexion VPN se coupe toutes les quelques minutes")),
+            Lang::Fr
+        );
+        assert_eq!(
+            a.language(&a.normalize("VPN connection drops every few minutes")),
+            Lang::En
+        );
+    }
+
+    #[test]
+    fn english_and_french_variants_meet() {
+        let a = Analyzer::default();
+        let pairs = [
+            (
+                "VPN connection drops every few minutes (error 0x8005E026)",
+                "La connexion VPN se coupe toutes les quelques minutes (erreur 0x800102F7)",
+            ),
+            (
+                "Password reset for user0010@acme.example",
+                "Réinitialisation du mot de passe pour user0012@initech.example",
+            ),
+            (
+                "Shared drive S: disconnects after login on LT-NYC-1886",
+                "Le lecteur réseau S: se déconnecte après l'ouverture de session sur LT-PAR-1050",
+            ),
+        ];
+        for (en, fr) in pairs {
+            let (te, tf) = (a.tokens(en, None), a.tokens(fr, None));
+            let common = te.iter().filter(|t| tf.contains(t)).count();
+            let union = te.len() + tf.len() - common;
+            let jaccard = common as f64 / union as f64;
+            assert!(jaccard >= 0.6, "{en} {te:?} / {fr} {tf:?}: {jaccard}");
+        }
+    }
+
+    #[test]
+    fn extra_glossary_entries_apply() {
+        let extra = BTreeMap::from([("souris".to_string(), "mouse".to_string())]);
+        let a = Analyzer::new(&extra);
+        assert!(
+            a.tokens("La souris ne marche plus", None)
+                .contains(&"mous".to_string())
+        );
+    }
+}
