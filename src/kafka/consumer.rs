@@ -81,6 +81,9 @@ struct PartitionState {
     consumed: prometheus::IntCounter,
     snapshot: Arc<Snapshot>,
     dirty: bool,
+    /// Caught up once: SLA time follows the wall clock and transitions become alerts. Before
+    /// that, replayed history moves the clocks by event time only and alerts nothing.
+    alerting: bool,
 }
 
 #[derive(Default)]
@@ -258,7 +261,7 @@ impl Projector {
                 None
             }
         });
-        let (mut projection, next, checkpointed_at) = match loaded {
+        let (projection, next, checkpointed_at) = match loaded {
             Some(l) => {
                 let at = std::fs::metadata(&l.path)
                     .and_then(|m| m.modified())
@@ -275,11 +278,8 @@ impl Projector {
                 )
             }
         };
-        // Clocks to now, what is active to the dispatcher, then follow changes.
-        let now = crate::service::now_ms();
-        projection.sla_mut().advance(now);
-        self.alerts.send(projection.active_alerts(now, false));
-        projection.sla_mut().set_recording(true);
+        // SLA time follows the records only until the partition has caught up (see
+        // `housekeeping`); then the wall clock drives it and alerts start.
         tracing::info!(
             partition = p,
             next_offset = next,
@@ -303,6 +303,7 @@ impl Projector {
                 .with_label_values(&[&p.to_string()]),
             snapshot: Arc::new(Snapshot::default()),
             dirty: true,
+            alerting: false,
         }
     }
 
@@ -595,7 +596,7 @@ impl Projector {
         let mut owned = lock(&self.owned);
         let mut total = crate::sla::SlaReport::default();
         let now = crate::service::now_ms();
-        for state in owned.parts.values_mut() {
+        for state in owned.parts.values_mut().filter(|s| s.alerting) {
             crate::service::sla_tick(&mut state.projection, &self.alerts, &self.metrics);
             if report {
                 total.add(&state.projection.sla_report(now));
@@ -641,6 +642,17 @@ impl Projector {
             match highs.get(&p) {
                 Some(&high) => {
                     let lag = (high.max(0) as u64).saturating_sub(state.next);
+                    if lag == 0 && !state.alerting {
+                        // Caught up: clocks to now, what is active to the dispatcher, then
+                        // follow changes live.
+                        let now_ms = crate::service::now_ms();
+                        let projection = &mut state.projection;
+                        projection.sla_mut().advance(now_ms);
+                        self.alerts.send(projection.active_alerts(now_ms, false));
+                        projection.sla_mut().set_recording(true);
+                        state.alerting = true;
+                        tracing::info!(partition = p, "partition caught up; SLA alerts live");
+                    }
                     if state.progress.0 != state.next || lag == 0 {
                         state.progress = (state.next, now);
                     } else if now.duration_since(state.progress.1).unwrap_or_default() >= STALL
