@@ -1,4 +1,6 @@
-//! Recurring-issue detection (issue 5), first part: turning ticket text into comparable tokens
-//! ([`text`]). Clustering, fingerprints and the recurring view build on it.
+//! Recurring-issue detection (issue 5), first parts: ticket text into comparable tokens
+//! ([`text`]) and incremental MinHash/LSH clustering with content-based ids ([`cluster`]).
+//! Fingerprints, the recurring views and their API build on these.
 
+pub mod cluster;
 pub mod text;

@@ -40,7 +40,7 @@ const FR_STOP: &[&str] = &[
     "en", "dans", "sur", "pour", "par", "avec", "sans", "ne", "n", "pas", "plus", "se", "s", "ce",
     "cette", "ces", "mon", "ma", "mes", "notre", "nos", "votre", "vos", "je", "j", "nous", "il",
     "elle", "ils", "on", "est", "sont", "qui", "que", "qu", "apres", "avant", "tres", "toutes",
-    "tous", "tout", "quelques", "depuis", "encore", "cesse", "merci", "mais", "si",
+    "tous", "tout", "quelques", "depuis", "encore", "cesse", "merci", "mais", "si", "puis", "lors",
 ];
 
 /// Built-in French → English help-desk glossary; phrases are matched before words.
@@ -111,6 +111,20 @@ pub const GLOSSARY: &[(&str, &str)] = &[
     ("courriel", "email"),
     ("panne", "outage"),
     ("impossible", "cannot"),
+    ("portail", "portal"),
+    ("paie", "payroll"),
+    ("renvoie", "returns"),
+    ("saisie des temps", "timesheet"),
+    ("feuille de temps", "timesheet"),
+    ("soumission", "submit"),
+    ("semaine", "week"),
+    ("requete", "request"),
+    ("voyant", "light"),
+    ("rouge", "red"),
+    ("croix", "cross"),
+    ("bip", "beep"),
+    ("marche", "works"),
+    ("fonctionne", "works"),
 ];
 
 /// Turns ticket text into tokens.
