@@ -136,6 +136,23 @@ impl TableProvider for SlaClocksTable {
         TableType::Base
     }
 
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
+        use datafusion::logical_expr::TableProviderFilterPushDown::{Inexact, Unsupported};
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if ticket_id_equals(f).is_some() {
+                    Inexact
+                } else {
+                    Unsupported
+                }
+            })
+            .collect())
+    }
+
     async fn scan(
         &self,
         state: &dyn Session,
@@ -144,6 +161,8 @@ impl TableProvider for SlaClocksTable {
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         let snapshot = self.source.load_full();
+        // `ticket_id = '…'` (a ticket page): value only that ticket's clocks.
+        let only = filters.iter().find_map(ticket_id_equals);
         let now = self
             .at
             .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
@@ -151,7 +170,21 @@ impl TableProvider for SlaClocksTable {
         let mut parts = vec![Vec::new(); n];
         if let Some(rules) = &snapshot.sla_rules {
             for (i, raw) in snapshot.sla.iter().flatten().enumerate() {
-                parts[i % n].push(crate::sla::table::evaluate(raw, rules, now));
+                let raw = match &only {
+                    Some(id) => {
+                        use datafusion::arrow::array::{AsArray, BooleanArray};
+                        let ids = raw.column(0).as_string::<i32>();
+                        let keep: BooleanArray =
+                            ids.iter().map(|v| Some(v == Some(id.as_str()))).collect();
+                        let filtered = datafusion::arrow::compute::filter_record_batch(raw, &keep)?;
+                        if filtered.num_rows() == 0 {
+                            continue;
+                        }
+                        filtered
+                    }
+                    None => raw.clone(),
+                };
+                parts[i % n].push(crate::sla::table::evaluate(&raw, rules, now));
             }
         }
         parts.retain(|p| !p.is_empty());
@@ -161,6 +194,32 @@ impl TableProvider for SlaClocksTable {
         MemTable::try_new(self.schema(), parts)?
             .scan(state, projection, filters, limit)
             .await
+    }
+}
+
+/// The ticket id of a `ticket_id = '…'` filter.
+fn ticket_id_equals(e: &Expr) -> Option<String> {
+    use datafusion::logical_expr::{BinaryExpr, Operator};
+    use datafusion::scalar::ScalarValue;
+    let Expr::BinaryExpr(BinaryExpr {
+        left,
+        op: Operator::Eq,
+        right,
+    }) = e
+    else {
+        return None;
+    };
+    let (Expr::Column(c), Expr::Literal(v, _)) = (left.as_ref(), right.as_ref()) else {
+        return None;
+    };
+    if c.name != "ticket_id" {
+        return None;
+    }
+    match v {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Some(s.clone()),
+        _ => None,
     }
 }
 
