@@ -39,6 +39,10 @@ pub struct Args {
     /// Benchmark the SLA engine instead: cost per event, and alert delay with open clocks.
     #[arg(long)]
     sla: bool,
+    /// Benchmark recurring-issue text analysis and clustering instead (over --events / 8.45
+    /// tickets).
+    #[arg(long)]
+    recurring: bool,
     /// With --sla: open clocks.
     #[arg(long, default_value_t = 1_000_000)]
     clocks: u64,
@@ -64,6 +68,10 @@ fn rate(n: u64, secs: f64) -> String {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.recurring {
+        super::bench_recurring::run((args.events as f64 / 8.45).ceil() as u64)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.sla {
         super::bench_sla::run(args.events, args.clocks, args.due)?;
         return Ok(ExitCode::SUCCESS);
