@@ -169,6 +169,16 @@ pub struct Config {
     pub sla: crate::sla::SlaConfig,
 }
 
+/// An `[sla]` section from TOML text (written without the `sla.` prefix), on top of the
+/// built-in `[sla]` defaults: what is not given (alert settings, the 24x7 calendar…) is theirs.
+pub fn sla_from_toml(text: &str) -> Result<crate::sla::SlaConfig, ConfigError> {
+    Figment::from(Toml::string(DEFAULTS))
+        .focus("sla")
+        .merge(Toml::string(text))
+        .extract()
+        .map_err(|e| ConfigError::Parse(e.to_string()))
+}
+
 impl Config {
     /// The compiled SLA rules (valid: [`Config::load`] checked them).
     pub fn sla_rules(&self) -> std::sync::Arc<crate::sla::Rules> {

@@ -64,6 +64,24 @@ fn classify(e: DataFusionError) -> QueryError {
 /// Selects one table's batches from a snapshot.
 type PickBatches = fn(&Snapshot) -> &Vec<RecordBatch>;
 
+/// An in-memory table of `batches`, spread round-robin over `partitions` partitions.
+fn memory_scan(
+    schema: SchemaRef,
+    batches: impl IntoIterator<Item = RecordBatch>,
+    partitions: usize,
+) -> datafusion::error::Result<MemTable> {
+    let n = partitions.max(1);
+    let mut parts = vec![Vec::new(); n];
+    for (i, b) in batches.into_iter().enumerate() {
+        parts[i % n].push(b);
+    }
+    parts.retain(|p| !p.is_empty());
+    if parts.is_empty() {
+        parts.push(Vec::new());
+    }
+    MemTable::try_new(schema, parts)
+}
+
 /// A table whose rows are those of the latest published snapshot.
 struct SnapshotTable {
     schema: SchemaRef,
@@ -96,17 +114,8 @@ impl TableProvider for SnapshotTable {
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         let snapshot = self.source.load_full();
-        let batches = (self.pick)(&snapshot);
-        let n = self.partitions.max(1);
-        let mut parts = vec![Vec::new(); n];
-        for (i, b) in batches.iter().enumerate() {
-            parts[i % n].push(b.clone());
-        }
-        parts.retain(|p| !p.is_empty());
-        if parts.is_empty() {
-            parts.push(Vec::new());
-        }
-        MemTable::try_new(self.schema.clone(), parts)?
+        let batches = (self.pick)(&snapshot).iter().cloned();
+        memory_scan(self.schema.clone(), batches, self.partitions)?
             .scan(state, projection, filters, limit)
             .await
     }
@@ -166,10 +175,9 @@ impl TableProvider for SlaClocksTable {
         let now = self
             .at
             .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
-        let n = self.partitions.max(1);
-        let mut parts = vec![Vec::new(); n];
+        let mut batches = Vec::new();
         if let Some(rules) = &snapshot.sla_rules {
-            for (i, raw) in snapshot.sla.iter().flatten().enumerate() {
+            for raw in snapshot.sla.iter().flatten() {
                 let raw = match &only {
                     Some(id) => {
                         use datafusion::arrow::array::{AsArray, BooleanArray};
@@ -184,14 +192,10 @@ impl TableProvider for SlaClocksTable {
                     }
                     None => raw.clone(),
                 };
-                parts[i % n].push(crate::sla::table::evaluate(&raw, rules, now));
+                batches.push(crate::sla::table::evaluate(&raw, rules, now));
             }
         }
-        parts.retain(|p| !p.is_empty());
-        if parts.is_empty() {
-            parts.push(Vec::new());
-        }
-        MemTable::try_new(self.schema(), parts)?
+        memory_scan(self.schema(), batches, self.partitions)?
             .scan(state, projection, filters, limit)
             .await
     }

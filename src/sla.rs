@@ -472,10 +472,7 @@ impl SlaState {
     fn reschedule(&mut self, t: u32, slot: usize) {
         let rules = self.rules.clone().expect("rules attached");
         let ts = self.tickets[t as usize].as_mut().expect("ticket");
-        let warnings = rules
-            .policies
-            .get(ts.policy as usize)
-            .map_or(&[][..], |p| p.warnings.as_slice());
+        let warnings = rules.warnings(ts.policy);
         let c = &mut ts.clocks[slot];
         c.generation = c.generation.wrapping_add(1);
         if !c.running() || c.phase != Phase::Open {
@@ -503,10 +500,7 @@ impl SlaState {
     fn settle(&mut self, t: u32, slot: usize, at: Millis) {
         let rules = self.rules.clone().expect("rules attached");
         let ts = self.tickets[t as usize].as_mut().expect("ticket");
-        let warnings = rules
-            .policies
-            .get(ts.policy as usize)
-            .map_or(&[][..], |p| p.warnings.as_slice());
+        let warnings = rules.warnings(ts.policy);
         let c = &mut ts.clocks[slot];
         if !c.running() || at <= c.mark {
             return;
@@ -528,10 +522,7 @@ impl SlaState {
     fn check_due(&mut self, t: u32, slot: usize, at: Millis) {
         let rules = self.rules.clone().expect("rules attached");
         let ts = self.tickets[t as usize].as_ref().expect("ticket");
-        let warnings = rules
-            .policies
-            .get(ts.policy as usize)
-            .map_or(&[][..], |p| p.warnings.as_slice());
+        let warnings = rules.warnings(ts.policy);
         let c = &ts.clocks[slot];
         if !c.running() || at <= c.mark {
             return;
@@ -874,10 +865,7 @@ impl Clock {
     /// Values at `now` (which should not be before the last event of the ticket).
     pub fn live(&self, rules: &Rules, policy: u16, paused_since: Millis, now: Millis) -> Live {
         let cal = &rules.calendars[self.calendar as usize];
-        let warnings = rules
-            .policies
-            .get(policy as usize)
-            .map_or(&[][..], |p| p.warnings.as_slice());
+        let warnings = rules.warnings(policy);
         let open = self.phase == Phase::Open;
         let elapsed_ms = self.elapsed_ms
             + if self.running() {

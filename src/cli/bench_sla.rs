@@ -17,28 +17,18 @@ use deskwatch::event::{Actor, Channel, Created, Payload, Priority, Role, TicketE
 use deskwatch::projection::Projection;
 use deskwatch::service::{SLA_TICK, now_ms, sla_tick};
 use deskwatch::simulate::{Params, Simulator};
-use deskwatch::sla::rules::{AlertsConfig, SlaConfig};
+use deskwatch::sla::rules::AlertsConfig;
 use deskwatch::sla::{Rules, alerts};
 use deskwatch::telemetry::Metrics;
 
 fn rules(text: &str) -> anyhow::Result<Arc<Rules>> {
-    use figment::providers::{Format, Toml};
-    let config: SlaConfig = figment::Figment::from(Toml::string(text)).extract()?;
-    Ok(Arc::new(Rules::compile(&config)?))
+    Ok(Arc::new(Rules::compile(
+        &deskwatch::config::sla_from_toml(text)?,
+    )?))
 }
 
-const ALERTS: &str = r#"
-[alerts]
-alertmanager = []
-webhooks = []
-resend-seconds = 3600
-external-url = "http://127.0.0.1:8080"
-queue-limit = 10000000
-timeout-seconds = 10
-"#;
-
 fn office_rules() -> anyhow::Result<Arc<Rules>> {
-    let mut text = String::from(
+    rules(
         r#"
 pause-statuses = ["pending_customer", "pending_vendor"]
 warnings = [50, 75, 90]
@@ -54,9 +44,7 @@ targets = { time-to-own = { within = "10m", calendar = "office" }, first-respons
 name = "other"
 targets = { time-to-own = { within = "1h", calendar = "office" }, first-response = { within = "4h", calendar = "office" }, next-reply = { within = "4h", calendar = "office" }, resolution = { within = "24h", calendar = "office" } }
 "#,
-    );
-    text.push_str(ALERTS);
-    rules(&text)
+    )
 }
 
 fn apply_all(events: &[TicketEvent], projection: &mut Projection) -> f64 {
@@ -116,17 +104,15 @@ pub fn run(events: u64, clocks: u64, due: u64) -> anyhow::Result<()> {
     );
 
     // 2. Alert delay with many open clocks.
-    let bench_rules = rules(&format!(
+    let bench_rules = rules(
         r#"
 pause-statuses = ["pending_customer"]
 warnings = []
-[calendars."24x7"]
-hours = {{ every-day = ["00:00-24:00"] }}
 [[policies]]
 name = "bench"
-targets = {{ resolution = {{ within = "1h", calendar = "24x7" }} }}
-{ALERTS}"#
-    ))?;
+targets = { resolution = { within = "1h", calendar = "24x7" } }
+"#,
+    )?;
     let hour = 3_600_000i64;
     let window_ms = 20_000i64;
     let lead_ms = 5_000i64;

@@ -342,6 +342,13 @@ impl Rules {
             .map(|i| i as u16)
     }
 
+    /// Warning percentages of a policy (none for an unknown index).
+    pub fn warnings(&self, policy: u16) -> &[u8] {
+        self.policies
+            .get(policy as usize)
+            .map_or(&[], |p| p.warnings.as_slice())
+    }
+
     /// Whether `status` pauses the clocks.
     pub fn pauses(&self, status: Status) -> bool {
         self.pause.contains(&status)
@@ -501,13 +508,6 @@ mod tests {
         time-zone = "Europe/Paris"
         hours = { weekdays = ["09:00-12:00", "13:00-17:00"], fri = ["09:00-12:00"] }
         holidays = ["2026-12-25"]
-        [alerts]
-        alertmanager = []
-        webhooks = []
-        resend-seconds = 60
-        external-url = "http://localhost:8080"
-        queue-limit = 1000
-        timeout-seconds = 5
         [[policies]]
         name = "p1"
         match = { priority = ["P1"] }
@@ -518,15 +518,7 @@ mod tests {
     }
 
     fn compile(text: &str) -> Result<Rules, RulesError> {
-        let config: SlaConfig = toml_edit_de(text);
-        Rules::compile(&config)
-    }
-
-    fn toml_edit_de(text: &str) -> SlaConfig {
-        use figment::providers::{Format, Toml};
-        figment::Figment::from(Toml::string(text))
-            .extract()
-            .expect("parses")
+        Rules::compile(&crate::config::sla_from_toml(text).expect("parses"))
     }
 
     #[test]

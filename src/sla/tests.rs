@@ -36,13 +36,6 @@ fn rules() -> Arc<Rules> {
         [calendars.days]
         time-zone = "Europe/Paris"
         hours = { every-day = ["08:00-20:00"] }
-        [alerts]
-        alertmanager = []
-        webhooks = []
-        resend-seconds = 60
-        external-url = "http://localhost:8080"
-        queue-limit = 1000
-        timeout-seconds = 5
         [[policies]]
         name = "p1"
         match = { priority = ["P1"] }
@@ -62,11 +55,7 @@ fn rules() -> Arc<Rules> {
         name = "rest"
         targets.resolution = { within = "24h", calendar = "24x7" }
     "#;
-    use figment::providers::{Format, Toml};
-    let config: SlaConfig = figment::Figment::from(Toml::string(text))
-        .extract()
-        .unwrap();
-    Arc::new(Rules::compile(&config).unwrap())
+    Arc::new(Rules::compile(&crate::config::sla_from_toml(text).unwrap()).unwrap())
 }
 
 struct Desk {
