@@ -102,6 +102,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/tickets/{id}", get(get_ticket))
         .route("/v1/sla/at-risk", get(get_at_risk))
         .route("/v1/sla/breaches", get(get_breaches))
+        .route("/v1/recurring", get(get_recurring))
+        .route("/v1/top-calls", get(get_top_calls))
         .route("/", get(index))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -398,6 +400,60 @@ async fn get_breaches(
         &filter,
     )
     .await
+}
+
+fn bad_parameter(e: impl std::fmt::Display, names: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_parameter",
+        format!("{e} (parameters: {names})"),
+    )
+}
+
+/// Recurring fingerprints of a window, with problem and knowledge-base candidates.
+async fn get_recurring(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Result<
+        Query<crate::recurring::request::RecurringRequest>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Response, ApiError> {
+    const NAMES: &str = "window, to, min_tickets, tenant, category, channel, candidates, limit";
+    authorize(&state, &headers, Role::Read)?;
+    let Query(request) = q.map_err(|e| bad_parameter(e, NAMES))?;
+    let query = &state.service.query;
+    let (snapshot, settings) = (query.current(), query.recurring());
+    let report = tokio::task::spawn_blocking(move || {
+        crate::recurring::request::recurring(&snapshot, &settings, &request)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+    .map_err(|e| bad_parameter(e, NAMES))?;
+    Ok(axum::Json(report).into_response())
+}
+
+/// The most common calls (text clusters) of a period.
+async fn get_top_calls(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Result<
+        Query<crate::recurring::request::TopCallsRequest>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Response, ApiError> {
+    const NAMES: &str = "n, from, to, tenant, category, channel";
+    authorize(&state, &headers, Role::Read)?;
+    let Query(request) = q.map_err(|e| bad_parameter(e, NAMES))?;
+    let query = &state.service.query;
+    let (snapshot, settings) = (query.current(), query.recurring());
+    let calls = tokio::task::spawn_blocking(move || {
+        crate::recurring::request::top_calls(&snapshot, &settings, &request)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+    .map_err(|e| bad_parameter(e, NAMES))?;
+    Ok(axum::Json(calls).into_response())
 }
 
 /// A small start page: what is running and where to look. The persona dashboards replace it

@@ -24,7 +24,7 @@ use crate::projection::history::{History, OpenChunk};
 use crate::projection::interner::Interner;
 use crate::projection::{Counters, Projection, TicketState, tables};
 
-const MAGIC: &[u8; 8] = b"DWCKP002";
+const MAGIC: &[u8; 8] = b"DWCKP003";
 const KEEP: usize = 2;
 
 /// Errors of checkpointing.
@@ -65,6 +65,7 @@ struct Body {
     open: OpenChunk,
     counters: Counters,
     sla: crate::sla::SlaState,
+    text: crate::recurring::state::TextState,
 }
 
 /// A projection loaded from disk, with the log position it covers.
@@ -122,6 +123,7 @@ impl Checkpoints {
             open: projection.history.open().clone(),
             counters: projection.counters.clone(),
             sla: projection.sla.clone(),
+            text: projection.text.clone(),
         };
         let path = self
             .dir
@@ -246,6 +248,7 @@ impl Checkpoints {
                 counters: body.counters,
                 dirty_blocks: vec![true; blocks],
                 sla: body.sla,
+                text: body.text,
             },
             position: body.position,
             path: path.to_path_buf(),

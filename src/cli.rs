@@ -60,10 +60,10 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    /// The SLA rules of `--config` (or the defaults).
-    pub fn rules(&self) -> anyhow::Result<std::sync::Arc<deskwatch::sla::Rules>> {
+    /// The SLA rules and text settings of `--config` (or the defaults).
+    pub fn setup(&self) -> anyhow::Result<deskwatch::projection::Setup> {
         let config = deskwatch::config::Config::load(self.config.as_deref())?;
-        Ok(config.sla_rules())
+        Ok(config.setup())
     }
 }
 

@@ -167,6 +167,8 @@ pub struct Config {
     pub auth: Auth,
     /// SLA policies, calendars and alerting.
     pub sla: crate::sla::SlaConfig,
+    /// Recurring-issue detection.
+    pub recurring: crate::recurring::view::RecurringConfig,
 }
 
 /// An `[sla]` section from TOML text (written without the `sla.` prefix), on top of the
@@ -180,6 +182,17 @@ pub fn sla_from_toml(text: &str) -> Result<crate::sla::SlaConfig, ConfigError> {
 }
 
 impl Config {
+    /// SLA rules and text clustering settings, what projections are built under.
+    pub fn setup(&self) -> crate::projection::Setup {
+        crate::projection::Setup {
+            rules: self.sla_rules(),
+            text: std::sync::Arc::new(crate::recurring::state::TextSetup::new(
+                self.recurring.similarity,
+                self.recurring.glossary.clone(),
+            )),
+        }
+    }
+
     /// The compiled SLA rules (valid: [`Config::load`] checked them).
     pub fn sla_rules(&self) -> std::sync::Arc<crate::sla::Rules> {
         std::sync::Arc::new(
@@ -229,6 +242,9 @@ impl Config {
         }
         if self.storage.checkpoint_every_events == 0 {
             return invalid("storage.checkpoint-every-events", "must be at least 1");
+        }
+        if let Err((key, problem)) = self.recurring.validate() {
+            return Err(ConfigError::Invalid { key, problem });
         }
         let k = &self.log.kafka;
         if self.log.kind == LogKind::Kafka {

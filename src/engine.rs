@@ -15,6 +15,7 @@ use crate::event::TicketEvent;
 use crate::log::embedded::EmbeddedLog;
 use crate::log::{AppendRecord, EventLog, LogError, LogPosition};
 use crate::projection::{Outcome, Projection, Snapshot};
+use crate::recurring::state::TextSetup;
 use crate::sla::Rules;
 
 /// Errors of the engine.
@@ -61,6 +62,7 @@ pub struct Engine {
     events_since_checkpoint: u64,
     recovery: Recovery,
     rules: Arc<Rules>,
+    text: Arc<TextSetup>,
 }
 
 impl Engine {
@@ -68,17 +70,28 @@ impl Engine {
     /// replay of the log after it. Tickets get SLA clocks under `rules`; a checkpoint taken
     /// under other rules is not used (the whole log is replayed).
     pub fn open(data_dir: &Path, rules: Arc<Rules>) -> Result<Engine, EngineError> {
+        Engine::open_with(data_dir, rules, Arc::new(TextSetup::default()))
+    }
+
+    /// Like [`Engine::open`], placing ticket texts into clusters under `text`; a checkpoint
+    /// taken under other text settings is not used either.
+    pub fn open_with(
+        data_dir: &Path,
+        rules: Arc<Rules>,
+        text: Arc<TextSetup>,
+    ) -> Result<Engine, EngineError> {
         let log = EmbeddedLog::open(&data_dir.join("log"))?;
         let checkpoints = Checkpoints::new(&data_dir.join("checkpoints"));
         let mut engine = Engine {
             data_dir: data_dir.to_path_buf(),
             log,
-            projection: Projection::with_rules(rules.clone()),
+            projection: Projection::with_setup(rules.clone(), text.clone()),
             position: LogPosition::default(),
             checkpoints,
             events_since_checkpoint: 0,
             recovery: Recovery::default(),
             rules,
+            text,
         };
         engine.recover()?;
         Ok(engine)
@@ -90,7 +103,10 @@ impl Engine {
             ..Recovery::default()
         };
         let loaded = match self.checkpoints.load_newest(&self.log.end()?)? {
-            Some(mut loaded) => match loaded.projection.attach_rules(self.rules.clone()) {
+            Some(mut loaded) => match loaded
+                .projection
+                .attach(self.rules.clone(), self.text.clone())
+            {
                 Ok(()) => Some(loaded),
                 Err(reason) => {
                     tracing::warn!(path = %loaded.path.display(), %reason, "replaying the whole log");
@@ -111,7 +127,7 @@ impl Engine {
                 if chunks.exists() {
                     let _ = std::fs::remove_dir_all(&chunks);
                 }
-                self.projection = Projection::with_rules(self.rules.clone());
+                self.projection = Projection::with_setup(self.rules.clone(), self.text.clone());
                 self.position = LogPosition::default();
             }
         }

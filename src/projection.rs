@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use crate::event::{Channel, EventType, Payload, Priority, Role, Status, TicketEvent};
+use crate::recurring::state::{Catalog, TextSetup, TextState};
 use crate::sla::{Change, Rules, SlaState, Subject, TicketView};
 use history::{EventRow, History};
 use interner::{Interner, Sym};
@@ -130,6 +131,15 @@ pub struct Counters {
     pub rejected: u64,
 }
 
+/// What derived state depends on besides the events: SLA rules and text clustering settings.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// SLA rules.
+    pub rules: Arc<Rules>,
+    /// Text clustering settings.
+    pub text: Arc<TextSetup>,
+}
+
 /// All projected state.
 #[derive(Debug, Default)]
 pub struct Projection {
@@ -143,6 +153,8 @@ pub struct Projection {
     pub(crate) dirty_blocks: Vec<bool>,
     /// SLA clocks of every ticket.
     pub(crate) sla: SlaState,
+    /// Text cluster of every ticket.
+    pub(crate) text: TextState,
 }
 
 impl Projection {
@@ -159,10 +171,31 @@ impl Projection {
         }
     }
 
+    /// An empty projection under `rules`, placing ticket texts under `text`.
+    pub fn with_setup(rules: Arc<Rules>, text: Arc<TextSetup>) -> Projection {
+        Projection {
+            sla: SlaState::new(rules),
+            text: TextState::new(text),
+            ..Projection::default()
+        }
+    }
+
     /// Attaches `rules` to a projection loaded from a checkpoint; fails when its clocks were
     /// computed under other rules (the caller then replays the log).
     pub fn attach_rules(&mut self, rules: Arc<Rules>) -> Result<(), String> {
         self.sla.attach(rules)
+    }
+
+    /// Attaches `rules` and the text settings to a projection loaded from a checkpoint; fails
+    /// when either differs from what the state was built under (the caller then replays).
+    pub fn attach(&mut self, rules: Arc<Rules>, text: Arc<TextSetup>) -> Result<(), String> {
+        self.sla.attach(rules)?;
+        self.text.attach(text)
+    }
+
+    /// The text clusters.
+    pub fn text(&self) -> &TextState {
+        &self.text
     }
 
     /// The SLA clocks.
@@ -394,6 +427,13 @@ impl Projection {
                 }
                 self.ticket_by_sym[ticket_id.index()] = index as u32;
                 self.tickets.push(state);
+                self.text.place(
+                    index,
+                    &event.ticket_id,
+                    at,
+                    &c.title,
+                    c.description.as_deref(),
+                );
                 index
             }
             (_, None) => {
@@ -565,6 +605,7 @@ impl Projection {
             + self.ticket_by_sym.capacity() * 4
             + self.history.heap_bytes()
             + self.sla.heap_bytes()
+            + self.text.heap_bytes()
     }
 }
 
@@ -579,8 +620,22 @@ pub struct Snapshot {
     pub sla: Vec<Option<RecordBatch>>,
     /// The rules the clocks run under (to value them at query time).
     pub sla_rules: Option<Arc<Rules>>,
+    /// Text cluster index of every ticket, one entry per ticket block (aligned with
+    /// `tickets`); the index points into the catalog of the part the block belongs to.
+    pub clusters: Vec<Arc<[u32]>>,
+    /// The cluster catalogs: one per merged projection, with the ticket blocks it covers.
+    pub catalogs: Vec<CatalogPart>,
     /// Counters at the time of the snapshot.
     pub counters: Counters,
+}
+
+/// The cluster catalog of one projection in a snapshot, and the ticket blocks it covers.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogPart {
+    /// Blocks `blocks` of [`Snapshot::tickets`] and [`Snapshot::clusters`] are this part's.
+    pub blocks: std::ops::Range<usize>,
+    /// The clusters.
+    pub catalog: Catalog,
 }
 
 impl Snapshot {
@@ -588,6 +643,14 @@ impl Snapshot {
     pub fn merge<'a>(parts: impl IntoIterator<Item = &'a Snapshot>) -> Snapshot {
         let mut merged = Snapshot::default();
         for part in parts {
+            let offset = merged.tickets.len();
+            merged
+                .catalogs
+                .extend(part.catalogs.iter().map(|c| CatalogPart {
+                    blocks: c.blocks.start + offset..c.blocks.end + offset,
+                    catalog: c.catalog.clone(),
+                }));
+            merged.clusters.extend(part.clusters.iter().cloned());
             merged.tickets.extend(part.tickets.iter().cloned());
             merged.events.extend(part.events.iter().cloned());
             merged.sla.extend(part.sla.iter().cloned());
@@ -608,16 +671,23 @@ impl Projection {
         let blocks = self.tickets.len().div_ceil(tables::TICKET_BLOCK);
         let mut tickets = Vec::with_capacity(blocks);
         let mut sla = Vec::with_capacity(blocks);
+        let mut clusters = Vec::with_capacity(blocks);
         for block in 0..blocks {
             let dirty = self.dirty_blocks.get(block).copied().unwrap_or(true);
-            match (previous.tickets.get(block), previous.sla.get(block)) {
-                (Some(batch), Some(raw)) if !dirty => {
+            match (
+                previous.tickets.get(block),
+                previous.sla.get(block),
+                previous.clusters.get(block),
+            ) {
+                (Some(batch), Some(raw), Some(c)) if !dirty => {
                     tickets.push(batch.clone());
                     sla.push(raw.clone());
+                    clusters.push(c.clone());
                 }
                 _ => {
                     let start = block * tables::TICKET_BLOCK;
                     let end = (start + tables::TICKET_BLOCK).min(self.tickets.len());
+                    clusters.push(self.text.clusters_of(start..end));
                     tickets.push(tables::tickets_batch(
                         &self.tickets[start..end],
                         &self.strings,
@@ -637,6 +707,11 @@ impl Projection {
             tickets,
             sla,
             sla_rules: self.sla.rules().cloned(),
+            clusters,
+            catalogs: vec![CatalogPart {
+                blocks: 0..blocks,
+                catalog: self.text.catalog(),
+            }],
             events: self.history.batches(&self.strings),
             counters: self.counters.clone(),
         }

@@ -21,6 +21,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::projection::Snapshot;
 use crate::projection::tables::{EVENTS_SCHEMA, TICKETS_SCHEMA};
+use crate::recurring::view::ViewSettings;
 
 /// Names of the tables registered in the SQL context.
 pub const TABLES: &[&str] = &["tickets", "ticket_events"];
@@ -201,6 +202,69 @@ impl TableProvider for SlaClocksTable {
     }
 }
 
+/// Which recurring-issue table.
+#[derive(Debug, Clone, Copy)]
+enum RecurringKind {
+    /// `ticket_clusters`.
+    Clusters,
+    /// `recurring_issues`.
+    Issues,
+}
+
+/// `ticket_clusters` and `recurring_issues`: computed from the latest snapshot at scan time,
+/// under the configured view settings (the window ends at the newest ticket's creation).
+struct RecurringTable {
+    kind: RecurringKind,
+    source: Arc<ArcSwap<Snapshot>>,
+    settings: Arc<ArcSwap<ViewSettings>>,
+    partitions: usize,
+}
+
+impl fmt::Debug for RecurringTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecurringTable")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl TableProvider for RecurringTable {
+    fn schema(&self) -> SchemaRef {
+        match self.kind {
+            RecurringKind::Clusters => crate::recurring::view::CLUSTERS_SCHEMA.clone(),
+            RecurringKind::Issues => crate::recurring::view::ISSUES_SCHEMA.clone(),
+        }
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let snapshot = self.source.load_full();
+        let settings = self.settings.load_full();
+        let kind = self.kind;
+        let batch = tokio::task::spawn_blocking(move || match kind {
+            RecurringKind::Clusters => crate::recurring::view::clusters_batch(&snapshot, &settings),
+            RecurringKind::Issues => crate::recurring::view::issues_batch(
+                &crate::recurring::view::compute(&snapshot, &settings, None, &Default::default()),
+            ),
+        })
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        memory_scan(self.schema(), [batch], self.partitions)?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
 /// The ticket id of a `ticket_id = '…'` filter.
 fn ticket_id_equals(e: &Expr) -> Option<String> {
     use datafusion::logical_expr::{BinaryExpr, Operator};
@@ -232,6 +296,7 @@ fn ticket_id_equals(e: &Expr) -> Option<String> {
 pub struct QueryEngine {
     ctx: SessionContext,
     snapshot: Arc<ArcSwap<Snapshot>>,
+    recurring: Arc<ArcSwap<ViewSettings>>,
 }
 
 impl fmt::Debug for QueryEngine {
@@ -280,7 +345,37 @@ impl QueryEngine {
             }),
         )
         .map_err(classify)?;
-        Ok(QueryEngine { ctx, snapshot })
+        let recurring = Arc::new(ArcSwap::from_pointee(ViewSettings::default()));
+        for (name, kind) in [
+            ("ticket_clusters", RecurringKind::Clusters),
+            ("recurring_issues", RecurringKind::Issues),
+        ] {
+            ctx.register_table(
+                name,
+                Arc::new(RecurringTable {
+                    kind,
+                    source: snapshot.clone(),
+                    settings: recurring.clone(),
+                    partitions,
+                }),
+            )
+            .map_err(classify)?;
+        }
+        Ok(QueryEngine {
+            ctx,
+            snapshot,
+            recurring,
+        })
+    }
+
+    /// Sets how `recurring_issues` and `ticket_clusters` are computed.
+    pub fn set_recurring(&self, settings: ViewSettings) {
+        self.recurring.store(Arc::new(settings));
+    }
+
+    /// How `recurring_issues` and `ticket_clusters` are computed.
+    pub fn recurring(&self) -> Arc<ViewSettings> {
+        self.recurring.load_full()
     }
 
     /// Makes `snapshot` the state that queries see from now on.

@@ -1,6 +1,13 @@
-//! Recurring-issue detection (issue 5), first parts: ticket text into comparable tokens
-//! ([`text`]) and incremental MinHash/LSH clustering with content-based ids ([`cluster`]).
-//! Fingerprints, the recurring views and their API build on these.
+//! Recurring-issue detection (issue 5).
+//!
+//! - [`text`]: ticket text into comparable tokens (masking, language, glossary, stemming);
+//! - [`cluster`]: incremental MinHash/LSH clustering with content-based ids;
+//! - [`state`]: the clusters of one projection, placed once per ticket and checkpointed;
+//! - [`view`]: fingerprints and their recurrence over a window, computed from a snapshot:
+//!   the recurring issues, problem and knowledge-base candidates, and the top calls.
 
 pub mod cluster;
+pub mod request;
+pub mod state;
 pub mod text;
+pub mod view;

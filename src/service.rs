@@ -124,7 +124,7 @@ impl Service {
         let projector = crate::kafka::consumer::start(
             settings,
             &config.storage,
-            config.sla_rules(),
+            config.setup(),
             alerts,
             query.clone(),
             metrics.clone(),
@@ -144,7 +144,8 @@ impl Service {
     /// SLA alerts go to the receivers of `[sla.alerts]` when a tokio runtime is running.
     pub fn start_embedded(config: &Config, metrics: Metrics) -> Result<Service, ServiceError> {
         let storage = &config.storage;
-        let mut engine = Engine::open(&storage.data_dir, config.sla_rules())?;
+        let mut engine =
+            Engine::open_with(&storage.data_dir, config.sla_rules(), config.setup().text)?;
         let query = QueryEngine::new()?;
         let snapshot = engine.snapshot(&query.current());
         query.publish(snapshot);

@@ -75,6 +75,8 @@ impl Default for Params {
 pub struct InjectedProblem {
     /// Stable id of the problem (`PRB-1` …).
     pub problem_id: String,
+    /// Tenant whose configuration item it is (every ticket of the burst is theirs).
+    pub tenant: String,
     /// Category.
     pub category: String,
     /// Configuration item the burst hits.
@@ -260,6 +262,7 @@ impl Simulator {
             reserved += count;
             problems.push(InjectedProblem {
                 problem_id: format!("PRB-{}", p + 1),
+                tenant: TENANTS[p % TENANTS.len()].into(),
                 category: k.category.into(),
                 configuration_item: format!("{}-{site}-{:02}", k.item, rng.random_range(1..20)),
                 service: k.service.into(),
@@ -422,6 +425,8 @@ impl Simulator {
         self.created += 1;
         let ticket_id = format!("{}{:07}", self.params.id_prefix, n + 1);
         let tenant = TENANTS[(self.rng.random::<f64>().powi(2) * TENANTS.len() as f64) as usize];
+        // A configuration item belongs to one tenant: a problem's tickets are all theirs.
+        let tenant = problem.map_or(tenant, |p| TENANTS[p % TENANTS.len()]);
         let french = self.rng.random::<f64>() < 0.3;
         let site = if french {
             ["PAR", "LYO", "MTL"][self.rng.random_range(0..3)]

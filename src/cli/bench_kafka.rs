@@ -118,7 +118,7 @@ pub fn run(brokers: &str, events: u64, batch: usize) -> anyhow::Result<()> {
     let projector = deskwatch::kafka::consumer::start(
         &settings,
         &storage,
-        deskwatch::config::Config::load(None)?.sla_rules(),
+        deskwatch::config::Config::load(None)?.setup(),
         deskwatch::sla::alerts::AlertSink::disabled(),
         query.clone(),
         metrics.clone(),

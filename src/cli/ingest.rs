@@ -62,12 +62,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = Config::load(args.data.config.as_deref())?;
     let mut sink = match config.log.kind {
         LogKind::Embedded => Sink::Embedded(Box::new(
-            Engine::open(&args.data.data_dir, config.sla_rules()).with_context(|| {
-                format!(
-                    "cannot open data directory {}",
-                    args.data.data_dir.display()
-                )
-            })?,
+            Engine::open_with(&args.data.data_dir, config.sla_rules(), config.setup().text)
+                .with_context(|| {
+                    format!(
+                        "cannot open data directory {}",
+                        args.data.data_dir.display()
+                    )
+                })?,
         )),
         LogKind::Kafka => {
             let settings = &config.log.kafka;

@@ -23,7 +23,8 @@ pub struct Args {
 
 /// Opens the data directory and returns its current snapshot.
 pub fn load_snapshot(data: &DataDir) -> anyhow::Result<Snapshot> {
-    let mut engine = Engine::open(&data.data_dir, data.rules()?).with_context(|| {
+    let setup = data.setup()?;
+    let mut engine = Engine::open_with(&data.data_dir, setup.rules, setup.text).with_context(|| {
         format!(
             "cannot open data directory {} (if `deskwatch serve` runs on it, query it with POST /v1/query)",
             data.data_dir.display()

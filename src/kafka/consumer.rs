@@ -45,9 +45,8 @@ use crate::checkpoint::Checkpoints;
 use crate::config;
 use crate::event::TicketEvent;
 use crate::log::LogPosition;
-use crate::projection::{Outcome, Projection, Snapshot};
+use crate::projection::{Outcome, Projection, Setup, Snapshot};
 use crate::query::QueryEngine;
-use crate::sla::Rules;
 use crate::sla::alerts::AlertSink;
 use crate::telemetry::Metrics;
 
@@ -109,8 +108,8 @@ struct Projector {
     ready: Arc<AtomicBool>,
     query: QueryEngine,
     metrics: Metrics,
-    /// SLA rules every partition's projection runs under.
-    rules: Arc<Rules>,
+    /// SLA rules and text settings every partition's projection runs under.
+    setup: Setup,
     /// Where SLA alerts go.
     alerts: AlertSink,
 }
@@ -254,7 +253,10 @@ impl Projector {
                 None
             }
         };
-        let loaded = loaded.and_then(|mut l| match l.projection.attach_rules(self.rules.clone()) {
+        let loaded = loaded.and_then(|mut l| match l
+            .projection
+            .attach(self.setup.rules.clone(), self.setup.text.clone())
+        {
             Ok(()) => Some(l),
             Err(reason) => {
                 tracing::warn!(partition = p, %reason, "rebuilding the partition from the topic");
@@ -272,7 +274,7 @@ impl Projector {
                 // Chunk files without a checkpoint may be from another topic incarnation.
                 let _ = std::fs::remove_dir_all(dir.join("chunks"));
                 (
-                    Projection::with_rules(self.rules.clone()),
+                    Projection::with_setup(self.setup.rules.clone(), self.setup.text.clone()),
                     0,
                     SystemTime::now(),
                 )
@@ -745,7 +747,7 @@ impl Drop for ProjectorHandle {
 pub fn start(
     settings: &config::Kafka,
     storage: &config::Storage,
-    rules: Arc<Rules>,
+    setup: Setup,
     alerts: AlertSink,
     query: QueryEngine,
     metrics: Metrics,
@@ -764,7 +766,7 @@ pub fn start(
         ready: ready.clone(),
         query,
         metrics,
-        rules,
+        setup,
         alerts,
     };
     let mut config = client_config(settings);

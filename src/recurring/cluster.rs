@@ -43,10 +43,14 @@ pub fn similarity(a: &Signature, b: &Signature) -> f64 {
     a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / HASHES as f64
 }
 
+/// Members of a cluster whose band keys are indexed; later members only join. Bounds the
+/// index for clusters of thousands of tickets (a cluster that big already has enough keys).
+const INDEXED_MEMBERS: u32 = 32;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Cluster {
     id: u64,
-    founder: Vec<u32>,
+    founder: Box<[u32]>,
     size: u32,
 }
 
@@ -57,6 +61,24 @@ pub struct Clusterer {
     clusters: Vec<Cluster>,
     /// Band key → cluster indices whose members have that band.
     bands: HashMap<u64, Vec<u32>>,
+}
+
+impl Default for Clusterer {
+    fn default() -> Clusterer {
+        Clusterer::new(DEFAULT_SIMILARITY)
+    }
+}
+
+/// Estimated Jaccard similarity at which a ticket joins a cluster, by default.
+pub const DEFAULT_SIMILARITY: f64 = 0.5;
+
+/// Where a ticket was placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// Index of the cluster in this clusterer (dense, in founding order).
+    pub index: u32,
+    /// Whether the ticket founded the cluster.
+    pub founded: bool,
 }
 
 impl Clusterer {
@@ -79,7 +101,34 @@ impl Clusterer {
         self.clusters.is_empty()
     }
 
-    fn band_keys(sig: &Signature) -> [u64; BANDS] {
+    /// Content-based id of the cluster at `index`.
+    pub fn id(&self, index: u32) -> u64 {
+        self.clusters[index as usize].id
+    }
+
+    /// Tickets placed in the cluster at `index`.
+    pub fn size(&self, index: u32) -> u32 {
+        self.clusters[index as usize].size
+    }
+
+    /// Signature of the founder of the cluster at `index`.
+    pub fn founder(&self, index: u32) -> &[u32] {
+        &self.clusters[index as usize].founder
+    }
+
+    /// Approximate heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.clusters.capacity() * std::mem::size_of::<Cluster>()
+            + self.clusters.len() * HASHES * 4
+            + self
+                .bands
+                .values()
+                .map(|v| 8 + std::mem::size_of::<Vec<u32>>() + v.capacity() * 4)
+                .sum::<usize>()
+    }
+
+    /// The LSH band keys of a signature.
+    pub fn band_keys(sig: &[u32]) -> [u64; BANDS] {
         let mut keys = [0u64; BANDS];
         for (b, key) in keys.iter_mut().enumerate() {
             let mut bytes = [0u8; ROWS * 4];
@@ -91,8 +140,8 @@ impl Clusterer {
         keys
     }
 
-    /// Places a ticket with these tokens; returns its cluster id.
-    pub fn assign(&mut self, tokens: &[String]) -> u64 {
+    /// Places a ticket with these tokens.
+    pub fn assign(&mut self, tokens: &[String]) -> Placement {
         let sig = signature(tokens);
         let keys = Clusterer::band_keys(&sig);
         let mut best: Option<(f64, u32)> = None;
@@ -107,8 +156,8 @@ impl Clusterer {
                 }
             }
         }
-        let index = match best {
-            Some((_, c)) => c,
+        let (index, founded) = match best {
+            Some((_, c)) => (c, false),
             None => {
                 let mut sorted: Vec<&str> = tokens.iter().map(String::as_str).collect();
                 sorted.sort_unstable();
@@ -116,21 +165,23 @@ impl Clusterer {
                 let id = xxh3_64(sorted.join(" ").as_bytes());
                 self.clusters.push(Cluster {
                     id,
-                    founder: sig.to_vec(),
+                    founder: sig.into(),
                     size: 0,
                 });
-                (self.clusters.len() - 1) as u32
+                ((self.clusters.len() - 1) as u32, true)
             }
         };
         let cluster = &mut self.clusters[index as usize];
         cluster.size += 1;
-        for key in keys {
-            let list = self.bands.entry(key).or_default();
-            if !list.contains(&index) {
-                list.push(index);
+        if cluster.size <= INDEXED_MEMBERS {
+            for key in keys {
+                let list = self.bands.entry(key).or_default();
+                if !list.contains(&index) {
+                    list.push(index);
+                }
             }
         }
-        self.clusters[index as usize].id
+        Placement { index, founded }
     }
 }
 
@@ -148,14 +199,17 @@ mod tests {
             "VPN connection drops every few minutes (error 0x800102F7)",
             "La connexion VPN se coupe toutes les quelques minutes (erreur 0x80057F57)",
         ];
-        let ids: Vec<u64> = vpn.iter().map(|t| c.assign(&a.tokens(t, None))).collect();
+        let ids: Vec<u32> = vpn
+            .iter()
+            .map(|t| c.assign(&a.tokens(t, None)).index)
+            .collect();
         assert!(ids.iter().all(|&i| i == ids[0]), "{ids:?}");
         for other in [
             "Printer PRN-NYC-04 not printing, jobs stuck in queue",
             "Password reset for user0010@acme.example",
             "Second monitor not detected on LT-NYC-1886",
         ] {
-            assert_ne!(c.assign(&a.tokens(other, None)), ids[0], "{other}");
+            assert_ne!(c.assign(&a.tokens(other, None)).index, ids[0], "{other}");
         }
         assert_eq!(c.len(), 4);
     }
@@ -175,7 +229,13 @@ mod tests {
         .collect();
         let run = || {
             let mut c = Clusterer::new(0.5);
-            texts.iter().map(|t| c.assign(t)).collect::<Vec<_>>()
+            texts
+                .iter()
+                .map(|t| {
+                    let i = c.assign(t).index;
+                    c.id(i)
+                })
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(), run());
         // A restored clusterer continues exactly like the one it was saved from.
@@ -186,8 +246,14 @@ mod tests {
         }
         let mut restored: Clusterer =
             postcard::from_bytes(&postcard::to_stdvec(&first).unwrap()).unwrap();
-        let rest_a: Vec<u64> = texts[half..].iter().map(|t| first.assign(t)).collect();
-        let rest_b: Vec<u64> = texts[half..].iter().map(|t| restored.assign(t)).collect();
+        let rest_a: Vec<u32> = texts[half..]
+            .iter()
+            .map(|t| first.assign(t).index)
+            .collect();
+        let rest_b: Vec<u32> = texts[half..]
+            .iter()
+            .map(|t| restored.assign(t).index)
+            .collect();
         assert_eq!(rest_a, rest_b);
     }
 }
@@ -213,10 +279,12 @@ mod quality {
                 ..Default::default()
             });
             let mut c = Clusterer::new(0.5);
-            let mut of: HashMap<String, (u64, String)> = HashMap::new();
+            let mut of: HashMap<String, (u32, String)> = HashMap::new();
             for e in sim.by_ref() {
                 if let Payload::Created(cr) = &e.payload {
-                    let id = c.assign(&a.tokens(&cr.title, cr.description.as_deref()));
+                    let id = c
+                        .assign(&a.tokens(&cr.title, cr.description.as_deref()))
+                        .index;
                     of.insert(
                         e.ticket_id.clone(),
                         (id, cr.configuration_item.clone().unwrap_or_default()),
@@ -226,7 +294,7 @@ mod quality {
             let truth = sim.truth();
             let (mut recall_sum, mut precision_sum) = (0.0, 0.0);
             for p in &truth.recurring_problems {
-                let mut counts: HashMap<u64, usize> = HashMap::new();
+                let mut counts: HashMap<u32, usize> = HashMap::new();
                 for t in &p.ticket_ids {
                     *counts.entry(of[t].0).or_default() += 1;
                 }
