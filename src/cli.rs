@@ -8,6 +8,7 @@ mod demo;
 mod export;
 mod ingest;
 mod query;
+mod recurring;
 mod serve;
 mod simulate;
 mod sla;
@@ -35,6 +36,8 @@ enum Command {
     Query(query::Args),
     /// List at-risk (or, with --breaches, breached) SLA clocks.
     Sla(sla::Args),
+    /// Recurring issues of a window: problem and knowledge-base candidates, top calls.
+    Recurring(recurring::Args),
     /// Write the projected tables as Parquet files.
     Export(export::Args),
     /// Print the JSON Schema of one event.
@@ -60,10 +63,14 @@ pub struct DataDir {
 }
 
 impl DataDir {
+    /// The configuration of `--config` (or the defaults).
+    pub fn config(&self) -> anyhow::Result<deskwatch::config::Config> {
+        Ok(deskwatch::config::Config::load(self.config.as_deref())?)
+    }
+
     /// The SLA rules and text settings of `--config` (or the defaults).
     pub fn setup(&self) -> anyhow::Result<deskwatch::projection::Setup> {
-        let config = deskwatch::config::Config::load(self.config.as_deref())?;
-        Ok(config.setup())
+        Ok(self.config()?.setup())
     }
 }
 
@@ -82,6 +89,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Query(a) => query::run(a),
         Command::Export(a) => export::run(a),
         Command::Sla(a) => sla::run(a),
+        Command::Recurring(a) => recurring::run(a),
         Command::Schema => {
             print!("{}", deskwatch::event::SCHEMA_JSON);
             Ok(ExitCode::SUCCESS)

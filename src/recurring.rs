@@ -4,9 +4,12 @@
 //! - [`cluster`]: incremental MinHash/LSH clustering with content-based ids;
 //! - [`state`]: the clusters of one projection, placed once per ticket and checkpointed;
 //! - [`view`]: fingerprints and their recurrence over a window, computed from a snapshot:
-//!   the recurring issues, problem and knowledge-base candidates, and the top calls.
+//!   the recurring issues, problem and knowledge-base candidates, and the top calls;
+//! - [`request`]: the API's and the CLI's parameters;
+//! - [`monitor`]: a running service's metrics and problem alerts.
 
 pub mod cluster;
+pub mod monitor;
 pub mod request;
 pub mod state;
 pub mod text;

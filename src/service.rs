@@ -121,6 +121,13 @@ impl Service {
         let query = QueryEngine::new()?;
         let producer = EventProducer::new(settings)?;
         let alerts = crate::sla::alerts::start(&config.sla.alerts, metrics.clone());
+        query.set_recurring(config.recurring.view());
+        crate::recurring::monitor::spawn(
+            query.clone(),
+            metrics.clone(),
+            alerts.clone(),
+            config.recurring.clone(),
+        );
         let projector = crate::kafka::consumer::start(
             settings,
             &config.storage,
@@ -151,6 +158,13 @@ impl Service {
         query.publish(snapshot);
         update_gauges(&metrics, &engine);
         let alerts = crate::sla::alerts::start(&config.sla.alerts, metrics.clone());
+        query.set_recurring(config.recurring.view());
+        crate::recurring::monitor::spawn(
+            query.clone(),
+            metrics.clone(),
+            alerts.clone(),
+            config.recurring.clone(),
+        );
         // Bring the clocks to now, tell the dispatcher what is active, then follow changes.
         let now = now_ms();
         let projection = engine.projection_mut();

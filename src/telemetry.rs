@@ -15,6 +15,15 @@ pub const LABEL_REASON: &str = "reason";
 /// Label name of a Kafka partition.
 pub const LABEL_PARTITION: &str = "partition";
 
+/// Labels of the per-fingerprint recurring metrics.
+pub const RECURRING_LABELS: [&str; 5] = [
+    "fingerprint",
+    "label",
+    "tenant",
+    "category",
+    "configuration_item",
+];
+
 /// Starts structured logging to stderr; `RUST_LOG` filters (default `default_level`).
 pub fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -98,6 +107,23 @@ pub struct Metrics {
     pub alerts_dropped: IntCounterVec,
     /// Time of one successful delivery request.
     pub alert_delivery_seconds: Histogram,
+    /// Recurring fingerprints (top K by tickets, and the top K problem candidates): tickets in
+    /// the window.
+    pub recurring_tickets: IntGaugeVec,
+    /// Their spike score.
+    pub recurring_spike_score: GaugeVec,
+    /// Fingerprints with tickets in the window.
+    pub recurring_fingerprints: IntGauge,
+    /// Problem candidates in the window.
+    pub recurring_problem_candidates: IntGauge,
+    /// 1 for each problem candidate (top K by spike score), to alert on.
+    pub recurring_problem: IntGaugeVec,
+    /// Knowledge-base candidates in the window.
+    pub recurring_kb_candidates: IntGauge,
+    /// Top calls of the window (top K text clusters): tickets.
+    pub top_calls_tickets: IntGaugeVec,
+    /// Time the last recurring view took to compute.
+    pub recurring_view_seconds: prometheus::Gauge,
     /// Last published value of each breach/completed series (counters move by the difference).
     published: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Vec<String>, u64>>>,
 }
@@ -258,6 +284,50 @@ impl Metrics {
                 )
                 .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 30.0]),
             )?,
+            recurring_tickets: IntGaugeVec::new(
+                Opts::new(
+                    "deskwatch_recurring_tickets",
+                    "Tickets in the recurring window, for the top fingerprints by tickets and the top problem candidates.",
+                ),
+                &RECURRING_LABELS,
+            )?,
+            recurring_spike_score: GaugeVec::new(
+                Opts::new(
+                    "deskwatch_recurring_spike_score",
+                    "Spike score (-log10 of the chance at the baseline rate) of the same fingerprints.",
+                ),
+                &RECURRING_LABELS,
+            )?,
+            recurring_fingerprints: IntGauge::new(
+                "deskwatch_recurring_fingerprints",
+                "Fingerprints with tickets in the recurring window.",
+            )?,
+            recurring_problem_candidates: IntGauge::new(
+                "deskwatch_recurring_problem_candidates",
+                "Problem-record candidates in the recurring window.",
+            )?,
+            recurring_problem: IntGaugeVec::new(
+                Opts::new(
+                    "deskwatch_recurring_problem",
+                    "1 for each problem candidate of the recurring window (top K by spike score).",
+                ),
+                &RECURRING_LABELS,
+            )?,
+            recurring_kb_candidates: IntGauge::new(
+                "deskwatch_recurring_kb_candidates",
+                "Knowledge-base candidates in the recurring window.",
+            )?,
+            top_calls_tickets: IntGaugeVec::new(
+                Opts::new(
+                    "deskwatch_top_calls_tickets",
+                    "Tickets of the most common calls (text clusters) in the recurring window.",
+                ),
+                &["rank", "cluster_id", "label"],
+            )?,
+            recurring_view_seconds: prometheus::Gauge::new(
+                "deskwatch_recurring_view_duration_seconds",
+                "Time the last recurring view took to compute.",
+            )?,
             alerts_active: IntGauge::new(
                 "deskwatch_alerts_active",
                 "Active SLA alerts (ticket, clock) known to the dispatcher.",
@@ -304,6 +374,14 @@ impl Metrics {
         r.register(Box::new(m.sla_deadline_queue.clone()))?;
         r.register(Box::new(m.sla_alert_delay_seconds.clone()))?;
         r.register(Box::new(m.alerts_active.clone()))?;
+        r.register(Box::new(m.recurring_tickets.clone()))?;
+        r.register(Box::new(m.recurring_spike_score.clone()))?;
+        r.register(Box::new(m.recurring_fingerprints.clone()))?;
+        r.register(Box::new(m.recurring_problem_candidates.clone()))?;
+        r.register(Box::new(m.recurring_kb_candidates.clone()))?;
+        r.register(Box::new(m.recurring_problem.clone()))?;
+        r.register(Box::new(m.top_calls_tickets.clone()))?;
+        r.register(Box::new(m.recurring_view_seconds.clone()))?;
         r.register(Box::new(m.alerts_sent.clone()))?;
         r.register(Box::new(m.alert_delivery_failures.clone()))?;
         r.register(Box::new(m.alerts_queued.clone()))?;

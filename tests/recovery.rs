@@ -9,18 +9,16 @@ use deskwatch::engine::Engine;
 use deskwatch::event::TicketEvent;
 use deskwatch::projection::Snapshot;
 use deskwatch::projection::tables::{EVENTS_SCHEMA, TICKETS_SCHEMA};
+use deskwatch::recurring::view::{ViewSettings, clusters_batch};
 
-fn tables(
-    engine: &mut Engine,
-) -> (
-    datafusion::arrow::array::RecordBatch,
-    datafusion::arrow::array::RecordBatch,
-) {
+/// `tickets`, `ticket_events` and `ticket_clusters` (every ticket's text cluster id).
+fn tables(engine: &mut Engine) -> [datafusion::arrow::array::RecordBatch; 3] {
     let s = engine.snapshot(&Snapshot::default());
-    (
+    [
         concat_batches(&TICKETS_SCHEMA, &s.tickets).unwrap(),
         concat_batches(&EVENTS_SCHEMA, &s.events).unwrap(),
-    )
+        clusters_batch(&s, &ViewSettings::default()),
+    ]
 }
 
 fn submit_all(engine: &mut Engine, events: &[(TicketEvent, Vec<u8>)]) {
@@ -45,6 +43,7 @@ fn restart_from_checkpoint_and_tail_equals_clean_replay() {
     assert!(restarted.recovery().checkpoint.is_some());
     assert_eq!(restarted.recovery().replayed, second.len() as u64);
     let after_restart = tables(&mut restarted);
+    assert!(after_restart[2].num_rows() == 12_000);
     drop(restarted);
 
     // A clean replay of the same log, without any checkpoint.

@@ -123,6 +123,99 @@ async fn events_are_acknowledged_per_event_then_queryable() {
 }
 
 #[tokio::test]
+async fn recurring_issues_and_top_calls() {
+    let (_dir, app, _service) = setup(Vec::new());
+    let body = ndjson(3000);
+    let lines: Vec<&str> = body.lines().collect();
+    for chunk in lines.chunks(100) {
+        let (status, v) = call(&app, "POST", "/v1/events", None, chunk.join("\n")).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    let (status, v) = call(
+        &app,
+        "GET",
+        "/v1/recurring?window=3d&limit=5",
+        None,
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let issues = v["issues"].as_array().unwrap();
+    assert_eq!(issues.len(), 5);
+    let counts: Vec<u64> = issues
+        .iter()
+        .map(|i| i["tickets"].as_u64().unwrap())
+        .collect();
+    assert!(counts.windows(2).all(|w| w[0] >= w[1]), "{counts:?}");
+    assert!(counts[0] >= 2);
+    for key in [
+        "fingerprint",
+        "label",
+        "cluster_id",
+        "requesters",
+        "mttr_hours",
+        "handle_cost",
+        "spike_score",
+        "samples",
+        "problem_candidate",
+        "kb_candidate",
+        "first_seen",
+    ] {
+        assert!(issues[0].get(key).is_some(), "{key} missing: {}", issues[0]);
+    }
+    // Three days of a 7.5-day stream: four days of history, not a whole baseline window.
+    assert_eq!(v["baseline_days"], 3.0);
+    let (status, calls) = call(&app, "GET", "/v1/top-calls?n=3", None, String::new()).await;
+    assert_eq!(status, StatusCode::OK, "{calls}");
+    let list = calls["calls"].as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    assert_eq!(list[0]["rank"], 1);
+    let share: f64 = list.iter().map(|c| c["share"].as_f64().unwrap()).sum();
+    assert!(share > 0.0 && share <= 1.0);
+    // Filters narrow the tickets counted.
+    let (_, phone) = call(
+        &app,
+        "GET",
+        "/v1/top-calls?n=3&channel=phone",
+        None,
+        String::new(),
+    )
+    .await;
+    assert!(phone["tickets"].as_u64().unwrap() < calls["tickets"].as_u64().unwrap());
+    for (uri, name) in [
+        ("/v1/recurring?window=7x", "window"),
+        ("/v1/recurring?candidates=all", "candidates"),
+        ("/v1/recurring?to=yesterday", "to"),
+        ("/v1/recurring?min_tickets=0", "min_tickets"),
+        ("/v1/recurring?colour=red", "colour"),
+        ("/v1/top-calls?n=0", "n"),
+        (
+            "/v1/top-calls?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+            "from",
+        ),
+    ] {
+        let (status, e) = call(&app, "GET", uri, None, String::new()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {e}");
+        assert_eq!(e["error"]["code"], "invalid_parameter", "{uri}: {e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(name),
+            "{uri}: {e}"
+        );
+    }
+    // The same rows as SQL.
+    let (status, rows) = call(
+        &app,
+        "POST",
+        "/v1/query",
+        None,
+        r#"{"sql": "select count(*) as n from ticket_clusters"}"#.into(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{rows}");
+    assert_eq!(rows["rows"][0]["n"], 3000);
+}
+
+#[tokio::test]
 async fn sql_is_read_only_and_errors_are_json() {
     let (_dir, app, _service) = setup(Vec::new());
     for sql in [

@@ -17,7 +17,8 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
-    /// The SQL (SELECT only). Tables: tickets, ticket_events, sla_clocks.
+    /// The SQL (SELECT only). Tables: tickets, ticket_events, sla_clocks, ticket_clusters,
+    /// recurring_issues.
     sql: String,
 }
 
@@ -36,6 +37,7 @@ pub fn load_snapshot(data: &DataDir) -> anyhow::Result<Snapshot> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let snapshot = load_snapshot(&args.data)?;
     let query = QueryEngine::new()?;
+    query.set_recurring(args.data.config()?.recurring.view());
     query.publish(snapshot);
     let batches = super::runtime()?.block_on(query.sql(&args.sql))?;
     print!("{}", render(&batches, args.format)?);

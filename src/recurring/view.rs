@@ -96,6 +96,8 @@ pub struct RecurringConfig {
     pub top_k: usize,
     /// Raise an alert for a new problem candidate through the `[sla.alerts]` receivers.
     pub alerts: bool,
+    /// How often a running service recomputes the view for metrics and alerts.
+    pub refresh_seconds: u64,
 }
 
 /// A wall-clock duration like `7d`, `36h`, `2w` or `90m`, in ms.
@@ -149,6 +151,9 @@ impl RecurringConfig {
         }
         if self.hourly_rate.is_nan() || self.hourly_rate < 0.0 {
             return bad("hourly-rate", "must be 0 or more".into());
+        }
+        if self.refresh_seconds == 0 {
+            return bad("refresh-seconds", "must be at least 1".into());
         }
         if self.top_k > 100 {
             return bad(
@@ -870,6 +875,27 @@ pub fn top_calls(
     n: usize,
     filter: &Filter,
 ) -> (String, String, u64, Vec<Call>) {
+    top_calls_with(
+        snapshot,
+        &canonical(snapshot),
+        settings,
+        from,
+        to,
+        n,
+        filter,
+    )
+}
+
+/// [`top_calls`] with the clusters already reconciled.
+pub fn top_calls_with<'s>(
+    snapshot: &'s Snapshot,
+    canon: &Canonical<'s>,
+    settings: &ViewSettings,
+    from: Option<i64>,
+    to: Option<i64>,
+    n: usize,
+    filter: &Filter,
+) -> (String, String, u64, Vec<Call>) {
     let to = to.or_else(|| latest_created(snapshot)).unwrap_or(0);
     let from = from.unwrap_or(to - settings.window_ms);
     let by_cluster = ViewSettings {
@@ -879,7 +905,7 @@ pub fn top_calls(
         min_tickets: 1,
         ..settings.clone()
     };
-    let report = compute(snapshot, &by_cluster, Some(to), filter);
+    let report = compute_with(snapshot, canon, &by_cluster, Some(to), filter);
     let total = report.tickets_in_window;
     let calls = report
         .issues

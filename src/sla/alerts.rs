@@ -70,6 +70,77 @@ pub enum AlertUpdate {
         /// Clock.
         clock: ClockKind,
     },
+    /// A recurring fingerprint is (still) a problem candidate.
+    Problem(ProblemAlert),
+    /// A fingerprint is no longer a problem candidate.
+    ProblemEnded {
+        /// Fingerprint id.
+        fingerprint: String,
+    },
+}
+
+/// What an alert says about a problem candidate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProblemAlert {
+    /// Fingerprint id.
+    pub fingerprint: String,
+    /// Readable label.
+    pub label: String,
+    /// Text cluster id.
+    pub cluster_id: String,
+    /// Tenant, category, configuration item (when part of the fingerprint).
+    pub tenant: String,
+    /// Category.
+    pub category: String,
+    /// Configuration item or service.
+    pub configuration_item: String,
+    /// Tickets in the window.
+    pub tickets: u64,
+    /// Spike score.
+    pub spike_score: f64,
+    /// Window length, as configured (`7d`).
+    pub window: String,
+    /// Newest tickets.
+    pub samples: Vec<String>,
+    /// When it was first seen a candidate (ms).
+    pub since: Millis,
+}
+
+/// The alert object of a problem candidate (Alertmanager API v2 shape).
+pub fn problem_json(
+    p: &ProblemAlert,
+    config: &AlertsConfig,
+    now: Millis,
+    ends_at: Millis,
+) -> Value {
+    let base = config.external_url.trim_end_matches('/');
+    let link = format!("{base}/v1/recurring?candidates=problem");
+    let item = if p.configuration_item.is_empty() {
+        String::new()
+    } else {
+        format!(" on {}", p.configuration_item)
+    };
+    json!({
+        "labels": {
+            "alertname": "DeskwatchRecurringProblem",
+            "severity": "warning",
+            "fingerprint": p.fingerprint,
+            "tenant": p.tenant,
+            "category": p.category,
+            "configuration_item": p.configuration_item,
+            "cluster_id": p.cluster_id,
+        },
+        "annotations": {
+            "summary": format!("{} tickets of \"{}\"{item} within {}: a problem-record candidate", p.tickets, p.label, p.window),
+            "label": p.label,
+            "spike_score": format!("{:.1}", p.spike_score),
+            "samples": p.samples.join(", "),
+            "link": link,
+        },
+        "startsAt": rfc3339(p.since.min(now)),
+        "endsAt": rfc3339(ends_at),
+        "generatorURL": link,
+    })
 }
 
 /// Handle the projection side pushes updates into; never blocks.
@@ -145,6 +216,7 @@ pub fn start(config: &AlertsConfig, metrics: Metrics) -> AlertSink {
     let (tx, rx) = mpsc::unbounded_channel();
     let dispatcher = Dispatcher {
         active: HashMap::new(),
+        problems: HashMap::new(),
         receivers,
         config: config.clone(),
         metrics,
@@ -155,6 +227,7 @@ pub fn start(config: &AlertsConfig, metrics: Metrics) -> AlertSink {
 
 struct Dispatcher {
     active: HashMap<(String, ClockKind), AlertInfo>,
+    problems: HashMap<String, ProblemAlert>,
     receivers: Vec<Arc<Receiver>>,
     config: AlertsConfig,
     metrics: Metrics,
@@ -270,15 +343,18 @@ impl Dispatcher {
                 _ = resend.tick() => {
                     let now = Utc::now().timestamp_millis();
                     let ends = now + 4 * period.as_millis() as i64;
-                    let out: Vec<Value> = self
+                    let mut out: Vec<Value> = self
                         .active
                         .values()
                         .map(|a| alert_json(a, &self.config, now, ends))
                         .collect();
+                    out.extend(self.problems.values().map(|p| problem_json(p, &self.config, now, ends)));
                     self.push(out);
                 }
             }
-            self.metrics.alerts_active.set(self.active.len() as i64);
+            self.metrics
+                .alerts_active
+                .set((self.active.len() + self.problems.len()) as i64);
         }
     }
 
@@ -303,6 +379,18 @@ impl Dispatcher {
             }
             AlertUpdate::Forget { ticket_id, clock } => {
                 self.active.remove(&(ticket_id, clock));
+            }
+            AlertUpdate::Problem(p) => {
+                // New: sent now. Known: updated, and sent again with the next resend.
+                if !self.problems.contains_key(&p.fingerprint) {
+                    out.push(problem_json(&p, &self.config, now, ends));
+                }
+                self.problems.insert(p.fingerprint.clone(), p);
+            }
+            AlertUpdate::ProblemEnded { fingerprint } => {
+                if let Some(old) = self.problems.remove(&fingerprint) {
+                    out.push(problem_json(&old, &self.config, now, now));
+                }
             }
         }
     }
@@ -467,6 +555,7 @@ mod tests {
         let metrics = Metrics::new().unwrap();
         let mut d = Dispatcher {
             active: HashMap::new(),
+            problems: HashMap::new(),
             receivers: vec![],
             config: config(),
             metrics,
@@ -492,5 +581,56 @@ mod tests {
         assert_eq!(out.len(), 4);
         assert_eq!(out[3]["endsAt"], rfc3339(4000));
         assert!(d.active.is_empty());
+    }
+
+    #[test]
+    fn a_problem_candidate_fires_once_and_ends() {
+        let mut d = Dispatcher {
+            active: HashMap::new(),
+            problems: HashMap::new(),
+            receivers: vec![],
+            config: config(),
+            metrics: Metrics::new().unwrap(),
+        };
+        let problem = |tickets| ProblemAlert {
+            fingerprint: "f1".into(),
+            label: "scanner on floor <num> sends blank pdf by e mail".into(),
+            cluster_id: "c1".into(),
+            tenant: "acme".into(),
+            category: "hardware".into(),
+            configuration_item: "MFP-PAR-03".into(),
+            tickets,
+            spike_score: 5.2,
+            window: "7d".into(),
+            samples: vec!["INC9".into(), "INC8".into()],
+            since: 1000,
+        };
+        let mut out = Vec::new();
+        d.apply(AlertUpdate::Problem(problem(6)), 1000, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0]["labels"]["alertname"], "DeskwatchRecurringProblem");
+        assert_eq!(out[0]["labels"]["configuration_item"], "MFP-PAR-03");
+        assert_eq!(
+            out[0]["annotations"]["summary"],
+            "6 tickets of \"scanner on floor <num> sends blank pdf by e mail\" on MFP-PAR-03 \
+             within 7d: a problem-record candidate"
+        );
+        d.apply(AlertUpdate::Problem(problem(8)), 2000, &mut out);
+        assert_eq!(
+            out.len(),
+            1,
+            "a known candidate is updated, not sent again at once"
+        );
+        assert_eq!(d.problems["f1"].tickets, 8);
+        d.apply(
+            AlertUpdate::ProblemEnded {
+                fingerprint: "f1".into(),
+            },
+            3000,
+            &mut out,
+        );
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1]["endsAt"], rfc3339(3000));
+        assert!(d.problems.is_empty());
     }
 }
