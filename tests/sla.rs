@@ -9,37 +9,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use common::{Server, free_port, http, received_alert, wait_for, webhook_sink};
+use common::{
+    Killed, Server, am_alerts, free_port, http, received_alert, start_alertmanager, tool, wait_for,
+    webhook_sink,
+};
 use serde_json::Value;
-
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        if std::env::var("DESKWATCH_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("{name} is required (DESKWATCH_REQUIRE_TOOLS=1); run scripts/test.sh");
-        }
-        eprintln!("NOTICE: {name} not installed; skipping (scripts/test.sh installs it)");
-    }
-    found
-}
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn now_rfc3339(offset_ms: i64) -> String {
@@ -116,41 +95,6 @@ fn reply(server: &Server, ticket: &str) {
     );
     let (status, body) = server.post("/v1/events", &e);
     assert_eq!(status, 200, "{body}");
-}
-
-fn start_alertmanager(dir: &Path) -> Option<(Killed, String)> {
-    let bin = tool("prometheus-alertmanager").or_else(|| tool("alertmanager"))?;
-    let conf = dir.join("am.yml");
-    std::fs::write(
-        &conf,
-        "route:\n  receiver: none\n  group_wait: 1s\nreceivers:\n  - name: none\n",
-    )
-    .unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(bin)
-        .arg(format!("--config.file={}", conf.display()))
-        .arg(format!("--storage.path={}", dir.join("am-data").display()))
-        .arg(format!("--web.listen-address={addr}"))
-        .arg("--cluster.listen-address=")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("am.log")).unwrap())
-        .spawn()
-        .expect("alertmanager starts");
-    let am = Killed(child);
-    wait_for(30, || {
-        http("GET", &addr, "/-/ready", "")
-            .ok()
-            .filter(|(s, _)| *s == 200)
-    })
-    .expect("alertmanager ready within 30 s");
-    Some((am, addr))
-}
-
-fn am_alerts(addr: &str) -> Vec<Value> {
-    http("GET", addr, "/api/v2/alerts", "")
-        .ok()
-        .and_then(|(_, body)| serde_json::from_str::<Vec<Value>>(&body).ok())
-        .unwrap_or_default()
 }
 
 #[test]

@@ -168,6 +168,46 @@ pub const GLOSSARY: &[(&str, &str)] = &[
     ("autorisation", "permission"),
 ];
 
+/// English IT words French tickets use as they are: stemmed as English, so the French stemmer
+/// does not make `scann` of `scanner`.
+pub const LOANWORDS: &[&str] = &[
+    "scanner",
+    "router",
+    "switch",
+    "firewall",
+    "proxy",
+    "laptop",
+    "desktop",
+    "dock",
+    "docking",
+    "firmware",
+    "hardware",
+    "software",
+    "browser",
+    "cloud",
+    "backup",
+    "reboot",
+    "bug",
+    "token",
+    "login",
+    "logout",
+    "webcam",
+    "headset",
+    "dongle",
+    "player",
+    "driver",
+    "cluster",
+    "server",
+    "streaming",
+    "upload",
+    "spam",
+    "phishing",
+    "ticket",
+    "workflow",
+    "dashboard",
+    "timeout",
+];
+
 /// Turns ticket text into tokens.
 pub struct Analyzer {
     en: Stemmer,
@@ -216,6 +256,7 @@ impl Analyzer {
         let mut glossary: BTreeMap<String, String> = GLOSSARY
             .iter()
             .map(|(f, e)| (fold(f), e.to_string()))
+            .chain(LOANWORDS.iter().map(|w| (w.to_string(), w.to_string())))
             .collect();
         for (f, e) in extra {
             glossary.insert(fold(f), e.to_lowercase());
@@ -400,6 +441,22 @@ mod tests {
             let jaccard = common as f64 / union as f64;
             assert!(jaccard >= 0.6, "{en} {te:?} / {fr} {tf:?}: {jaccard}");
         }
+    }
+
+    #[test]
+    fn loanwords_are_stemmed_as_english() {
+        let a = Analyzer::default();
+        assert_eq!(
+            a.tokens("Scanner on floor 3 sends blank PDF by e-mail", None)[0],
+            "scanner"
+        );
+        assert_eq!(
+            a.tokens(
+                "Le scanner de l'étage 3 envoie des PDF vides par e-mail",
+                None
+            )[0],
+            "scanner"
+        );
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
 /// The deskwatch binary built for these tests.
 pub fn deskwatch() -> Command {
@@ -285,4 +285,67 @@ pub fn received_alert(
                 .then(|| a.clone())
         })
     })
+}
+
+/// A tool from PATH; without it `None` and a notice, or a panic when
+/// `DESKWATCH_REQUIRE_TOOLS=1` (set by scripts/test.sh).
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        if std::env::var("DESKWATCH_REQUIRE_TOOLS").as_deref() == Ok("1") {
+            panic!("{name} is required (DESKWATCH_REQUIRE_TOOLS=1); run scripts/test.sh");
+        }
+        eprintln!("NOTICE: {name} not installed; skipping (scripts/test.sh installs it)");
+    }
+    found
+}
+
+/// A child process killed when dropped.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts Alertmanager on a free port; `None` when it is not installed.
+pub fn start_alertmanager(dir: &Path) -> Option<(Killed, String)> {
+    let bin = tool("prometheus-alertmanager").or_else(|| tool("alertmanager"))?;
+    let conf = dir.join("am.yml");
+    std::fs::write(
+        &conf,
+        "route:\n  receiver: none\n  group_wait: 1s\nreceivers:\n  - name: none\n",
+    )
+    .unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(bin)
+        .arg(format!("--config.file={}", conf.display()))
+        .arg(format!("--storage.path={}", dir.join("am-data").display()))
+        .arg(format!("--web.listen-address={addr}"))
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("am.log")).unwrap())
+        .spawn()
+        .expect("alertmanager starts");
+    let am = Killed(child);
+    wait_for(30, || {
+        http("GET", &addr, "/-/ready", "")
+            .ok()
+            .filter(|(s, _)| *s == 200)
+    })
+    .expect("alertmanager ready within 30 s");
+    Some((am, addr))
+}
+
+pub fn am_alerts(addr: &str) -> Vec<serde_json::Value> {
+    http("GET", addr, "/api/v2/alerts", "")
+        .ok()
+        .and_then(|(_, body)| serde_json::from_str::<Vec<serde_json::Value>>(&body).ok())
+        .unwrap_or_default()
 }
