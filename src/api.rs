@@ -478,6 +478,12 @@ async fn index(State(state): State<AppState>) -> Response {
         .unwrap_or_default();
     let n = |k: &str| sla.get(k).and_then(Value::as_u64).unwrap_or(0);
     let (at_risk, open_breached, breached) = (n("r"), n("b"), n("t"));
+    // Recurring counts as the monitor last computed them (the view is not recomputed per page).
+    let m = &state.service.metrics;
+    let (problems, kb) = (
+        m.recurring_problem_candidates.get(),
+        m.recurring_kb_candidates.get(),
+    );
     let html = format!(
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>deskwatch</title>\
          <meta http-equiv=refresh content=5>\
@@ -490,16 +496,21 @@ async fn index(State(state): State<AppState>) -> Response {
          <tr><td>rejected by state checks</td><td>{}</td></tr>\
          <tr><td>open SLA clocks at risk</td><td id=at-risk>{at_risk}</td></tr>\
          <tr><td>open SLA clocks breached</td><td id=open-breached>{open_breached}</td></tr>\
-         <tr><td>SLA breaches in all</td><td id=breached>{breached}</td></tr></table>\
+         <tr><td>SLA breaches in all</td><td id=breached>{breached}</td></tr>\
+         <tr><td>problem candidates (recurring window)</td><td id=problems>{problems}</td></tr>\
+         <tr><td>knowledge-base candidates</td><td id=kb>{kb}</td></tr></table>\
          <h2>Endpoints</h2><ul>\
          <li><a href=/metrics>/metrics</a> — Prometheus metrics</li>\
          <li><code>POST /v1/events</code> — submit events (JSON array or NDJSON)</li>\
          <li><code>POST /v1/query</code> — <code>{{\"sql\": \"select …\"}}</code> over \
-         <code>tickets</code>, <code>ticket_events</code> and <code>sla_clocks</code></li>\
+         <code>tickets</code>, <code>ticket_events</code>, <code>sla_clocks</code>, \
+         <code>ticket_clusters</code> and <code>recurring_issues</code></li>\
          <li><code>GET /v1/tickets/{{id}}</code> — one ticket, its SLA clocks and history</li>\
          <li><a href=/v1/sla/at-risk>/v1/sla/at-risk</a>, \
          <a href=/v1/sla/breaches>/v1/sla/breaches</a> — SLA clocks \
          (filters: tenant, group, priority, clock, from, to)</li>\
+         <li><a href=\"/v1/recurring?candidates=problem\">/v1/recurring</a>, \
+         <a href=/v1/top-calls>/v1/top-calls</a> — recurring issues and the most common calls</li>\
          <li><a href=/healthz>/healthz</a>, <a href=/readyz>/readyz</a></li></ul>\
          <p>This page refreshes every 5 seconds.</p></body></html>",
         c.duplicates, c.rejected

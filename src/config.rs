@@ -359,6 +359,43 @@ mod tests {
     }
 
     #[test]
+    fn recurring_defaults_match_the_code_and_the_example_overrides_them() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(
+            c.recurring.view(),
+            crate::recurring::view::ViewSettings::default()
+        );
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deskwatch.example.toml");
+        let e = Config::load(Some(&path)).unwrap();
+        assert_eq!(e.recurring.view().fields.len(), 3);
+        assert!(e.recurring.alerts);
+        assert_ne!(
+            e.setup().text.fingerprint(),
+            c.setup().text.fingerprint(),
+            "a glossary change replays the clusters"
+        );
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn bad_recurring_config_is_refused_naming_the_key() {
+        for (text, key) in [
+            ("[recurring]\nwindow = \"7y\"\n", "recurring.window"),
+            ("[recurring]\nsimilarity = 1.5\n", "recurring.similarity"),
+            ("[recurring]\nfingerprint = []\n", "recurring.fingerprint"),
+            ("[recurring]\ntop-k = 1000\n", "recurring.top-k"),
+            ("[recurring]\nfingerprint = [\"colour\"]\n", "colour"),
+        ] {
+            figment::Jail::expect_with(|jail| {
+                jail.create_file("r.toml", text)?;
+                let e = Config::load(Some(Path::new("r.toml"))).unwrap_err();
+                assert!(e.to_string().contains(key), "{text}: {e}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
     #[allow(clippy::result_large_err)]
     fn bad_sla_config_is_refused_at_start_up_naming_the_key() {
         figment::Jail::expect_with(|jail| {

@@ -43,6 +43,9 @@ pub struct Args {
     /// tickets).
     #[arg(long)]
     recurring: bool,
+    /// With --recurring: tickets the recurring view is computed over.
+    #[arg(long, default_value_t = 1_000_000)]
+    view_tickets: u64,
     /// With --sla: open clocks.
     #[arg(long, default_value_t = 1_000_000)]
     clocks: u64,
@@ -69,7 +72,7 @@ fn rate(n: u64, secs: f64) -> String {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.recurring {
-        super::bench_recurring::run((args.events as f64 / 8.45).ceil() as u64)?;
+        super::bench_recurring::run((args.events as f64 / 8.45).ceil() as u64, args.view_tickets)?;
         return Ok(ExitCode::SUCCESS);
     }
     if args.sla {

@@ -1,9 +1,15 @@
-//! `deskwatch bench --recurring`: ticket texts analysed and clustered per second.
+//! `deskwatch bench --recurring`: ticket texts analysed and clustered per second, and the time
+//! to compute the recurring view over a million tickets.
 //!
-//! The simulator's ticket titles and descriptions go through the text analysis (masking,
-//! language detection, glossary, stemming) and the incremental MinHash/LSH clusterer. The
-//! reference, measured on the same texts in the same run, is a naive tokenizer (lower-case,
-//! split on non-alphanumerics, a hash set of the words): the least any text comparison costs.
+//! 1. The simulator's ticket titles and descriptions go through the text analysis (masking,
+//!    language detection, glossary, stemming) and the incremental MinHash/LSH clusterer. The
+//!    reference, measured on the same texts in the same run, is a naive tokenizer (lower-case,
+//!    split on non-alphanumerics, a hash set of the words): the least any text comparison
+//!    costs.
+//! 2. `--view-tickets` simulated tickets are projected (clusters placed as they are created)
+//!    and the recurring view of the newest week is computed from the snapshot. The reference
+//!    is DataFusion running a plain `GROUP BY tenant, category, configuration_item` with the
+//!    same counts over the same snapshot: what the view costs beyond an ordinary aggregate.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -13,8 +19,107 @@ use deskwatch::recurring::cluster::Clusterer;
 use deskwatch::recurring::text::Analyzer;
 use deskwatch::simulate::{Params, Simulator};
 
-/// Runs the measurement over `tickets` simulated tickets.
-pub fn run(tickets: u64) -> anyhow::Result<()> {
+/// Runs the measurements: text over `tickets` simulated tickets, the view over
+/// `view_tickets`.
+pub fn run(tickets: u64, view_tickets: u64) -> anyhow::Result<()> {
+    text(tickets)?;
+    view(view_tickets)
+}
+
+fn best<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, T) {
+    let mut best = f64::MAX;
+    let mut out = None;
+    for _ in 0..runs {
+        let started = Instant::now();
+        let v = f();
+        best = best.min(started.elapsed().as_secs_f64());
+        out = Some(v);
+    }
+    (best, out.expect("at least one run"))
+}
+
+fn view(tickets: u64) -> anyhow::Result<()> {
+    use deskwatch::projection::{Projection, Snapshot};
+    use deskwatch::query::QueryEngine;
+    use deskwatch::recurring::view::{self, Filter, ViewSettings};
+
+    println!("recurring view: {tickets} simulated tickets");
+    let mut projection = Projection::new();
+    let started = Instant::now();
+    let mut events = 0u64;
+    for (offset, e) in Simulator::new(Params {
+        tickets,
+        seed: 11,
+        ..Params::default()
+    })
+    .enumerate()
+    {
+        projection.apply(&e, offset as u64);
+        events += 1;
+    }
+    let projected = started.elapsed().as_secs_f64();
+    let snapshot = projection.snapshot(&Snapshot::default());
+    let text_bytes = projection.text().heap_bytes();
+    println!(
+        "  projected {events} events in {projected:.1} s ({:.0} events/s, clusters placed on creation: {} clusters)",
+        events as f64 / projected,
+        projection.text().len()
+    );
+    println!(
+        "  text cluster state                {:>10.1} bytes/ticket ({:.1} MiB)",
+        text_bytes as f64 / tickets as f64,
+        text_bytes as f64 / (1024.0 * 1024.0)
+    );
+    let settings = ViewSettings::default();
+    let (t_view, report) = best(3, || {
+        view::compute(&snapshot, &settings, None, &Filter::default())
+    });
+    let (t_calls, _) = best(3, || {
+        view::top_calls(&snapshot, &settings, None, None, 10, &Filter::default())
+    });
+    let (t_clusters, _) = best(3, || view::clusters_batch(&snapshot, &settings));
+    let query = QueryEngine::new()?;
+    let to = view::latest_created(&snapshot).unwrap_or(0);
+    query.publish(snapshot);
+    let sql = format!(
+        "select tenant, category, configuration_item, count(*) as tickets, \
+         count(distinct requester) as requesters, avg(handle_minutes) as handle \
+         from tickets where created_at > to_timestamp_millis({}) \
+         group by tenant, category, configuration_item",
+        to - settings.window_ms
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (t_sql, rows) = best(3, || {
+        rt.block_on(query.sql(&sql))
+            .map(|b| b.iter().map(|b| b.num_rows()).sum::<usize>())
+    });
+    let rows = rows?;
+    println!(
+        "  plain SQL GROUP BY (reference)    {:>10.1} ms ({rows} groups)",
+        t_sql * 1000.0
+    );
+    println!(
+        "  recurring view, window 7d         {:>10.1} ms ({} fingerprints, {} listed, {} problem candidates)   {:.2} of the reference",
+        t_view * 1000.0,
+        report.fingerprints,
+        report.issues.len(),
+        report.problem_candidates,
+        t_sql / t_view
+    );
+    println!(
+        "  top 10 calls, window 7d           {:>10.1} ms",
+        t_calls * 1000.0
+    );
+    println!(
+        "  ticket_clusters table (all)       {:>10.1} ms",
+        t_clusters * 1000.0
+    );
+    Ok(())
+}
+
+fn text(tickets: u64) -> anyhow::Result<()> {
     let texts: Vec<(String, Option<String>)> = Simulator::new(Params {
         tickets,
         seed: 9,

@@ -212,7 +212,9 @@ pub const LOANWORDS: &[&str] = &[
 pub struct Analyzer {
     en: Stemmer,
     fr: Stemmer,
-    masks: Vec<(Regex, &'static str)>,
+    /// Every mask in one alternation (one pass over the text); group `i + 1` is mask `i`.
+    masks: Regex,
+    mask_names: Vec<&'static str>,
     /// Phrases (several words) and single words, French → English, accent-folded.
     phrases: Vec<(String, String)>,
     words: BTreeMap<String, String>,
@@ -237,22 +239,22 @@ impl Default for Analyzer {
 impl Analyzer {
     /// An analyzer with the built-in glossary extended (and overridden) by `extra`.
     pub fn new(extra: &BTreeMap<String, String>) -> Analyzer {
-        let mask = |re: &str| Regex::new(re).expect("built-in pattern");
-        let masks = vec![
-            (mask(r"https?://\S+"), " <url> "),
-            (mask(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), " <email> "),
-            (mask(r"\\\\[^\s\\]+(?:\\[^\s\\]+)*\\?"), " <path> "),
-            (mask(r"\b[a-z]:\\\S*"), " <path> "),
-            (mask(r"(?:^|\s)/[\w.-]+(?:/[\w.-]+)+/?"), " <path> "),
-            (mask(r"\b\d{1,3}(?:\.\d{1,3}){3}\b"), " <ip> "),
-            (mask(r"\b0x[0-9a-f]+\b"), " <hex> "),
+        // In order of precedence: at one position the first that matches wins.
+        let masks: [(&str, &'static str); 9] = [
+            (r"https?://\S+", " <url> "),
+            (r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", " <email> "),
+            (r"\\\\[^\s\\]+(?:\\[^\s\\]+)*\\?", " <path> "),
+            (r"\b[a-z]:\\\S*", " <path> "),
+            (r"(?:^|\s)/[\w.-]+(?:/[\w.-]+)+/?", " <path> "),
+            (r"\b\d{1,3}(?:\.\d{1,3}){3}\b", " <ip> "),
+            (r"\b0x[0-9a-f]+\b", " <hex> "),
             // Words of letters, digits, `-` and `_` holding both a letter and a digit.
-            (
-                mask(r"\b[\w-]*(?:[a-z][\w-]*\d|\d[\w-]*[a-z])[\w-]*\b"),
-                " <id> ",
-            ),
-            (mask(r"\b\d+\b"), " <num> "),
+            (r"\b[\w-]*(?:[a-z][\w-]*\d|\d[\w-]*[a-z])[\w-]*\b", " <id> "),
+            (r"\b\d+\b", " <num> "),
         ];
+        let alternation: Vec<String> = masks.iter().map(|(re, _)| format!("({re})")).collect();
+        let mask_names = masks.iter().map(|(_, with)| *with).collect();
+        let masks = Regex::new(&alternation.join("|")).expect("built-in pattern");
         let mut glossary: BTreeMap<String, String> = GLOSSARY
             .iter()
             .map(|(f, e)| (fold(f), e.to_string()))
@@ -277,6 +279,7 @@ impl Analyzer {
             en: Stemmer::create(Algorithm::English),
             fr: Stemmer::create(Algorithm::French),
             masks,
+            mask_names,
             phrases,
             words,
             en_stop: EN_STOP.iter().copied().collect(),
@@ -287,10 +290,15 @@ impl Analyzer {
     /// Lower-cased, accent-folded, masked text, words separated by single spaces.
     pub fn normalize(&self, text: &str) -> String {
         let mut s = fold(&text.to_lowercase());
-        for (re, with) in &self.masks {
-            if re.is_match(&s) {
-                s = re.replace_all(&s, *with).into_owned();
-            }
+        if self.masks.is_match(&s) {
+            s = self
+                .masks
+                .replace_all(&s, |c: &regex::Captures<'_>| {
+                    (1..c.len())
+                        .find(|&i| c.get(i).is_some())
+                        .map_or("", |i| self.mask_names[i - 1])
+                })
+                .into_owned();
         }
         let words: Vec<&str> = s
             .split(|c: char| !(c.is_alphanumeric() || c == '<' || c == '>'))
