@@ -147,6 +147,14 @@ fn text(tickets: u64) -> anyhow::Result<()> {
 
     let analyzer = Analyzer::default();
     let started = Instant::now();
+    let mut chars = 0usize;
+    for (t, d) in &texts {
+        chars += analyzer
+            .normalize(&format!("{t} . {}", d.as_deref().unwrap_or("")))
+            .len();
+    }
+    let normalized = started.elapsed().as_secs_f64();
+    let started = Instant::now();
     let tokens: Vec<Vec<String>> = texts
         .iter()
         .map(|(t, d)| analyzer.tokens(t, d.as_deref()))
@@ -164,6 +172,10 @@ fn text(tickets: u64) -> anyhow::Result<()> {
     println!(
         "  naive tokenizer (reference)       {:>10.0} tickets/s ({words} words)",
         n / naive
+    );
+    println!(
+        "  of which normalising and masking  {:>10.0} tickets/s ({chars} chars)",
+        n / normalized
     );
     println!(
         "  text analysis                     {:>10.0} tickets/s",

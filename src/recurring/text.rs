@@ -168,6 +168,9 @@ pub const GLOSSARY: &[(&str, &str)] = &[
     ("autorisation", "permission"),
 ];
 
+/// Most cached stems (a few MiB at most).
+const STEM_CACHE: usize = 100_000;
+
 /// English IT words French tickets use as they are: stemmed as English, so the French stemmer
 /// does not make `scann` of `scanner`.
 pub const LOANWORDS: &[&str] = &[
@@ -219,6 +222,9 @@ pub struct Analyzer {
     phrases: Vec<(String, String)>,
     words: BTreeMap<String, String>,
     en_stop: HashSet<&'static str>,
+    /// Stems already computed, by language and word (help-desk vocabulary is small, and
+    /// Snowball is most of the analysis time); cleared when it reaches [`STEM_CACHE`].
+    stems: std::sync::Mutex<std::collections::HashMap<(bool, String), String>>,
     fr_stop: HashSet<&'static str>,
 }
 
@@ -284,7 +290,24 @@ impl Analyzer {
             words,
             en_stop: EN_STOP.iter().copied().collect(),
             fr_stop: FR_STOP.iter().copied().collect(),
+            stems: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// The Snowball stem of `word` in `lang`, from the cache when it was seen before.
+    fn stem(&self, lang: Lang, word: &str) -> String {
+        let key = (lang == Lang::Fr, word.to_string());
+        let mut cache = self.stems.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = cache.get(&key) {
+            return s.clone();
+        }
+        let stemmer = if lang == Lang::Fr { &self.fr } else { &self.en };
+        let stem = stemmer.stem(word).into_owned();
+        if cache.len() >= STEM_CACHE {
+            cache.clear();
+        }
+        cache.insert(key, stem.clone());
+        stem
     }
 
     /// Lower-cased, accent-folded, masked text, words separated by single spaces.
@@ -339,20 +362,20 @@ impl Analyzer {
             let token = if w.starts_with('<') {
                 w.to_string()
             } else if let Some(english) = w.strip_prefix('~') {
-                self.en.stem(english).into_owned()
+                self.stem(Lang::En, english)
             } else if self.en_stop.contains(w) || self.fr_stop.contains(w) || w.len() < 2 {
                 continue;
             } else if lang == Lang::Fr {
                 match self.words.get(w) {
                     Some(e) => e
                         .split(' ')
-                        .map(|p| self.en.stem(p).into_owned())
+                        .map(|p| self.stem(Lang::En, p))
                         .collect::<Vec<_>>()
                         .join(" "),
-                    None => self.fr.stem(w).into_owned(),
+                    None => self.stem(Lang::Fr, w),
                 }
             } else {
-                self.en.stem(w).into_owned()
+                self.stem(Lang::En, w)
             };
             for t in token.split(' ') {
                 if seen.insert(t.to_string()) {
