@@ -231,6 +231,40 @@ fn kafka_and_embedded_logs_give_identical_results() {
         assert!(a.as_array().is_some_and(|r| !r.is_empty()), "{q}: no rows");
         assert!(a == b, "{q}: Kafka and embedded differ");
     }
+    // Text clusters are placed per partition and reconciled at query time: every injected
+    // problem is still one cluster via Kafka, and the same one as via the embedded log.
+    let truth: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("events.ndjson.truth.json")).unwrap(),
+    )
+    .unwrap();
+    let cluster_of = |server: &Server| -> BTreeMap<String, String> {
+        let rows = server.sql("select ticket_id, cluster_id from ticket_clusters");
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["ticket_id"].as_str().unwrap().to_string(),
+                    r["cluster_id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let (k, e) = (cluster_of(&via_kafka), cluster_of(&via_embedded));
+    assert_eq!(k.len(), e.len());
+    let problems = truth["recurring_problems"].as_array().unwrap();
+    assert!(!problems.is_empty());
+    for p in problems {
+        let tickets: Vec<&str> = p["ticket_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        let ids: BTreeSet<&String> = tickets.iter().map(|t| &k[*t]).collect();
+        assert_eq!(ids.len(), 1, "{}: {ids:?}", p["problem_id"]);
+        assert_eq!(k[tickets[0]], e[tickets[0]], "{}", p["problem_id"]);
+    }
 }
 
 /// Ticket ids an instance holds.
