@@ -51,6 +51,9 @@ pub struct Params {
     pub id_prefix: String,
     /// Days over which injected problems are spread; default: the span the tickets cover.
     pub horizon_days: Option<f64>,
+    /// Problems start no earlier than this many days after the start (so detection has
+    /// history to compare with); default 0.
+    pub problems_from_days: f64,
 }
 
 impl Default for Params {
@@ -66,6 +69,7 @@ impl Default for Params {
             per_day: 400.0,
             id_prefix: "INC".into(),
             horizon_days: None,
+            problems_from_days: 0.0,
         }
     }
 }
@@ -255,7 +259,9 @@ impl Simulator {
             let count = rng.random_range(6..=16u64).min(params.tickets / 20);
             let window_days = rng.random_range(2..=5) as i64;
             let window = window_days * 24 * HOUR;
-            let window_start = start + rng.random_range(0..(span - window).max(1));
+            let from = ((params.problems_from_days.max(0.0) * 24.0 * HOUR as f64) as i64)
+                .min((span - window).max(0));
+            let window_start = start + from + rng.random_range(0..(span - from - window).max(1));
             for _ in 0..count {
                 problem_arrivals.push((window_start + rng.random_range(0..window), p));
             }

@@ -22,8 +22,9 @@ pub struct Args {
     /// Simulated tickets per day.
     #[arg(long, default_value_t = 1500.0)]
     per_day: f64,
-    /// Days of history to generate before going live.
-    #[arg(long, default_value_t = 7)]
+    /// Days of history to generate before going live (recurring-problem detection compares
+    /// the last week with the four before it).
+    #[arg(long, default_value_t = 35)]
     history_days: i64,
     /// Random seed.
     #[arg(long, default_value_t = 42)]
@@ -44,8 +45,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         per_day: args.per_day,
         // Ids unique to this start, so a second demo on the same directory adds new tickets.
         id_prefix: format!("D{}-", now.timestamp() / 60),
-        // Recurring bursts land in the history and the first day live.
+        // Recurring bursts land in the last week of history and the first day live, so the
+        // view has weeks of baseline to find them against.
         horizon_days: Some(args.history_days as f64 + 1.0),
+        problems_from_days: (args.history_days as f64 - 7.0).max(0.0),
     };
     super::runtime()?.block_on(async move {
         let cancel = CancellationToken::new();
