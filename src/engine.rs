@@ -131,20 +131,16 @@ impl Engine {
                 self.position = LogPosition::default();
             }
         }
-        let mut reader = self.log.reader(&self.position)?;
-        while let Some(record) = reader.next_record()? {
-            match TicketEvent::from_json(record.payload) {
-                Ok(event) => {
-                    self.projection.apply(&event, record.offset);
-                }
-                Err(e) => {
-                    recovery.invalid_records += 1;
-                    tracing::warn!(offset = record.offset, error = %e, "log record is not a valid event; skipped");
-                }
+        let reader = self.log.reader(&self.position)?;
+        let position = &mut self.position;
+        crate::projection::replay(&mut self.projection, reader, |partition, offset, error| {
+            if let Some(e) = error {
+                recovery.invalid_records += 1;
+                tracing::warn!(offset, error = %e, "log record is not a valid event; skipped");
             }
-            self.position.advance(record.partition, record.offset);
+            position.advance(partition, offset);
             recovery.replayed += 1;
-        }
+        })?;
         self.events_since_checkpoint = recovery.replayed;
         tracing::info!(
             checkpoint = ?recovery.checkpoint,

@@ -12,7 +12,10 @@
 
 pub mod history;
 pub mod interner;
+pub mod replay;
 pub mod tables;
+
+pub use replay::replay;
 
 use datafusion::arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
@@ -198,6 +201,11 @@ impl Projection {
         &self.text
     }
 
+    /// The settings ticket texts are analysed and placed under.
+    pub fn text_setup(&mut self) -> Arc<TextSetup> {
+        self.text.setup()
+    }
+
     /// The SLA clocks.
     pub fn sla(&self) -> &SlaState {
         &self.sla
@@ -356,11 +364,22 @@ impl Projection {
 
     /// Applies one structurally valid event that sits at `offset` in the log.
     pub fn apply(&mut self, event: &TicketEvent, offset: u64) -> Outcome {
+        self.apply_prepared(event, offset, None)
+    }
+
+    /// Like [`Projection::apply`], with the text tokens of a `ticket.created` event already
+    /// computed by [`Projection::text_setup`]'s analyzer (on another thread, see [`replay`]).
+    pub fn apply_prepared(
+        &mut self,
+        event: &TicketEvent,
+        offset: u64,
+        tokens: Option<Vec<String>>,
+    ) -> Outcome {
         if self.history.contains(&event.event_id) {
             self.counters.duplicates += 1;
             return Outcome::Duplicate;
         }
-        let outcome = self.apply_new(event, offset);
+        let outcome = self.apply_new(event, offset, tokens);
         match outcome {
             Outcome::Applied => self.counters.applied += 1,
             Outcome::Rejected(_) => self.counters.rejected += 1,
@@ -369,7 +388,12 @@ impl Projection {
         outcome
     }
 
-    fn apply_new(&mut self, event: &TicketEvent, offset: u64) -> Outcome {
+    fn apply_new(
+        &mut self,
+        event: &TicketEvent,
+        offset: u64,
+        tokens: Option<Vec<String>>,
+    ) -> Outcome {
         let at = event.occurred_at.timestamp_millis();
         let existing = self
             .strings
@@ -433,6 +457,7 @@ impl Projection {
                     at,
                     &c.title,
                     c.description.as_deref(),
+                    tokens,
                 );
                 index
             }

@@ -14,7 +14,6 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use deskwatch::event::TicketEvent;
 use deskwatch::log::embedded::EmbeddedLog;
 use deskwatch::log::{AppendRecord, EventLog, LogPosition};
 use deskwatch::projection::{Projection, Snapshot};
@@ -177,11 +176,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let before = rss_kib("VmRSS:");
     let t = Instant::now();
     let mut projection = Projection::new();
-    let mut reader = log.reader(&LogPosition::default())?;
-    while let Some(r) = reader.next_record()? {
-        let event = TicketEvent::from_json(r.payload)?;
-        projection.apply(&event, r.offset);
-    }
+    // The engine's recovery path: parsing and text analysis on a reader thread.
+    deskwatch::projection::replay(
+        &mut projection,
+        log.reader(&LogPosition::default())?,
+        |_, _, _| {},
+    )?;
     let t_replay = t.elapsed().as_secs_f64();
     let peak = rss_kib("VmHWM:");
     println!("\n2. replay + projection (read log, parse, validate, dedup, apply)");

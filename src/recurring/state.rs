@@ -156,13 +156,15 @@ impl TextState {
         Ok(())
     }
 
-    fn setup(&mut self) -> Arc<TextSetup> {
+    /// The settings tickets are placed under.
+    pub fn setup(&mut self) -> Arc<TextSetup> {
         self.setup
             .get_or_insert_with(|| Arc::new(TextSetup::default()))
             .clone()
     }
 
     /// Places the newly created ticket `ticket` (the next index) and returns its cluster index.
+    /// `tokens` are the analyzer's tokens of the text when already computed.
     pub fn place(
         &mut self,
         ticket: usize,
@@ -170,10 +172,11 @@ impl TextState {
         at: i64,
         title: &str,
         description: Option<&str>,
+        tokens: Option<Vec<String>>,
     ) -> u32 {
         debug_assert_eq!(ticket, self.ticket_cluster.len());
         let setup = self.setup();
-        let tokens = setup.analyzer.tokens(title, description);
+        let tokens = tokens.unwrap_or_else(|| setup.analyzer.tokens(title, description));
         let placed = self.clusterer.assign(&tokens);
         if placed.founded {
             self.open.push(ClusterMeta {
