@@ -5,6 +5,7 @@ mod bench_kafka;
 mod bench_recurring;
 mod bench_sla;
 mod demo;
+mod erlang;
 mod export;
 mod ingest;
 mod query;
@@ -38,6 +39,8 @@ enum Command {
     Sla(sla::Args),
     /// Recurring issues of a window: problem and knowledge-base candidates, top calls.
     Recurring(recurring::Args),
+    /// Agents needed for a queue (Erlang C): P(wait), service level, ASA, occupancy.
+    Erlang(erlang::Args),
     /// Write the projected tables as Parquet files.
     Export(export::Args),
     /// Print the JSON Schema of one event.
@@ -90,6 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(a) => export::run(a),
         Command::Sla(a) => sla::run(a),
         Command::Recurring(a) => recurring::run(a),
+        Command::Erlang(a) => erlang::run(a),
         Command::Schema => {
             print!("{}", deskwatch::event::SCHEMA_JSON);
             Ok(ExitCode::SUCCESS)

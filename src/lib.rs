@@ -19,4 +19,5 @@ pub mod service;
 pub mod shutdown;
 pub mod simulate;
 pub mod sla;
+pub mod staffing;
 pub mod telemetry;

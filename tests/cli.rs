@@ -313,3 +313,43 @@ fn sla_command_lists_exactly_the_simulators_breaches() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("priority"));
 }
+
+#[test]
+fn erlang_prints_the_staffing_of_the_reference_point() {
+    let out = run(&[
+        "erlang",
+        "--calls-per-hour",
+        "200",
+        "--aht-seconds",
+        "180",
+        "--answer-within-seconds",
+        "20",
+        "--service-level",
+        "80",
+        "--shrinkage",
+        "0.3",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["agents"], 14);
+    assert!((v["p_wait"].as_f64().unwrap() - 0.17413).abs() < 5e-6);
+    assert!((v["service_level"].as_f64().unwrap() - 0.88835).abs() < 5e-6);
+    assert!((v["asa_seconds"].as_f64().unwrap() - 7.836).abs() < 5e-4);
+    assert!((v["scheduled_fte"].as_f64().unwrap() - 20.0).abs() < 1e-9);
+    // An impossible target is an error with a reason, not a hang.
+    let bad = run(&[
+        "erlang",
+        "--calls-per-hour",
+        "200",
+        "--aht-seconds",
+        "180",
+        "--answer-within-seconds",
+        "20",
+        "--service-level",
+        "100",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("service level"));
+}
