@@ -1,3 +1,5 @@
-//! Staffing and cost (issue 6). First part: Erlang C ([`erlang`]).
+//! Staffing and cost (issue 6), first parts: Erlang C ([`erlang`]) and the cost models
+//! ([`cost`]).
 
+pub mod cost;
 pub mod erlang;
