@@ -361,6 +361,10 @@ impl QueryEngine {
             )
             .map_err(classify)?;
         }
+        // Views over the tables above (planning only: they read the snapshot when queried).
+        for view in crate::staffing::workload::VIEWS {
+            futures_executor::block_on(ctx.sql(view)).map_err(classify)?;
+        }
         Ok(QueryEngine {
             ctx,
             snapshot,
