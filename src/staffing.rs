@@ -3,4 +3,5 @@
 
 pub mod cost;
 pub mod erlang;
+pub mod plan;
 pub mod workload;
