@@ -4,6 +4,7 @@ mod bench;
 mod bench_kafka;
 mod bench_recurring;
 mod bench_sla;
+mod cost;
 mod demo;
 mod erlang;
 mod export;
@@ -41,6 +42,8 @@ enum Command {
     Recurring(recurring::Args),
     /// Agents needed for a queue (Erlang C): P(wait), service level, ASA, occupancy.
     Erlang(erlang::Args),
+    /// This month in-house against outsourced, from the observed workload, with what-ifs.
+    Cost(cost::Args),
     /// Write the projected tables as Parquet files.
     Export(export::Args),
     /// Print the JSON Schema of one event.
@@ -94,6 +97,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sla(a) => sla::run(a),
         Command::Recurring(a) => recurring::run(a),
         Command::Erlang(a) => erlang::run(a),
+        Command::Cost(a) => cost::run(a),
         Command::Schema => {
             print!("{}", deskwatch::event::SCHEMA_JSON);
             Ok(ExitCode::SUCCESS)

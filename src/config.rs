@@ -169,6 +169,8 @@ pub struct Config {
     pub sla: crate::sla::SlaConfig,
     /// Recurring-issue detection.
     pub recurring: crate::recurring::view::RecurringConfig,
+    /// Staffing and cost model.
+    pub cost: crate::staffing::model::CostConfig,
 }
 
 /// An `[sla]` section from TOML text (written without the `sla.` prefix), on top of the
@@ -244,6 +246,9 @@ impl Config {
             return invalid("storage.checkpoint-every-events", "must be at least 1");
         }
         if let Err((key, problem)) = self.recurring.validate() {
+            return Err(ConfigError::Invalid { key, problem });
+        }
+        if let Err((key, problem)) = self.cost.validate() {
             return Err(ConfigError::Invalid { key, problem });
         }
         let k = &self.log.kafka;

@@ -3,5 +3,6 @@
 
 pub mod cost;
 pub mod erlang;
+pub mod model;
 pub mod plan;
 pub mod workload;

@@ -353,3 +353,52 @@ fn erlang_prints_the_staffing_of_the_reference_point() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("service level"));
 }
+
+#[test]
+fn cost_compares_in_house_and_outsourced_on_the_observed_workload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("sim.ndjson");
+    let data = tmp.path().join("data");
+    simulate(&file, 3_000, 5);
+    assert!(ingest(&data, &file).status.success());
+    let cost = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "cost",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let base = cost(&[]);
+    let month = &base["month"];
+    assert!(month["fte"].as_f64().unwrap() > 1.0, "{base:#}");
+    assert!(base["aht_seconds"].as_f64().unwrap() > 60.0);
+    // 3,000 tickets over 7.5 days: about 2,800 a week.
+    let per_week = base["tickets_per_week"].as_f64().unwrap();
+    assert!((2_000.0..4_000.0).contains(&per_week), "{per_week}");
+    let sens = base["sensitivity"].as_array().unwrap();
+    assert_eq!(sens.len(), 7);
+    let inside: Vec<f64> = sens
+        .iter()
+        .map(|c| c["in_house"].as_f64().unwrap())
+        .collect();
+    assert!(inside.windows(2).all(|w| w[0] <= w[1]), "{inside:?}");
+    // What-ifs move the figures the expected way and by the expected amount.
+    let more = cost(&["--volume-change", "30"]);
+    let ratio = more["month"]["tickets"].as_f64().unwrap() / month["tickets"].as_f64().unwrap();
+    assert!((ratio - 1.3).abs() < 1e-9);
+    assert!(more["month"]["fte"].as_f64().unwrap() > month["fte"].as_f64().unwrap());
+    let less = cost(&["--volume-change", "-30"]);
+    assert!(less["month"]["fte"].as_f64().unwrap() < month["fte"].as_f64().unwrap());
+    let strict = cost(&["--service-level", "95", "--answer-within-seconds", "10"]);
+    assert!(strict["month"]["fte"].as_f64().unwrap() > month["fte"].as_f64().unwrap());
+    assert_eq!(
+        strict["month"]["outsourced"], month["outsourced"],
+        "the provider's price does not depend on our target"
+    );
+}

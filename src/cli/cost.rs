@@ -1,0 +1,97 @@
+//! `deskwatch cost`: this month in-house against outsourced, from the observed workload.
+
+use std::process::ExitCode;
+
+use deskwatch::query::QueryEngine;
+use deskwatch::staffing::model::{WhatIf, observe, report};
+
+use super::DataDir;
+use super::query::load_snapshot;
+
+/// Output of `cost`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Format {
+    /// Aligned text.
+    Table,
+    /// One JSON object.
+    Json,
+}
+
+/// Arguments of `cost`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    data: DataDir,
+    /// What-if: volume change in percent (30 for +30 %).
+    #[arg(long, allow_hyphen_values = true)]
+    volume_change: Option<f64>,
+    /// What-if: another service level (0.9 or 90).
+    #[arg(long)]
+    service_level: Option<f64>,
+    /// What-if: another answer time, seconds.
+    #[arg(long)]
+    answer_within_seconds: Option<f64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = args.data.config()?;
+    let snapshot = load_snapshot(&args.data)?;
+    let query = QueryEngine::new()?;
+    query.publish(snapshot);
+    let observed = super::runtime()?
+        .block_on(observe(&query, config.cost.default_aht_seconds))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let what_if = WhatIf {
+        volume_change_percent: args.volume_change,
+        service_level: args
+            .service_level
+            .map(|s| if s > 1.0 { s / 100.0 } else { s }),
+        answer_within_seconds: args.answer_within_seconds,
+    };
+    let r = report(&observed, &config.cost, what_if).map_err(|e| anyhow::anyhow!(e))?;
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+        Format::Table => {
+            let m = &r.month;
+            println!(
+                "workload        {:.0} tickets/week, AHT {:.1} min, {:.3} SLA breaches per ticket",
+                r.tickets_per_week,
+                r.aht_seconds / 60.0,
+                r.breaches_per_ticket
+            );
+            println!(
+                "month           {:.0} tickets ({:+.0} % volume)",
+                m.tickets,
+                (m.scale - 1.0) * 100.0
+            );
+            println!(
+                "in-house        ${:>12.2}  ${:>7.2}/ticket  {:.1} FTE",
+                m.in_house, m.in_house_per_ticket, m.fte
+            );
+            println!(
+                "outsourced      ${:>12.2}  ${:>7.2}/ticket  (SLA credits ${:.2})",
+                m.outsourced, m.outsourced_per_ticket, r.sla_breach_credits
+            );
+            match (r.break_even_scale, r.break_even_tickets_per_month) {
+                (Some(s), Some(t)) => println!(
+                    "break-even      {t:.0} tickets/month ({:.0} % of the observed volume): in-house costs no more from there on",
+                    s * 100.0
+                ),
+                _ => println!("break-even      none between 1 % and 100× the observed volume"),
+            }
+            println!("sensitivity     volume     in-house   outsourced");
+            for c in &r.sensitivity {
+                println!(
+                    "                {:>+5.0} %  ${:>10.0}  ${:>10.0}",
+                    (c.scale / m.scale - 1.0) * 100.0,
+                    c.in_house,
+                    c.outsourced
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
