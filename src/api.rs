@@ -26,6 +26,7 @@ use crate::event::parse_batch;
 use crate::projection::Outcome;
 use crate::query::to_json_rows;
 use crate::service::{Receipt, Service, ServiceError};
+use crate::staffing::model::{Observed, WhatIf, WhatIfRequest, observe, report, staffing};
 
 /// Shared state of the handlers.
 #[derive(Debug, Clone)]
@@ -104,6 +105,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/sla/breaches", get(get_breaches))
         .route("/v1/recurring", get(get_recurring))
         .route("/v1/top-calls", get(get_top_calls))
+        .route("/v1/cost", get(get_cost))
+        .route("/v1/staffing", get(get_staffing))
         .route("/", get(index))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -454,6 +457,67 @@ async fn get_top_calls(
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
     .map_err(|e| bad_parameter(e, NAMES))?;
     Ok(axum::Json(calls).into_response())
+}
+
+/// The what-if of a cost or staffing request and the observed workload.
+async fn cost_inputs(
+    state: &AppState,
+    headers: &HeaderMap,
+    q: Result<Query<WhatIfRequest>, axum::extract::rejection::QueryRejection>,
+) -> Result<(WhatIf, Observed), ApiError> {
+    authorize(state, headers, Role::Read)?;
+    let Query(request) = q.map_err(|e| bad_parameter(e, WhatIfRequest::NAMES))?;
+    let what_if = request.what_if().map_err(|(k, m)| {
+        bad_parameter(
+            format!("invalid parameter `{k}`: {m}"),
+            WhatIfRequest::NAMES,
+        )
+    })?;
+    let observed = observe(&state.service.query, state.service.cost.default_aht_seconds)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "the workload could not be read");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the workload could not be read",
+            )
+        })?;
+    Ok((what_if, observed))
+}
+
+/// Runs a model on a blocking thread; its errors (a target no staffing meets) are 422.
+async fn run_model<T: serde::Serialize + Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<Response, ApiError> {
+    let out = tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unmet_target", e))?;
+    Ok(axum::Json(out).into_response())
+}
+
+/// This month in-house against outsourced, from the observed workload, with a what-if.
+async fn get_cost(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<WhatIfRequest>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (what_if, observed) = cost_inputs(&state, &headers, q).await?;
+    let config = state.service.cost.clone();
+    run_model(move || report(&observed, &config, what_if)).await
+}
+
+/// Agents per hour of the week and channel (Erlang C), with a what-if.
+async fn get_staffing(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<WhatIfRequest>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (what_if, observed) = cost_inputs(&state, &headers, q).await?;
+    let config = state.service.cost.clone();
+    let now = chrono::Utc::now().timestamp_millis();
+    run_model(move || staffing(&observed, &config, what_if, now)).await
 }
 
 /// A small start page: what is running and where to look. The persona dashboards replace it

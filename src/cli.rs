@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand under `cli/`.
 
 mod bench;
+mod bench_cost;
 mod bench_kafka;
 mod bench_recurring;
 mod bench_sla;

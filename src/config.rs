@@ -218,10 +218,14 @@ impl Config {
             Env::prefixed("DESKWATCH__")
                 .map(|k| k.as_str().replace("__", ".").replace('_', "-").into()),
         );
-        let config: Config = figment
+        let mut config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Parse(e.to_string()))?;
         config.validate()?;
+        // The recurring view costs handle time at the cost model's rate unless told otherwise.
+        if config.recurring.hourly_rate.is_none() {
+            config.recurring.hourly_rate = Some(config.cost.hourly_rate());
+        }
         Ok(config)
     }
 
@@ -364,6 +368,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)]
     fn recurring_defaults_match_the_code_and_the_example_overrides_them() {
         let c = Config::load(None).unwrap();
         assert_eq!(
@@ -374,6 +379,21 @@ mod tests {
         let e = Config::load(Some(&path)).unwrap();
         assert_eq!(e.recurring.view().fields.len(), 3);
         assert!(e.recurring.alerts);
+        assert_eq!(e.recurring.hourly_rate, Some(41.39), "set explicitly");
+        assert_eq!(
+            (e.cost.msp_pricing.as_str(), e.cost.msp_users),
+            ("user-month", 4000.0)
+        );
+        // Unset, the hourly rate follows the cost model.
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "[cost]\nannual-salary = 52000.0\nload-factor = 1.4\n",
+            )?;
+            let c = Config::load(Some(Path::new("c.toml"))).unwrap();
+            assert!((c.recurring.view().hourly_rate - 35.0).abs() < 1e-9);
+            Ok(())
+        });
         assert_ne!(
             e.setup().text.fingerprint(),
             c.setup().text.fingerprint(),
@@ -390,6 +410,16 @@ mod tests {
             ("[recurring]\nfingerprint = []\n", "recurring.fingerprint"),
             ("[recurring]\ntop-k = 1000\n", "recurring.top-k"),
             ("[recurring]\nfingerprint = [\"colour\"]\n", "colour"),
+            (
+                "[cost]\nrealtime-channels = [\"fax\"]\n",
+                "cost.realtime-channels",
+            ),
+            (
+                "[cost]\ndeferred-service-level = 1.0\n",
+                "cost.deferred-service-level",
+            ),
+            ("[cost]\nmsp-pricing = \"barter\"\n", "cost.msp-pricing"),
+            ("[cost]\nrefresh-seconds = 0\n", "cost.refresh-seconds"),
         ] {
             figment::Jail::expect_with(|jail| {
                 jail.create_file("r.toml", text)?;

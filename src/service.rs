@@ -85,6 +85,8 @@ pub struct Service {
     pub query: QueryEngine,
     /// Metrics.
     pub metrics: Metrics,
+    /// The cost model (`[cost]`).
+    pub cost: crate::staffing::model::CostConfig,
 }
 
 #[derive(Debug)]
@@ -128,6 +130,7 @@ impl Service {
             alerts.clone(),
             config.recurring.clone(),
         );
+        crate::staffing::monitor::spawn(query.clone(), metrics.clone(), config.cost.clone());
         let projector = crate::kafka::consumer::start(
             settings,
             &config.storage,
@@ -144,6 +147,7 @@ impl Service {
             },
             query,
             metrics,
+            cost: config.cost.clone(),
         })
     }
 
@@ -165,6 +169,7 @@ impl Service {
             alerts.clone(),
             config.recurring.clone(),
         );
+        crate::staffing::monitor::spawn(query.clone(), metrics.clone(), config.cost.clone());
         // Bring the clocks to now, tell the dispatcher what is active, then follow changes.
         let now = now_ms();
         let projection = engine.projection_mut();
@@ -192,6 +197,7 @@ impl Service {
             },
             query,
             metrics,
+            cost: config.cost.clone(),
         })
     }
 

@@ -1,8 +1,10 @@
-//! Staffing and cost (issue 6), first parts: Erlang C ([`erlang`]) and the cost models
-//! ([`cost`]).
+//! Staffing and cost: Erlang C ([`erlang`]), the cost models ([`cost`]), the workload views
+//! ([`workload`]), weeks staffed per hour and compared ([`plan`]), the model of `[cost]` fed by
+//! the observed workload ([`model`]) and its gauges in a running service ([`monitor`]).
 
 pub mod cost;
 pub mod erlang;
 pub mod model;
+pub mod monitor;
 pub mod plan;
 pub mod workload;

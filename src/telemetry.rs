@@ -124,6 +124,24 @@ pub struct Metrics {
     pub top_calls_tickets: IntGaugeVec,
     /// Time the last recurring view took to compute.
     pub recurring_view_seconds: prometheus::Gauge,
+    /// Monthly cost of running the desk, by model (`in_house`, `outsourced`).
+    pub cost_monthly: GaugeVec,
+    /// Cost per ticket, by model.
+    pub cost_per_ticket: GaugeVec,
+    /// SLA credits the provider would refund this month.
+    pub cost_sla_credits: prometheus::Gauge,
+    /// Tickets per month from which in-house costs no more (absent when none in 0.01–100×).
+    pub cost_break_even_tickets: prometheus::Gauge,
+    /// Agents the current hour of the week needs on each channel.
+    pub staffing_required_agents: IntGaugeVec,
+    /// FTE to employ, by channel.
+    pub staffing_fte: GaugeVec,
+    /// Average handle time used, by channel.
+    pub staffing_aht_seconds: GaugeVec,
+    /// Tickets per week observed, by channel.
+    pub staffing_weekly_tickets: GaugeVec,
+    /// Time the last cost model took.
+    pub cost_model_seconds: prometheus::Gauge,
     /// Last published value of each breach/completed series (counters move by the difference).
     published: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Vec<String>, u64>>>,
 }
@@ -328,6 +346,60 @@ impl Metrics {
                 "deskwatch_recurring_view_duration_seconds",
                 "Time the last recurring view took to compute.",
             )?,
+            cost_monthly: GaugeVec::new(
+                Opts::new(
+                    "deskwatch_cost_monthly_dollars",
+                    "Monthly cost of the observed workload, by model (in_house, outsourced).",
+                ),
+                &["model"],
+            )?,
+            cost_per_ticket: GaugeVec::new(
+                Opts::new(
+                    "deskwatch_cost_per_ticket_dollars",
+                    "Cost per ticket of the observed workload, by model.",
+                ),
+                &["model"],
+            )?,
+            cost_sla_credits: prometheus::Gauge::new(
+                "deskwatch_cost_sla_credits_dollars",
+                "SLA credits the provider would refund in a month of the observed breaches.",
+            )?,
+            cost_break_even_tickets: prometheus::Gauge::new(
+                "deskwatch_cost_break_even_monthly_tickets",
+                "Tickets per month from which in-house costs no more than outsourcing (NaN: none within 1 % to 100× the volume).",
+            )?,
+            staffing_required_agents: IntGaugeVec::new(
+                Opts::new(
+                    "deskwatch_staffing_required_agents",
+                    "Agents the current hour of the week needs (Erlang C on the observed arrivals), by channel.",
+                ),
+                &["channel"],
+            )?,
+            staffing_fte: GaugeVec::new(
+                Opts::new(
+                    "deskwatch_staffing_fte",
+                    "Full-time equivalents to employ in-house (with shrinkage), by channel.",
+                ),
+                &["channel"],
+            )?,
+            staffing_aht_seconds: GaugeVec::new(
+                Opts::new(
+                    "deskwatch_staffing_aht_seconds",
+                    "Average handle time the staffing uses, by channel.",
+                ),
+                &["channel"],
+            )?,
+            staffing_weekly_tickets: GaugeVec::new(
+                Opts::new(
+                    "deskwatch_staffing_weekly_tickets",
+                    "Mean tickets per week observed, by channel.",
+                ),
+                &["channel"],
+            )?,
+            cost_model_seconds: prometheus::Gauge::new(
+                "deskwatch_cost_model_duration_seconds",
+                "Time the last cost and staffing model took (workload queries and Erlang C).",
+            )?,
             alerts_active: IntGauge::new(
                 "deskwatch_alerts_active",
                 "Active SLA alerts (ticket, clock) known to the dispatcher.",
@@ -382,6 +454,15 @@ impl Metrics {
         r.register(Box::new(m.recurring_problem.clone()))?;
         r.register(Box::new(m.top_calls_tickets.clone()))?;
         r.register(Box::new(m.recurring_view_seconds.clone()))?;
+        r.register(Box::new(m.cost_monthly.clone()))?;
+        r.register(Box::new(m.cost_per_ticket.clone()))?;
+        r.register(Box::new(m.cost_sla_credits.clone()))?;
+        r.register(Box::new(m.cost_break_even_tickets.clone()))?;
+        r.register(Box::new(m.staffing_required_agents.clone()))?;
+        r.register(Box::new(m.staffing_fte.clone()))?;
+        r.register(Box::new(m.staffing_aht_seconds.clone()))?;
+        r.register(Box::new(m.staffing_weekly_tickets.clone()))?;
+        r.register(Box::new(m.cost_model_seconds.clone()))?;
         r.register(Box::new(m.alerts_sent.clone()))?;
         r.register(Box::new(m.alert_delivery_failures.clone()))?;
         r.register(Box::new(m.alerts_queued.clone()))?;

@@ -309,3 +309,116 @@ async fn serves_on_a_real_listener() {
     assert!(response.ends_with("ready\n"));
     server.abort();
 }
+
+#[tokio::test]
+async fn cost_and_staffing_with_what_ifs_and_their_gauges() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::load(None).unwrap();
+    config.storage.data_dir = dir.path().to_path_buf();
+    config.cost.refresh_seconds = 1;
+    let service = Arc::new(Service::start(&config, Metrics::new().unwrap()).unwrap());
+    let state = AppState {
+        service: service.clone(),
+        tokens: Arc::new(Vec::new()),
+    };
+    let app = router(state, &config);
+    let body = ndjson(2000);
+    let lines: Vec<&str> = body.lines().collect();
+    for chunk in lines.chunks(200) {
+        let (status, v) = call(&app, "POST", "/v1/events", None, chunk.join("\n")).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    let get = |uri: &'static str| {
+        let app = app.clone();
+        async move {
+            let (status, v) = call(&app, "GET", uri, None, String::new()).await;
+            assert_eq!(status, StatusCode::OK, "{uri}: {v}");
+            v
+        }
+    };
+    let base = get("/v1/cost").await;
+    let month = &base["month"];
+    assert!(month["tickets"].as_f64().unwrap() > 0.0, "{base}");
+    assert!(month["fte"].as_f64().unwrap() > 0.0);
+    let channels = base["channels"].as_array().unwrap();
+    let phone = channels.iter().find(|c| c["channel"] == "phone").unwrap();
+    let email = channels.iter().find(|c| c["channel"] == "email").unwrap();
+    assert_eq!(phone["realtime"], true);
+    assert_eq!(email["realtime"], false);
+    assert_eq!(email["answer_within_seconds"], 14_400.0);
+    assert_eq!(base["sensitivity"].as_array().unwrap().len(), 7);
+    // +30 % volume: 1.3 × the tickets and the per-ticket fee, more in-house cost.
+    let more = get("/v1/cost?volume_change=30").await;
+    let ratio = |k: &str| more["month"][k].as_f64().unwrap() / month[k].as_f64().unwrap();
+    assert!((ratio("tickets") - 1.3).abs() < 1e-9);
+    assert!((ratio("outsourced") - 1.3).abs() < 1e-9);
+    assert!(ratio("in_house") > 1.0);
+    assert_eq!(more["what_if"]["volume_change_percent"], 30.0);
+    // A stricter phone target needs at least as many agents, e-mail keeps its own.
+    let base_staff = get("/v1/staffing").await;
+    let strict = get("/v1/staffing?service_level=95&answer_within_seconds=10").await;
+    let fte = |v: &Value, ch: &str| {
+        v["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["channel"] == ch)
+            .unwrap()["fte"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(fte(&strict, "phone") > fte(&base_staff, "phone"));
+    assert_eq!(fte(&strict, "email"), fte(&base_staff, "email"));
+    // Agents per hour add up over the channels.
+    let agents = base_staff["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), 168);
+    for c in base_staff["channels"].as_array().unwrap() {
+        for h in c["hours"].as_array().unwrap() {
+            let hour = h["hour_of_week"].as_u64().unwrap() as usize;
+            assert!(h["agents"].as_u64().unwrap() <= agents[hour].as_u64().unwrap());
+            assert!(h["occupancy"].as_f64().unwrap() <= 0.85 + 1e-12);
+        }
+    }
+    for (uri, name) in [
+        ("/v1/cost?volume_change=-100", "volume_change"),
+        ("/v1/cost?service_level=150", "service_level"),
+        (
+            "/v1/staffing?answer_within_seconds=-5",
+            "answer_within_seconds",
+        ),
+        ("/v1/staffing?volume_change=lots", "volume_change"),
+        ("/v1/cost?colour=red", "colour"),
+    ] {
+        let (status, e) = call(&app, "GET", uri, None, String::new()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {e}");
+        assert_eq!(e["error"]["code"], "invalid_parameter", "{uri}: {e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(name),
+            "{uri}: {e}"
+        );
+    }
+    // The monitor publishes the same month as gauges (refresh every second; bounded wait).
+    let want = format!(
+        "deskwatch_cost_monthly_dollars{{model=\"outsourced\"}} {}",
+        month["outsourced"].as_f64().unwrap()
+    );
+    let mut text = String::new();
+    for _ in 0..100 {
+        let (_, v) = call(&app, "GET", "/metrics", None, String::new()).await;
+        text = v.as_str().unwrap_or_default().to_string();
+        if text.contains(&want) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(text.contains(&want), "{want} not in /metrics");
+    for series in [
+        "deskwatch_cost_monthly_dollars{model=\"in_house\"}",
+        "deskwatch_cost_per_ticket_dollars{model=\"outsourced\"}",
+        "deskwatch_staffing_required_agents{channel=\"phone\"}",
+        "deskwatch_staffing_fte{channel=\"email\"}",
+        "deskwatch_cost_break_even_monthly_tickets",
+    ] {
+        assert!(text.contains(series), "{series} not in /metrics");
+    }
+}

@@ -19,23 +19,13 @@ use deskwatch::recurring::cluster::Clusterer;
 use deskwatch::recurring::text::Analyzer;
 use deskwatch::simulate::{Params, Simulator};
 
+use super::bench::best;
+
 /// Runs the measurements: text over `tickets` simulated tickets, the view over
 /// `view_tickets`.
 pub fn run(tickets: u64, view_tickets: u64) -> anyhow::Result<()> {
     text(tickets)?;
     view(view_tickets)
-}
-
-fn best<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, T) {
-    let mut best = f64::MAX;
-    let mut out = None;
-    for _ in 0..runs {
-        let started = Instant::now();
-        let v = f();
-        best = best.min(started.elapsed().as_secs_f64());
-        out = Some(v);
-    }
-    (best, out.expect("at least one run"))
 }
 
 fn view(tickets: u64) -> anyhow::Result<()> {

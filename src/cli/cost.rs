@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use deskwatch::query::QueryEngine;
-use deskwatch::staffing::model::{WhatIf, observe, report};
+use deskwatch::staffing::model::{WhatIfRequest, observe, report};
 
 use super::DataDir;
 use super::query::load_snapshot;
@@ -44,13 +44,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let observed = super::runtime()?
         .block_on(observe(&query, config.cost.default_aht_seconds))
         .map_err(|e| anyhow::anyhow!(e))?;
-    let what_if = WhatIf {
-        volume_change_percent: args.volume_change,
-        service_level: args
-            .service_level
-            .map(|s| if s > 1.0 { s / 100.0 } else { s }),
+    let what_if = WhatIfRequest {
+        volume_change: args.volume_change,
+        service_level: args.service_level,
         answer_within_seconds: args.answer_within_seconds,
-    };
+    }
+    .what_if()
+    .map_err(|(k, m)| anyhow::anyhow!("--{} {m}", k.replace('_', "-")))?;
     let r = report(&observed, &config.cost, what_if).map_err(|e| anyhow::anyhow!(e))?;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
@@ -67,6 +67,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 m.tickets,
                 (m.scale - 1.0) * 100.0
             );
+            println!(
+                "channels        channel      tickets/wk   AHT min  target          peak agents   FTE"
+            );
+            for c in &r.channels {
+                let target = if c.answer_within_seconds >= 3600.0 {
+                    format!(
+                        "{:.0} % in {:.1} h",
+                        c.service_level * 100.0,
+                        c.answer_within_seconds / 3600.0
+                    )
+                } else {
+                    format!(
+                        "{:.0} % in {:.0} s",
+                        c.service_level * 100.0,
+                        c.answer_within_seconds
+                    )
+                };
+                println!(
+                    "                {:<12} {:>10.0}  {:>8.1}  {:<15} {:>11}  {:>5.1}",
+                    c.channel,
+                    c.tickets_per_week,
+                    c.aht_seconds / 60.0,
+                    target,
+                    c.peak_agents,
+                    c.fte
+                );
+            }
             println!(
                 "in-house        ${:>12.2}  ${:>7.2}/ticket  {:.1} FTE",
                 m.in_house, m.in_house_per_ticket, m.fte

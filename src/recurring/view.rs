@@ -90,8 +90,10 @@ pub struct RecurringConfig {
     pub problem_min_trend: f64,
     /// Sample tickets per fingerprint (the newest).
     pub samples: usize,
-    /// Loaded cost of one hour of handle time, in dollars.
-    pub hourly_rate: f64,
+    /// Loaded cost of one hour of handle time, in dollars (unset: from `[cost]`, see
+    /// `CostConfig::hourly_rate`).
+    #[serde(default)]
+    pub hourly_rate: Option<f64>,
     /// Fingerprints exported as metrics (bounded cardinality).
     pub top_k: usize,
     /// Raise an alert for a new problem candidate through the `[sla.alerts]` receivers.
@@ -149,7 +151,7 @@ impl RecurringConfig {
         if self.problem_min_trend.is_nan() || self.problem_min_trend < 0.0 {
             return bad("problem-min-trend", "must be 0 or more".into());
         }
-        if self.hourly_rate.is_nan() || self.hourly_rate < 0.0 {
+        if self.hourly_rate.is_some_and(|r| r.is_nan() || r < 0.0) {
             return bad("hourly-rate", "must be 0 or more".into());
         }
         if self.refresh_seconds == 0 {
@@ -175,10 +177,13 @@ impl RecurringConfig {
             problem_min_spike: self.problem_min_spike,
             problem_min_trend: self.problem_min_trend,
             samples: self.samples,
-            hourly_rate: self.hourly_rate,
+            hourly_rate: self.hourly_rate.unwrap_or(DEFAULT_HOURLY_RATE),
         }
     }
 }
+
+/// The hourly rate of the default `[cost]`: $44,109 a year × 1.3 / 2,080 hours.
+const DEFAULT_HOURLY_RATE: f64 = 44_109.0 * 1.3 / 2080.0;
 
 /// How the recurring view is computed.
 #[derive(Debug, Clone, PartialEq)]
@@ -220,7 +225,7 @@ impl Default for ViewSettings {
             problem_min_spike: 4.0,
             problem_min_trend: 2.0,
             samples: 5,
-            hourly_rate: 27.57,
+            hourly_rate: DEFAULT_HOURLY_RATE,
         }
     }
 }

@@ -7,7 +7,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::cost::{InHouse, Msp, Pricing, profile};
-use super::plan::{Comparison, Target, WEEKS_PER_MONTH, break_even, compare};
+use super::erlang::Staffing;
+use super::plan::{
+    Comparison, Queue, Target, WEEKS_PER_MONTH, Week, break_even, compare, staff_queues,
+};
 use crate::query::{QueryEngine, to_json_rows};
 
 /// `[cost]`.
@@ -32,10 +35,18 @@ pub struct CostConfig {
     pub max_occupancy: f64,
     /// Paid hours per FTE and week.
     pub hours_per_fte_week: f64,
+    /// Real-time channels (answered live): staffed to `answer-within-seconds` and
+    /// `service-level`.
+    pub realtime_channels: Vec<String>,
     /// Answer within this many seconds…
     pub answer_within_seconds: f64,
-    /// …for this share of tickets.
+    /// …for this share of real-time tickets.
     pub service_level: f64,
+    /// The other channels (e-mail, portal, …) are staffed to a first response within this many
+    /// seconds…
+    pub deferred_answer_within_seconds: f64,
+    /// …for this share of their tickets.
+    pub deferred_service_level: f64,
     /// Handle time when none was observed, seconds.
     pub default_aht_seconds: f64,
     /// The provider's pricing: `ticket`, `user-month` or `handle-minute`.
@@ -48,6 +59,8 @@ pub struct CostConfig {
     pub msp_credit_per_breach: f64,
     /// Credits cap, share of the monthly fee.
     pub msp_credit_cap: f64,
+    /// How often a running service recomputes the cost and staffing gauges, seconds.
+    pub refresh_seconds: u64,
 }
 
 impl CostConfig {
@@ -78,11 +91,30 @@ impl CostConfig {
                 "must be within 0 (inclusive) and 1 (exclusive)",
             );
         }
+        if !(0.0..1.0).contains(&self.deferred_service_level) {
+            return bad(
+                "deferred-service-level",
+                "must be within 0 (inclusive) and 1 (exclusive)",
+            );
+        }
+        if !(self.answer_within_seconds >= 0.0 && self.deferred_answer_within_seconds >= 0.0) {
+            return bad("answer-within-seconds", "answer times must be 0 or more");
+        }
+        if let Some(c) = self
+            .realtime_channels
+            .iter()
+            .find(|c| crate::event::Channel::parse(c).is_none())
+        {
+            return bad("realtime-channels", &format!("unknown channel `{c}`"));
+        }
         if self.hours_per_fte_week <= 0.0 || self.default_aht_seconds <= 0.0 {
             return bad(
                 "hours-per-fte-week",
                 "hours and handle times must be above 0",
             );
+        }
+        if self.refresh_seconds == 0 {
+            return bad("refresh-seconds", "must be at least 1");
         }
         if self.pricing().is_err() {
             return bad("msp-pricing", "must be ticket, user-month or handle-minute");
@@ -124,6 +156,11 @@ impl CostConfig {
         }
     }
 
+    /// The loaded cost of an agent's hour: salary × load factor / 2,080 hours.
+    pub fn hourly_rate(&self) -> f64 {
+        self.in_house().loaded_hourly_rate()
+    }
+
     /// The provider's parameters.
     pub fn msp(&self) -> Result<Msp, String> {
         Ok(Msp {
@@ -134,14 +171,31 @@ impl CostConfig {
     }
 }
 
-/// What the events say about the workload.
+/// What the events say about one channel.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Observed {
+pub struct ChannelLoad {
+    /// The channel.
+    pub channel: String,
     /// Mean arrivals per hour of the week (168, Monday 00:00 UTC first).
+    #[serde(skip)]
     pub arrivals: Vec<f64>,
     /// Tickets per week on average.
     pub tickets_per_week: f64,
-    /// Average handle time, seconds (the configured default when nothing was observed).
+    /// Average handle time, seconds.
+    pub aht_seconds: f64,
+    /// Whether that handle time was observed (otherwise: the desk's average, or the default).
+    pub aht_observed: bool,
+}
+
+/// What the events say about the workload.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Observed {
+    /// Per channel, busiest first.
+    pub channels: Vec<ChannelLoad>,
+    /// Tickets per week on average.
+    pub tickets_per_week: f64,
+    /// Average handle time over all channels, seconds (the configured default when nothing
+    /// was observed).
     pub aht_seconds: f64,
     /// Breached SLA clocks per ticket.
     pub breaches_per_ticket: f64,
@@ -156,24 +210,61 @@ pub async fn observe(query: &QueryEngine, default_aht_seconds: f64) -> Result<Ob
             .map_err(|e| e.to_string())
             .and_then(|b| to_json_rows(&b).map_err(|e| e.to_string()))
     };
-    let mut arrivals = vec![0.0; 168];
-    for r in
-        rows("select hour_of_week, sum(arrivals_per_hour) as a from workload group by 1").await?
-    {
+    let mut channels: Vec<ChannelLoad> = Vec::new();
+    for r in rows("select channel, hour_of_week, arrivals_per_hour as a from workload").await? {
+        let channel = r["channel"].as_str().unwrap_or("").to_string();
         let h = r["hour_of_week"].as_u64().unwrap_or(0) as usize;
+        let i = match channels.iter().position(|c| c.channel == channel) {
+            Some(i) => i,
+            None => {
+                channels.push(ChannelLoad {
+                    channel,
+                    arrivals: vec![0.0; 168],
+                    tickets_per_week: 0.0,
+                    aht_seconds: default_aht_seconds,
+                    aht_observed: false,
+                });
+                channels.len() - 1
+            }
+        };
         if h < 168 {
-            arrivals[h] = r["a"].as_f64().unwrap_or(0.0);
+            channels[i].arrivals[h] += r["a"].as_f64().unwrap_or(0.0);
         }
     }
     let aht = rows(
-        "select sum(aht_minutes * tickets) / sum(tickets) as m from handle_times where aht_minutes is not null",
+        "select channel, sum(aht_minutes * tickets) / sum(tickets) as m, sum(tickets) as n \
+         from handle_times where aht_minutes is not null group by channel",
     )
     .await?;
-    let aht_seconds = aht
-        .first()
-        .and_then(|r| r["m"].as_f64())
-        .filter(|m| *m > 0.0)
-        .map_or(default_aht_seconds, |m| m * 60.0);
+    let (mut minutes, mut counted) = (0.0, 0.0);
+    for r in &aht {
+        let (Some(m), Some(n)) = (r["m"].as_f64(), r["n"].as_f64()) else {
+            continue;
+        };
+        if m <= 0.0 {
+            continue;
+        }
+        (minutes, counted) = (minutes + m * n, counted + n);
+        if let Some(c) = channels.iter_mut().find(|c| r["channel"] == c.channel) {
+            (c.aht_seconds, c.aht_observed) = (m * 60.0, true);
+        }
+    }
+    let aht_seconds = if counted > 0.0 {
+        minutes / counted * 60.0
+    } else {
+        default_aht_seconds
+    };
+    for c in &mut channels {
+        c.tickets_per_week = c.arrivals.iter().sum();
+        if !c.aht_observed {
+            c.aht_seconds = aht_seconds;
+        }
+    }
+    channels.sort_by(|a, b| {
+        b.tickets_per_week
+            .total_cmp(&a.tickets_per_week)
+            .then_with(|| a.channel.cmp(&b.channel))
+    });
     let b = rows(
         "select (select count(*) from sla_clocks where breached_at is not null) as b, \
                 (select count(*) from tickets) as t",
@@ -186,8 +277,8 @@ pub async fn observe(query: &QueryEngine, default_aht_seconds: f64) -> Result<Ob
         )
     });
     Ok(Observed {
-        tickets_per_week: arrivals.iter().sum(),
-        arrivals,
+        tickets_per_week: channels.iter().map(|c| c.tickets_per_week).sum(),
+        channels,
         aht_seconds,
         breaches_per_ticket: if tickets > 0.0 {
             breaches / tickets
@@ -202,18 +293,142 @@ pub async fn observe(query: &QueryEngine, default_aht_seconds: f64) -> Result<Ob
 pub struct WhatIf {
     /// Volume change in percent (+30 for 30 % more tickets).
     pub volume_change_percent: Option<f64>,
-    /// Another service level (0–1).
+    /// Another service level for the real-time channels (0–1).
     pub service_level: Option<f64>,
-    /// Another answer time, seconds.
+    /// Another answer time for the real-time channels, seconds.
     pub answer_within_seconds: Option<f64>,
+}
+
+/// A what-if as `GET /v1/cost` and `GET /v1/staffing` take it (and the CLI's flags).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhatIfRequest {
+    /// Volume change in percent (`30` for +30 %, `-20`).
+    pub volume_change: Option<f64>,
+    /// Service level of the real-time channels, as a share (`0.9`) or a percentage (`90`).
+    pub service_level: Option<f64>,
+    /// Answer time of the real-time channels, seconds.
+    pub answer_within_seconds: Option<f64>,
+}
+
+impl WhatIfRequest {
+    /// The parameter names, for error messages.
+    pub const NAMES: &str = "volume_change, service_level, answer_within_seconds";
+
+    /// The what-if, checked; the error names the parameter.
+    pub fn what_if(self) -> Result<WhatIf, (&'static str, String)> {
+        let w = WhatIf {
+            volume_change_percent: self.volume_change,
+            service_level: self
+                .service_level
+                .map(|s| if s > 1.0 { s / 100.0 } else { s }),
+            answer_within_seconds: self.answer_within_seconds,
+        };
+        w.validate()?;
+        Ok(w)
+    }
+}
+
+impl WhatIf {
+    /// Checks the values; the error names the parameter.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if let Some(v) = self.volume_change_percent
+            && !(v.is_finite() && v > -100.0 && v <= 10_000.0)
+        {
+            return Err((
+                "volume_change",
+                "must be above -100 and at most 10000 (percent)".into(),
+            ));
+        }
+        if let Some(v) = self.service_level
+            && !(0.0..1.0).contains(&v)
+        {
+            return Err((
+                "service_level",
+                "must be within 0 (inclusive) and 1 (exclusive)".into(),
+            ));
+        }
+        if let Some(v) = self.answer_within_seconds
+            && !(v.is_finite() && v >= 0.0)
+        {
+            return Err(("answer_within_seconds", "must be 0 or more".into()));
+        }
+        Ok(())
+    }
+
+    /// The volume multiplier.
+    pub fn scale(&self) -> f64 {
+        1.0 + self.volume_change_percent.unwrap_or(0.0) / 100.0
+    }
+}
+
+/// The queues of `observed` under `config` and `what_if` (volume not yet scaled).
+pub fn queues(observed: &Observed, config: &CostConfig, what_if: &WhatIf) -> Vec<Queue> {
+    observed
+        .channels
+        .iter()
+        .map(|c| {
+            let realtime = config.realtime_channels.contains(&c.channel);
+            let (answer_within_seconds, service_level) = if realtime {
+                (
+                    what_if
+                        .answer_within_seconds
+                        .unwrap_or(config.answer_within_seconds),
+                    what_if.service_level.unwrap_or(config.service_level),
+                )
+            } else {
+                (
+                    config.deferred_answer_within_seconds,
+                    config.deferred_service_level,
+                )
+            };
+            Queue {
+                channel: c.channel.clone(),
+                arrivals: c.arrivals.clone(),
+                target: Target {
+                    aht_seconds: c.aht_seconds,
+                    answer_within_seconds,
+                    service_level,
+                    shrinkage: config.shrinkage,
+                    max_occupancy: config.max_occupancy,
+                    hours_per_fte_week: config.hours_per_fte_week,
+                },
+            }
+        })
+        .collect()
+}
+
+/// One channel's staffing in a report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChannelPlan {
+    /// The channel.
+    pub channel: String,
+    /// Staffed to answer in seconds (real-time) or to the first-response target.
+    pub realtime: bool,
+    /// Its target: answer within this many seconds…
+    pub answer_within_seconds: f64,
+    /// …for this share.
+    pub service_level: f64,
+    /// Tickets per week (after the what-if).
+    pub tickets_per_week: f64,
+    /// Average handle time, seconds.
+    pub aht_seconds: f64,
+    /// Whether the handle time was observed on this channel.
+    pub aht_observed: bool,
+    /// Agents at the busiest hour.
+    pub peak_agents: u32,
+    /// Agent-hours per week.
+    pub agent_hours: f64,
+    /// FTE to employ.
+    pub fte: f64,
 }
 
 /// The cost report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CostReport {
-    /// The observed workload (without the arrivals profile).
+    /// The observed workload, tickets per week (before the what-if).
     pub tickets_per_week: f64,
-    /// Average handle time used, seconds.
+    /// Average handle time over all channels, seconds.
     pub aht_seconds: f64,
     /// Breached clocks per ticket.
     pub breaches_per_ticket: f64,
@@ -221,14 +436,42 @@ pub struct CostReport {
     pub what_if: WhatIf,
     /// This month, both models.
     pub month: Comparison,
+    /// Per channel.
+    pub channels: Vec<ChannelPlan>,
     /// Cost of the SLA breaches under the provider's credits (what they would refund).
     pub sla_breach_credits: f64,
-    /// Volume multiple from which in-house is no dearer (`null`: not within 0.01–100×).
+    /// Volume multiple (of the observed volume) from which in-house is no dearer (`null`:
+    /// not within 0.01–100×).
     pub break_even_scale: Option<f64>,
     /// Tickets per month at the break-even.
     pub break_even_tickets_per_month: Option<f64>,
-    /// Both models at −30 % … +30 % of the volume.
+    /// Both models at −30 % … +30 % of the what-if's volume.
     pub sensitivity: Vec<Comparison>,
+}
+
+fn plans(
+    queues: &[Queue],
+    weeks: &[Week],
+    observed: &Observed,
+    config: &CostConfig,
+) -> Vec<ChannelPlan> {
+    queues
+        .iter()
+        .zip(weeks)
+        .zip(&observed.channels)
+        .map(|((q, w), c)| ChannelPlan {
+            channel: q.channel.clone(),
+            realtime: config.realtime_channels.contains(&q.channel),
+            answer_within_seconds: q.target.answer_within_seconds,
+            service_level: q.target.service_level,
+            tickets_per_week: w.tickets,
+            aht_seconds: q.target.aht_seconds,
+            aht_observed: c.aht_observed,
+            peak_agents: w.agents.iter().copied().max().unwrap_or(0),
+            agent_hours: w.agent_hours,
+            fte: w.fte,
+        })
+        .collect()
 }
 
 /// The report for `observed` under `config` and `what_if`.
@@ -237,42 +480,19 @@ pub fn report(
     config: &CostConfig,
     what_if: WhatIf,
 ) -> Result<CostReport, String> {
-    let target = Target {
-        aht_seconds: observed.aht_seconds,
-        answer_within_seconds: what_if
-            .answer_within_seconds
-            .unwrap_or(config.answer_within_seconds),
-        service_level: what_if.service_level.unwrap_or(config.service_level),
-        shrinkage: config.shrinkage,
-        max_occupancy: config.max_occupancy,
-        hours_per_fte_week: config.hours_per_fte_week,
-    };
+    what_if.validate().map_err(|(k, m)| format!("{k} {m}"))?;
+    let queues = queues(observed, config, &what_if);
     let (inside, msp) = (config.in_house(), config.msp()?);
-    let scale = 1.0 + what_if.volume_change_percent.unwrap_or(0.0) / 100.0;
-    if scale <= 0.0 {
-        return Err("the volume change must leave some volume".into());
-    }
+    let scale = what_if.scale();
     let b = observed.breaches_per_ticket;
-    let month = compare(&observed.arrivals, &target, &inside, &msp, b, scale)?;
-    let fee = msp.monthly(
-        month.tickets,
-        month.tickets * target.aht_seconds / 60.0,
-        0.0,
-    );
+    let month = compare(&queues, &inside, &msp, b, scale)?;
+    let weeks = staff_queues(&queues, scale)?;
+    let fee = msp.monthly(month.tickets, month.handle_minutes, 0.0);
     let sla_breach_credits = fee.total - month.outsourced;
-    let even = break_even(&observed.arrivals, &target, &inside, &msp, b)?;
+    let even = break_even(&queues, &inside, &msp, b)?;
     let sensitivity = [-30.0, -20.0, -10.0, 0.0, 10.0, 20.0, 30.0]
         .iter()
-        .map(|p| {
-            compare(
-                &observed.arrivals,
-                &target,
-                &inside,
-                &msp,
-                b,
-                scale * (1.0 + p / 100.0),
-            )
-        })
+        .map(|p| compare(&queues, &inside, &msp, b, scale * (1.0 + p / 100.0)))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(CostReport {
         tickets_per_week: observed.tickets_per_week,
@@ -280,9 +500,298 @@ pub fn report(
         breaches_per_ticket: b,
         what_if,
         month,
+        channels: plans(&queues, &weeks, observed, config),
         sla_breach_credits,
         break_even_scale: even,
         break_even_tickets_per_month: even.map(|s| s * observed.tickets_per_week * WEEKS_PER_MONTH),
         sensitivity,
     })
+}
+
+/// One channel's week in the staffing report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChannelWeek {
+    /// The channel and its totals.
+    #[serde(flatten)]
+    pub plan: ChannelPlan,
+    /// Each hour of the week with arrivals: Erlang C figures.
+    pub hours: Vec<HourPlan>,
+}
+
+/// One hour of one channel.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct HourPlan {
+    /// 0 = Monday 00:00–01:00 UTC … 167.
+    pub hour_of_week: u32,
+    /// Arrivals in that hour.
+    pub arrivals: f64,
+    /// The Erlang C figures with the required agents.
+    #[serde(flatten)]
+    pub staffing: Staffing,
+}
+
+/// The staffing report: agents per hour of the week, per channel and in all.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StaffingReport {
+    /// The what-if applied.
+    pub what_if: WhatIf,
+    /// Agents on the queues in each hour of the week, all channels.
+    pub agents: Vec<u32>,
+    /// The hour of the week now (UTC) and the agents it needs.
+    pub hour_of_week_now: u32,
+    /// Agents needed now.
+    pub agents_now: u32,
+    /// FTE to employ, all channels.
+    pub fte: f64,
+    /// Per channel.
+    pub channels: Vec<ChannelWeek>,
+}
+
+/// The hour of the week (0 = Monday 00:00 UTC) of a time in milliseconds.
+pub fn hour_of_week(at_ms: i64) -> u32 {
+    // 1970-01-01 was a Thursday: hour 72 of its week.
+    ((at_ms.div_euclid(3_600_000) + 72).rem_euclid(168)) as u32
+}
+
+/// The staffing of `observed` under `config` and `what_if`, with `now_ms` for the current hour.
+pub fn staffing(
+    observed: &Observed,
+    config: &CostConfig,
+    what_if: WhatIf,
+    now_ms: i64,
+) -> Result<StaffingReport, String> {
+    what_if.validate().map_err(|(k, m)| format!("{k} {m}"))?;
+    let queues = queues(observed, config, &what_if);
+    let scale = what_if.scale();
+    let weeks = staff_queues(&queues, scale)?;
+    let plans = plans(&queues, &weeks, observed, config);
+    let mut agents = vec![0u32; 168];
+    for w in &weeks {
+        for (a, n) in agents.iter_mut().zip(&w.agents) {
+            *a += n;
+        }
+    }
+    let now = hour_of_week(now_ms);
+    let channels = plans
+        .into_iter()
+        .zip(&weeks)
+        .zip(&queues)
+        .map(|((plan, w), q)| ChannelWeek {
+            plan,
+            hours: w
+                .hours
+                .iter()
+                .enumerate()
+                .filter_map(|(h, s)| {
+                    s.map(|staffing| HourPlan {
+                        hour_of_week: h as u32,
+                        arrivals: q.arrivals[h] * scale,
+                        staffing,
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(StaffingReport {
+        what_if,
+        agents_now: agents[now as usize],
+        hour_of_week_now: now,
+        fte: weeks.iter().map(|w| w.fte).sum(),
+        agents,
+        channels,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::staffing::erlang::Demand;
+
+    /// Phone: 200 calls an hour at 180 s all week (the Erlang reference point, 10 erlangs);
+    /// e-mail: 20 an hour at 30 minutes (10 erlangs too); one breach per 100 tickets.
+    fn observed() -> Observed {
+        let channel = |name: &str, rate: f64, aht: f64| ChannelLoad {
+            channel: name.into(),
+            arrivals: vec![rate; 168],
+            tickets_per_week: rate * 168.0,
+            aht_seconds: aht,
+            aht_observed: true,
+        };
+        Observed {
+            channels: vec![
+                channel("phone", 200.0, 180.0),
+                channel("email", 20.0, 1800.0),
+            ],
+            tickets_per_week: 220.0 * 168.0,
+            aht_seconds: (200.0 * 180.0 + 20.0 * 1800.0) / 220.0,
+            breaches_per_ticket: 0.01,
+        }
+    }
+
+    fn config() -> CostConfig {
+        Config::load(None).unwrap().cost
+    }
+
+    #[test]
+    fn the_month_by_hand() {
+        let c = config();
+        let r = report(&observed(), &c, WhatIf::default()).unwrap();
+        // Phone at 80 % in 20 s: 14 agents (occupancy 0.71 < 0.85). E-mail, first response
+        // within 4 h: the wait target is easy, the 85 % occupancy cap is not: ceil(10/0.85) =
+        // 12. (14 + 12) × 168 h / 40 h / (1 − 0.3) = 156 FTE.
+        assert_eq!(
+            (r.channels[0].peak_agents, r.channels[1].peak_agents),
+            (14, 12)
+        );
+        assert!(r.channels[0].realtime && !r.channels[1].realtime);
+        assert_eq!(r.channels[1].answer_within_seconds, 14_400.0);
+        assert!((r.month.fte - 156.0).abs() < 1e-9, "{}", r.month.fte);
+        assert!((r.month.in_house - c.in_house().monthly(156.0).total).abs() < 1e-6);
+        // $22 a ticket; credits $50 × 1 % = $0.50 a ticket, under the 10 % cap.
+        let tickets = 220.0 * 168.0 * 52.0 / 12.0;
+        assert!((r.month.tickets - tickets).abs() < 1e-6);
+        assert!((r.month.outsourced - 21.5 * tickets).abs() < 1e-6);
+        assert!((r.sla_breach_credits - 0.5 * tickets).abs() < 1e-6);
+        assert!((r.month.outsourced_per_ticket - 21.5).abs() < 1e-9);
+        assert_eq!(r.sensitivity[3], r.month);
+        // The break-even volume is where the two cost the same.
+        let s = r.break_even_scale.expect("a break-even within range");
+        let q = queues(&observed(), &c, &WhatIf::default());
+        let at = compare(&q, &c.in_house(), &c.msp().unwrap(), 0.01, s).unwrap();
+        assert!(at.in_house <= at.outsourced);
+        let below = compare(&q, &c.in_house(), &c.msp().unwrap(), 0.01, s * 0.99).unwrap();
+        assert!(below.in_house > below.outsourced);
+    }
+
+    #[test]
+    fn what_ifs_move_by_the_expected_amount() {
+        let c = config();
+        let base = report(&observed(), &c, WhatIf::default()).unwrap();
+        let more = report(
+            &observed(),
+            &c,
+            WhatIf {
+                volume_change_percent: Some(30.0),
+                ..WhatIf::default()
+            },
+        )
+        .unwrap();
+        // +30 %: tickets and a per-ticket price × 1.3 exactly; agents as Erlang C says for
+        // 260 calls and 26 e-mails an hour.
+        assert!((more.month.tickets / base.month.tickets - 1.3).abs() < 1e-12);
+        assert!((more.month.outsourced / base.month.outsourced - 1.3).abs() < 1e-12);
+        let agents = |rate: f64, aht: f64, t: f64, sl: f64| {
+            Demand {
+                calls_per_hour: rate,
+                aht_seconds: aht,
+                answer_within_seconds: t,
+                service_level: sl,
+                shrinkage: 0.3,
+                max_occupancy: 0.85,
+            }
+            .required()
+            .unwrap()
+            .agents
+        };
+        let (phone, email) = (
+            agents(260.0, 180.0, 20.0, 0.8),
+            agents(26.0, 1800.0, 14_400.0, 0.9),
+        );
+        assert_eq!(
+            (more.channels[0].peak_agents, more.channels[1].peak_agents),
+            (phone, email)
+        );
+        let fte = f64::from(phone + email) * 168.0 / 40.0 / 0.7;
+        assert!((more.month.fte - fte).abs() < 1e-9);
+        // Economies of scale: 30 % more tickets, fewer than 30 % more agents.
+        assert!(more.month.fte < base.month.fte * 1.3);
+        // 90 % in 20 s: at 14 agents the phone reaches 88.8 %, so it takes 15; e-mail keeps
+        // its own target.
+        let stricter = report(
+            &observed(),
+            &c,
+            WhatIfRequest {
+                service_level: Some(90.0),
+                ..WhatIfRequest::default()
+            }
+            .what_if()
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                stricter.channels[0].peak_agents,
+                stricter.channels[1].peak_agents
+            ),
+            (15, 12)
+        );
+        assert!((stricter.month.fte - 27.0 * 168.0 / 40.0 / 0.7).abs() < 1e-9);
+        assert!(stricter.month.in_house > base.month.in_house);
+        assert_eq!(stricter.month.outsourced, base.month.outsourced);
+        // The sensitivity brackets the what-if's volume.
+        let s = &more.sensitivity;
+        assert!((s[0].tickets / more.month.tickets - 0.7).abs() < 1e-12);
+        assert!(s.windows(2).all(|w| w[0].in_house <= w[1].in_house));
+    }
+
+    #[test]
+    fn bad_what_ifs_name_the_parameter() {
+        for (w, name) in [
+            (
+                WhatIfRequest {
+                    volume_change: Some(-100.0),
+                    ..Default::default()
+                },
+                "volume_change",
+            ),
+            (
+                WhatIfRequest {
+                    service_level: Some(100.0),
+                    ..Default::default()
+                },
+                "service_level",
+            ),
+            (
+                WhatIfRequest {
+                    answer_within_seconds: Some(-1.0),
+                    ..Default::default()
+                },
+                "answer_within_seconds",
+            ),
+        ] {
+            assert_eq!(w.what_if().unwrap_err().0, name);
+        }
+    }
+
+    #[test]
+    fn staffing_per_hour_adds_up() {
+        // 2026-03-04 (a Wednesday) 10:30 UTC: hour 2 × 24 + 10 = 58 of the week.
+        assert_eq!(hour_of_week(0), 72, "1970-01-01 was a Thursday");
+        assert_eq!(hour_of_week(1_772_620_200_000), 58);
+        assert_eq!(hour_of_week(-1), 71);
+        let mut o = observed();
+        // E-mail only on weekdays 09:00–17:00.
+        o.channels[1].arrivals = (0..168)
+            .map(|h| {
+                if h < 120 && (9..17).contains(&(h % 24)) {
+                    60.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let s = staffing(&o, &config(), WhatIf::default(), 1_772_620_200_000).unwrap();
+        assert_eq!(s.hour_of_week_now, 58);
+        assert_eq!(s.agents[58], 14 + s.channels[1].hours[0].staffing.agents);
+        assert_eq!(s.agents[0], 14, "no e-mail at night");
+        assert_eq!(s.agents_now, s.agents[58]);
+        assert_eq!(s.channels[1].hours.len(), 40);
+        assert_eq!(s.channels[0].hours.len(), 168);
+        let sum: f64 = s.channels.iter().map(|c| c.plan.fte).sum();
+        assert!((s.fte - sum).abs() < 1e-9);
+        let h = &s.channels[0].hours[58];
+        assert_eq!(h.hour_of_week, 58);
+        assert!((h.staffing.p_wait - 0.17413).abs() < 5e-6);
+    }
 }

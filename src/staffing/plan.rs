@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::cost::{InHouse, Msp};
-use super::erlang::Demand;
+use super::erlang::{Demand, Staffing};
 
 /// Weeks in a month on average (52 / 12).
 pub const WEEKS_PER_MONTH: f64 = 52.0 / 12.0;
@@ -26,11 +26,24 @@ pub struct Target {
     pub hours_per_fte_week: f64,
 }
 
+/// One queue: a channel's arrivals per hour of the week and the target it is staffed to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queue {
+    /// The channel (`phone`, `email`, …).
+    pub channel: String,
+    /// Mean arrivals in each hour of the week (168 values, 0 = Monday 00:00 UTC).
+    pub arrivals: Vec<f64>,
+    /// Its target, handle time and limits.
+    pub target: Target,
+}
+
 /// A staffed week.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Week {
     /// Agents on the queue in each hour of the week (0 = Monday 00:00).
     pub agents: Vec<u32>,
+    /// The Erlang C figures of each hour with arrivals (`None` for hours without any).
+    pub hours: Vec<Option<Staffing>>,
     /// Agent-hours on the queue.
     pub agent_hours: f64,
     /// Tickets arriving in the week.
@@ -44,31 +57,46 @@ pub fn staff_week(profile: &[f64], target: &Target) -> Result<Week, String> {
     if profile.len() != 168 {
         return Err(format!("a week has 168 hours, not {}", profile.len()));
     }
-    let mut agents = Vec::with_capacity(168);
+    let mut hours = Vec::with_capacity(168);
     for &rate in profile {
-        let n = if rate <= 0.0 {
-            0
+        hours.push(if rate <= 0.0 {
+            None
         } else {
-            Demand {
-                calls_per_hour: rate,
-                aht_seconds: target.aht_seconds,
-                answer_within_seconds: target.answer_within_seconds,
-                service_level: target.service_level,
-                shrinkage: target.shrinkage,
-                max_occupancy: target.max_occupancy,
-            }
-            .required()?
-            .agents
-        };
-        agents.push(n);
+            Some(
+                Demand {
+                    calls_per_hour: rate,
+                    aht_seconds: target.aht_seconds,
+                    answer_within_seconds: target.answer_within_seconds,
+                    service_level: target.service_level,
+                    shrinkage: target.shrinkage,
+                    max_occupancy: target.max_occupancy,
+                }
+                .required()?,
+            )
+        });
     }
+    let agents: Vec<u32> = hours.iter().map(|h| h.map_or(0, |s| s.agents)).collect();
     let agent_hours: f64 = agents.iter().map(|&n| f64::from(n)).sum();
     Ok(Week {
         fte: agent_hours / target.hours_per_fte_week / (1.0 - target.shrinkage),
         tickets: profile.iter().sum(),
         agent_hours,
         agents,
+        hours,
     })
+}
+
+/// Staffs each queue at `scale` times its volume. Queues are staffed apart (no agent is
+/// counted on two channels at once), which is what a desk with dedicated phone and
+/// back-office teams does and an upper bound for one with fully blended agents.
+pub fn staff_queues(queues: &[Queue], scale: f64) -> Result<Vec<Week>, String> {
+    queues
+        .iter()
+        .map(|q| {
+            let scaled: Vec<f64> = q.arrivals.iter().map(|r| r * scale).collect();
+            staff_week(&scaled, &q.target)
+        })
+        .collect()
 }
 
 /// The month of both models at `scale` times the profile's volume.
@@ -78,6 +106,8 @@ pub struct Comparison {
     pub scale: f64,
     /// Tickets per month.
     pub tickets: f64,
+    /// Handle minutes per month.
+    pub handle_minutes: f64,
     /// FTE in-house.
     pub fte: f64,
     /// In-house monthly cost.
@@ -90,21 +120,25 @@ pub struct Comparison {
     pub outsourced_per_ticket: f64,
 }
 
-/// Compares the two models at `scale` × the profile's volume; handle minutes per ticket and
-/// breaches per ticket scale with it.
+/// Compares the two models at `scale` × the queues' volume; handle minutes and breaches scale
+/// with the tickets.
 pub fn compare(
-    profile: &[f64],
-    target: &Target,
+    queues: &[Queue],
     in_house: &InHouse,
     msp: &Msp,
     breaches_per_ticket: f64,
     scale: f64,
 ) -> Result<Comparison, String> {
-    let scaled: Vec<f64> = profile.iter().map(|r| r * scale).collect();
-    let week = staff_week(&scaled, target)?;
-    let tickets = week.tickets * WEEKS_PER_MONTH;
-    let minutes = tickets * target.aht_seconds / 60.0;
-    let inside = in_house.monthly(week.fte).total;
+    let weeks = staff_queues(queues, scale)?;
+    let fte: f64 = weeks.iter().map(|w| w.fte).sum();
+    let tickets: f64 = weeks.iter().map(|w| w.tickets).sum::<f64>() * WEEKS_PER_MONTH;
+    let minutes: f64 = queues
+        .iter()
+        .zip(&weeks)
+        .map(|(q, w)| w.tickets * q.target.aht_seconds / 60.0)
+        .sum::<f64>()
+        * WEEKS_PER_MONTH;
+    let inside = in_house.monthly(fte).total;
     let outside = msp
         .monthly(tickets, minutes, tickets * breaches_per_ticket)
         .total;
@@ -112,7 +146,8 @@ pub fn compare(
     Ok(Comparison {
         scale,
         tickets,
-        fte: week.fte,
+        handle_minutes: minutes,
+        fte,
         in_house: inside,
         outsourced: outside,
         in_house_per_ticket: per(inside),
@@ -125,14 +160,13 @@ pub fn compare(
 /// has economies of scale — larger queues need fewer agents per call — so it tends to win
 /// from some volume on, against a price per ticket.)
 pub fn break_even(
-    profile: &[f64],
-    target: &Target,
+    queues: &[Queue],
     in_house: &InHouse,
     msp: &Msp,
     breaches_per_ticket: f64,
 ) -> Result<Option<f64>, String> {
     let diff = |s: f64| -> Result<f64, String> {
-        let c = compare(profile, target, in_house, msp, breaches_per_ticket, s)?;
+        let c = compare(queues, in_house, msp, breaches_per_ticket, s)?;
         Ok(c.in_house - c.outsourced)
     };
     let mut lo = 0.01;
@@ -216,32 +250,82 @@ mod tests {
                 profile[day * 24 + hour] = 20.0;
             }
         }
-        let t = target();
-        let one = compare(&profile, &t, &in_house(), &msp(20.0), 0.0, 1.0).unwrap();
-        let ten = compare(&profile, &t, &in_house(), &msp(20.0), 0.0, 10.0).unwrap();
+        let q = [Queue {
+            channel: "phone".into(),
+            arrivals: profile,
+            target: target(),
+        }];
+        let one = compare(&q, &in_house(), &msp(20.0), 0.0, 1.0).unwrap();
+        let ten = compare(&q, &in_house(), &msp(20.0), 0.0, 10.0).unwrap();
         assert!((one.tickets - 20.0 * 50.0 * WEEKS_PER_MONTH).abs() < 1e-9);
         // Ten times the calls need fewer than ten times the agents.
         assert!(ten.fte < 10.0 * one.fte * 0.8, "{} vs {}", ten.fte, one.fte);
         assert!(ten.in_house_per_ticket < one.in_house_per_ticket);
         // Per ticket, the MSP price does not move (no breaches).
         assert!((one.outsourced_per_ticket - 20.0).abs() < 1e-9);
-        let s = break_even(&profile, &t, &in_house(), &msp(20.0), 0.0)
+        let s = break_even(&q, &in_house(), &msp(20.0), 0.0)
             .unwrap()
             .expect("in-house wins from some volume on");
-        let at = compare(&profile, &t, &in_house(), &msp(20.0), 0.0, s).unwrap();
+        let at = compare(&q, &in_house(), &msp(20.0), 0.0, s).unwrap();
         assert!(at.in_house <= at.outsourced);
-        let below = compare(&profile, &t, &in_house(), &msp(20.0), 0.0, s * 0.95).unwrap();
+        let below = compare(&q, &in_house(), &msp(20.0), 0.0, s * 0.95).unwrap();
         assert!(below.in_house > below.outsourced);
         // A cheaper provider moves the break-even to a higher volume.
-        let cheaper = break_even(&profile, &t, &in_house(), &msp(15.0), 0.0)
+        let cheaper = break_even(&q, &in_house(), &msp(15.0), 0.0)
             .unwrap()
             .unwrap();
         assert!(cheaper > s);
         // SLA credits make outsourcing cheaper too.
-        let credited = compare(&profile, &t, &in_house(), &msp(20.0), 0.05, 1.0).unwrap();
+        let credited = compare(&q, &in_house(), &msp(20.0), 0.05, 1.0).unwrap();
         assert!(
             (credited.outsourced - one.outsourced * 0.9).abs() < 1e-6,
             "capped at 10 %"
         );
+    }
+
+    #[test]
+    fn queues_are_staffed_apart_to_their_own_targets() {
+        let phone = Queue {
+            channel: "phone".into(),
+            arrivals: vec![200.0; 168],
+            target: target(),
+        };
+        // E-mail: 20 an hour at 30 minutes, answered within 4 hours (first response), at most
+        // 85 % busy: a load of 10 erlangs needs ceil(10 / 0.85) = 12 agents; the wait target
+        // is met long before.
+        let email = Queue {
+            channel: "email".into(),
+            arrivals: vec![20.0; 168],
+            target: Target {
+                aht_seconds: 1800.0,
+                answer_within_seconds: 4.0 * 3600.0,
+                service_level: 0.9,
+                max_occupancy: 0.85,
+                ..target()
+            },
+        };
+        let weeks = staff_queues(&[phone.clone(), email.clone()], 1.0).unwrap();
+        assert!(weeks[0].agents.iter().all(|&n| n == 14));
+        assert!(weeks[1].agents.iter().all(|&n| n == 12));
+        let h = weeks[1].hours[0].unwrap();
+        assert!(h.service_level > 0.99 && (h.occupancy - 10.0 / 12.0).abs() < 1e-12);
+        let both = compare(&[phone.clone(), email], &in_house(), &msp(20.0), 0.0, 1.0).unwrap();
+        let alone = compare(&[phone], &in_house(), &msp(20.0), 0.0, 1.0).unwrap();
+        // (14 + 12) × 168 agent-hours / 40 / 0.7 = 156 FTE; minutes add per channel.
+        assert!((both.fte - 156.0).abs() < 1e-9, "{}", both.fte);
+        assert!((alone.fte - 84.0).abs() < 1e-9);
+        let minutes = (200.0 * 3.0 + 20.0 * 30.0) * 168.0 * WEEKS_PER_MONTH;
+        assert!((both.handle_minutes - minutes).abs() < 1e-6);
+        // Scaling doubles the tickets of every queue.
+        let doubled = compare(&[weeks_queue()], &in_house(), &msp(20.0), 0.0, 2.0).unwrap();
+        assert!((doubled.tickets - 2.0 * 50.0 * 168.0 * WEEKS_PER_MONTH).abs() < 1e-6);
+    }
+
+    fn weeks_queue() -> Queue {
+        Queue {
+            channel: "chat".into(),
+            arrivals: vec![50.0; 168],
+            target: target(),
+        }
     }
 }

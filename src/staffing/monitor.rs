@@ -1,0 +1,98 @@
+//! The cost and staffing gauges kept current in a running service: every `[cost]
+//! refresh-seconds` the workload is read from the latest snapshot and the model run on a
+//! blocking thread.
+
+use std::time::{Duration, Instant};
+
+use super::model::{CostConfig, CostReport, StaffingReport, WhatIf, observe, report, staffing};
+use crate::query::QueryEngine;
+use crate::telemetry::Metrics;
+
+/// Both reports for the snapshot `query` publishes now, without a what-if.
+pub async fn compute(
+    query: &QueryEngine,
+    config: &CostConfig,
+    now_ms: i64,
+) -> Result<(CostReport, StaffingReport), String> {
+    let observed = observe(query, config.default_aht_seconds).await?;
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || {
+        Ok((
+            report(&observed, &config, WhatIf::default())?,
+            staffing(&observed, &config, WhatIf::default(), now_ms)?,
+        ))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Sets the gauges from the two reports (channels no longer seen are removed).
+pub fn publish(metrics: &Metrics, cost: &CostReport, staff: &StaffingReport) {
+    let m = &cost.month;
+    for (model, monthly, per) in [
+        ("in_house", m.in_house, m.in_house_per_ticket),
+        ("outsourced", m.outsourced, m.outsourced_per_ticket),
+    ] {
+        metrics
+            .cost_monthly
+            .with_label_values(&[model])
+            .set(monthly);
+        metrics.cost_per_ticket.with_label_values(&[model]).set(per);
+    }
+    metrics.cost_sla_credits.set(cost.sla_breach_credits);
+    metrics
+        .cost_break_even_tickets
+        .set(cost.break_even_tickets_per_month.unwrap_or(f64::NAN));
+    metrics.staffing_required_agents.reset();
+    metrics.staffing_fte.reset();
+    metrics.staffing_aht_seconds.reset();
+    metrics.staffing_weekly_tickets.reset();
+    let now = staff.hour_of_week_now as usize;
+    for c in &staff.channels {
+        let p = &c.plan;
+        let l = [p.channel.as_str()];
+        let agents_now = c
+            .hours
+            .iter()
+            .find(|h| h.hour_of_week as usize == now)
+            .map_or(0, |h| h.staffing.agents);
+        metrics
+            .staffing_required_agents
+            .with_label_values(&l)
+            .set(i64::from(agents_now));
+        metrics.staffing_fte.with_label_values(&l).set(p.fte);
+        metrics
+            .staffing_aht_seconds
+            .with_label_values(&l)
+            .set(p.aht_seconds);
+        metrics
+            .staffing_weekly_tickets
+            .with_label_values(&l)
+            .set(p.tickets_per_week);
+    }
+}
+
+/// Starts the refresh loop on the current tokio runtime (none: does nothing).
+pub fn spawn(query: QueryEngine, metrics: Metrics, config: CostConfig) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    handle.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(config.refresh_seconds.max(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let started = Instant::now();
+            let now = chrono::Utc::now().timestamp_millis();
+            match compute(&query, &config, now).await {
+                Ok((cost, staff)) => {
+                    metrics
+                        .cost_model_seconds
+                        .set(started.elapsed().as_secs_f64());
+                    publish(&metrics, &cost, &staff);
+                }
+                Err(e) => tracing::warn!(error = %e, "the cost model could not be computed"),
+            }
+        }
+    });
+}
