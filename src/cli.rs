@@ -9,11 +9,13 @@ mod cost;
 mod demo;
 mod erlang;
 mod export;
+mod import;
 mod ingest;
 mod query;
 mod recurring;
 mod serve;
 mod simulate;
+mod sink;
 mod sla;
 
 use std::path::PathBuf;
@@ -35,6 +37,8 @@ enum Command {
     Simulate(simulate::Args),
     /// Append events from an NDJSON file (or stdin) to the data directory.
     Ingest(ingest::Args),
+    /// Import another help desk's export (CSV or XES, gzip or plain) through a mapping file.
+    Import(import::Args),
     /// Run a read-only SQL query over the projected tables.
     Query(query::Args),
     /// List at-risk (or, with --breaches, breached) SLA clocks.
@@ -93,6 +97,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Simulate(a) => simulate::run(a),
         Command::Ingest(a) => ingest::run(a),
+        Command::Import(a) => import::run(a),
         Command::Query(a) => query::run(a),
         Command::Export(a) => export::run(a),
         Command::Sla(a) => sla::run(a),

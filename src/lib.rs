@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod engine;
 pub mod event;
+pub mod import;
 pub mod kafka;
 pub mod log;
 pub mod projection;

@@ -6,15 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use deskwatch::config::{Config, LogKind};
-use deskwatch::engine::{Engine, Submission};
+use deskwatch::config::Config;
 use deskwatch::event::TicketEvent;
-use deskwatch::log::kafka::KafkaLog;
-use deskwatch::log::{AppendRecord, EventLog};
 use deskwatch::projection::Outcome;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::DataDir;
+use super::sink::Sink;
 
 /// Arguments of `ingest`.
 #[derive(Debug, clap::Args)]
@@ -44,12 +42,6 @@ struct Summary {
     appended: u64,
 }
 
-/// Where the events go.
-enum Sink {
-    Embedded(Box<Engine>),
-    Kafka(KafkaLog),
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (reader, size): (Box<dyn Read>, u64) = if args.input.as_os_str() == "-" {
         (Box::new(std::io::stdin()), 0)
@@ -60,27 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (Box::new(f), size)
     };
     let config = Config::load(args.data.config.as_deref())?;
-    let mut sink = match config.log.kind {
-        LogKind::Embedded => Sink::Embedded(Box::new(
-            Engine::open_with(&args.data.data_dir, config.sla_rules(), config.setup().text)
-                .with_context(|| {
-                    format!(
-                        "cannot open data directory {}",
-                        args.data.data_dir.display()
-                    )
-                })?,
-        )),
-        LogKind::Kafka => {
-            let settings = &config.log.kafka;
-            if settings.create_topics {
-                let rt = super::runtime()?;
-                if let Err(e) = rt.block_on(deskwatch::kafka::ensure_topics(settings)) {
-                    eprintln!("warning: {e}");
-                }
-            }
-            Sink::Kafka(KafkaLog::open(settings)?)
-        }
-    };
+    let mut sink = Sink::open(&config, &args.data.data_dir)?;
     let bar = ProgressBar::new(size).with_style(
         ProgressStyle::with_template(
             "{spinner} ingest [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
@@ -91,7 +63,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut summary = Summary::default();
     let mut line = Vec::new();
     let mut pending: Vec<(u64, TicketEvent, Vec<u8>)> = Vec::with_capacity(args.batch);
-    let mut since_checkpoint = 0u64;
     loop {
         line.clear();
         let n = input.read_until(b'\n', &mut line)?;
@@ -112,34 +83,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         if pending.len() >= args.batch || (n == 0 && !pending.is_empty()) {
-            let engine = match &mut sink {
-                Sink::Embedded(engine) => engine,
-                Sink::Kafka(log) => {
-                    let records: Vec<AppendRecord<'_>> = pending
-                        .iter()
-                        .map(|(_, event, raw)| AppendRecord {
-                            key: &event.ticket_id,
-                            payload: raw,
-                        })
-                        .collect();
-                    summary.appended += log.append(&records)?.len() as u64;
-                    pending.clear();
-                    if n == 0 {
-                        break;
-                    }
-                    continue;
-                }
-            };
-            let batch: Vec<Submission<'_>> = pending
+            let refs: Vec<(&TicketEvent, &[u8])> = pending
                 .iter()
-                .map(|(_, event, raw)| Submission { event, raw })
+                .map(|(_, event, raw)| (event, raw.as_slice()))
                 .collect();
-            let outcomes = engine.submit(&batch)?;
+            let outcomes = sink.write(&refs)?;
             for ((line_no, _, _), outcome) in pending.iter().zip(outcomes) {
                 match outcome {
-                    Outcome::Applied => summary.accepted += 1,
-                    Outcome::Duplicate => summary.duplicates += 1,
-                    Outcome::Rejected(r) => {
+                    None => summary.appended += 1,
+                    Some(Outcome::Applied) => summary.accepted += 1,
+                    Some(Outcome::Duplicate) => summary.duplicates += 1,
+                    Some(Outcome::Rejected(r)) => {
                         summary.rejected += 1;
                         bar.suspend(|| {
                             eprintln!(
@@ -150,26 +104,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            since_checkpoint += pending.len() as u64;
             pending.clear();
-            if since_checkpoint >= args.checkpoint_every {
-                engine.checkpoint()?;
-                since_checkpoint = 0;
-            }
+            sink.checkpoint_every(args.checkpoint_every)?;
         }
         if n == 0 {
             break;
         }
     }
-    if let Sink::Embedded(engine) = &mut sink
-        && engine.events_since_checkpoint() > 0
-    {
-        engine.checkpoint()?;
-    }
+    sink.checkpoint_every(0)?;
     bar.finish_and_clear();
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
-    } else if let Sink::Kafka(_) = sink {
+    } else if sink.is_kafka() {
         println!(
             "{} lines: {} appended to Kafka topic {}, {} rejected",
             summary.lines, summary.appended, config.log.kafka.topic, summary.rejected

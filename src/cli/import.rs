@@ -1,0 +1,259 @@
+//! `deskwatch import`: another help desk's export into the configured log, through a mapping.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::Context;
+use deskwatch::event::TicketEvent;
+use deskwatch::import::derive::RowError;
+use deskwatch::import::mapping::Mapping;
+use deskwatch::import::{Counts, Derived, Importer};
+use deskwatch::projection::Outcome;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use super::DataDir;
+use super::sink::Sink;
+
+/// Arguments of `import`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    data: DataDir,
+    /// The mapping file (TOML; see examples/mappings/).
+    #[arg(long)]
+    mapping: PathBuf,
+    /// Input files: CSV or XES, gzip or plain.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Events per durable append.
+    #[arg(long, default_value_t = 8192)]
+    batch: usize,
+    /// Write a checkpoint after this many events (and always at the end).
+    #[arg(long, default_value_t = 500_000)]
+    checkpoint_every: u64,
+    /// Rejected rows printed on stderr (all are counted).
+    #[arg(long, default_value_t = 50)]
+    show_rejected: u64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One file's result.
+#[derive(Debug, Serialize)]
+struct FileSummary {
+    file: String,
+    #[serde(flatten)]
+    counts: Counts,
+    seconds: f64,
+    rows_per_second: f64,
+}
+
+/// What the log decided.
+#[derive(Debug, Default, Serialize)]
+struct LogSummary {
+    /// Embedded: applied events.
+    applied: u64,
+    /// Embedded: events already in the log (a re-import).
+    duplicates: u64,
+    /// Embedded: events the projection refused (a state conflict with what the log holds).
+    rejected: u64,
+    /// Kafka: events acknowledged by the broker.
+    appended: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    mapping: String,
+    files: Vec<FileSummary>,
+    tickets: usize,
+    #[serde(flatten)]
+    totals: Counts,
+    log: LogSummary,
+    seconds: f64,
+    rows_per_second: f64,
+}
+
+fn add(total: &mut Counts, c: &Counts) {
+    total.rows += c.rows;
+    total.imported_rows += c.imported_rows;
+    total.unchanged_rows += c.unchanged_rows;
+    total.skipped_rows += c.skipped_rows;
+    total.events += c.events;
+    for (k, v) in &c.rejected_rows {
+        *total.rejected_rows.entry(k.clone()).or_default() += v;
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mapping = Mapping::load(&args.mapping)?;
+    let name = mapping.name.clone();
+    let config = args.data.config()?;
+    let mut sink = Sink::open(&config, &args.data.data_dir)?;
+    let mut total_bytes = 0;
+    for p in &args.inputs {
+        total_bytes += std::fs::metadata(p)
+            .with_context(|| format!("cannot read {}", p.display()))?
+            .len();
+    }
+    let bar = ProgressBar::new(total_bytes).with_style(
+        ProgressStyle::with_template(
+            "{spinner} import {msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut importer = Importer::new(mapping);
+    let mut log = LogSummary::default();
+    let mut files = Vec::new();
+    let mut shown = 0u64;
+    let started = Instant::now();
+    let mut done_bytes = 0;
+    for path in &args.inputs {
+        let file = path.display().to_string();
+        bar.set_message(
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
+        let progress = Arc::new(AtomicU64::new(0));
+        let before = importer.counts.clone();
+        let t0 = Instant::now();
+        let mut report = |e: &RowError| {
+            shown += 1;
+            if shown <= args.show_rejected {
+                bar.suspend(|| {
+                    eprintln!(
+                        "{file}: row {}: rejected ({}){} {}",
+                        e.row,
+                        e.reason,
+                        e.ticket
+                            .as_deref()
+                            .map(|t| format!(" ticket {t}:"))
+                            .unwrap_or_default(),
+                        e.message
+                    )
+                });
+            }
+        };
+        let mut write = |batch: Vec<Derived>| -> anyhow::Result<()> {
+            let raws: Vec<Vec<u8>> = batch.iter().map(|(_, e)| e.to_json()).collect();
+            let refs: Vec<(&TicketEvent, &[u8])> = batch
+                .iter()
+                .zip(&raws)
+                .map(|((_, e), r)| (e, r.as_slice()))
+                .collect();
+            for ((row, _), outcome) in batch.iter().zip(sink.write(&refs)?) {
+                match outcome {
+                    None => log.appended += 1,
+                    Some(Outcome::Applied) => log.applied += 1,
+                    Some(Outcome::Duplicate) => log.duplicates += 1,
+                    Some(Outcome::Rejected(r)) => {
+                        log.rejected += 1;
+                        bar.suspend(|| {
+                            eprintln!(
+                                "{file}: row {row}: event refused by the projection ({}) {}: {}",
+                                r.reason, r.field, r.message
+                            )
+                        });
+                    }
+                }
+            }
+            bar.set_position(done_bytes + progress.load(Ordering::Relaxed));
+            sink.checkpoint_every(args.checkpoint_every)
+        };
+        importer
+            .file(
+                path,
+                progress.clone(),
+                args.batch.max(1),
+                &mut write,
+                &mut report,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        done_bytes += progress.load(Ordering::Relaxed);
+        bar.set_position(done_bytes);
+        let mut counts = importer.counts.clone();
+        counts.rows -= before.rows;
+        counts.imported_rows -= before.imported_rows;
+        counts.unchanged_rows -= before.unchanged_rows;
+        counts.skipped_rows -= before.skipped_rows;
+        counts.events -= before.events;
+        for (k, v) in &before.rejected_rows {
+            if let Some(n) = counts.rejected_rows.get_mut(k) {
+                *n -= v;
+            }
+        }
+        counts.rejected_rows.retain(|_, n| *n > 0);
+        let seconds = t0.elapsed().as_secs_f64();
+        files.push(FileSummary {
+            file,
+            rows_per_second: counts.rows as f64 / seconds.max(1e-9),
+            counts,
+            seconds,
+        });
+    }
+    sink.checkpoint_every(0)?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let mut totals = Counts::default();
+    for f in &files {
+        add(&mut totals, &f.counts);
+    }
+    if shown > args.show_rejected {
+        eprintln!(
+            "… {} more rejected rows not shown (--show-rejected)",
+            shown - args.show_rejected
+        );
+    }
+    let failed = totals.rejected() > 0 || log.rejected > 0;
+    let summary = Summary {
+        mapping: name,
+        files,
+        tickets: importer.tickets(),
+        rows_per_second: totals.rows as f64 / seconds.max(1e-9),
+        totals,
+        log,
+        seconds,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        for f in &summary.files {
+            println!(
+                "{}: {} rows → {} imported, {} unchanged, {} skipped, {} rejected; {} events ({:.0} rows/s)",
+                f.file,
+                f.counts.rows,
+                f.counts.imported_rows,
+                f.counts.unchanged_rows,
+                f.counts.skipped_rows,
+                f.counts.rejected(),
+                f.counts.events,
+                f.rows_per_second
+            );
+            for (reason, n) in &f.counts.rejected_rows {
+                println!("    rejected {reason}: {n}");
+            }
+        }
+        let l = &summary.log;
+        if sink.is_kafka() {
+            println!(
+                "{} tickets, {} events appended to Kafka topic {}",
+                summary.tickets, l.appended, config.log.kafka.topic
+            );
+        } else {
+            println!(
+                "{} tickets; log: {} applied, {} duplicate, {} refused",
+                summary.tickets, l.applied, l.duplicates, l.rejected
+            );
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

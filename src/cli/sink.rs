@@ -1,0 +1,88 @@
+//! Where `ingest` and `import` write: the embedded log (through the engine, which decides each
+//! event) or the Kafka topic (decided later by the projection).
+
+use std::path::Path;
+
+use anyhow::Context;
+use deskwatch::config::{Config, LogKind};
+use deskwatch::engine::{Engine, Submission};
+use deskwatch::event::TicketEvent;
+use deskwatch::log::kafka::KafkaLog;
+use deskwatch::log::{AppendRecord, EventLog};
+use deskwatch::projection::Outcome;
+
+/// The configured log.
+pub enum Sink {
+    /// The embedded log in a data directory.
+    Embedded(Box<Engine>),
+    /// The Kafka topic of `[log.kafka]`.
+    Kafka(KafkaLog),
+}
+
+impl Sink {
+    /// Opens the log `config` names (`data_dir` for the embedded one).
+    pub fn open(config: &Config, data_dir: &Path) -> anyhow::Result<Sink> {
+        Ok(match config.log.kind {
+            LogKind::Embedded => Sink::Embedded(Box::new(
+                Engine::open_with(data_dir, config.sla_rules(), config.setup().text).with_context(
+                    || format!("cannot open data directory {}", data_dir.display()),
+                )?,
+            )),
+            LogKind::Kafka => {
+                let settings = &config.log.kafka;
+                if settings.create_topics {
+                    let rt = super::runtime()?;
+                    if let Err(e) = rt.block_on(deskwatch::kafka::ensure_topics(settings)) {
+                        eprintln!("warning: {e}");
+                    }
+                }
+                Sink::Kafka(KafkaLog::open(settings)?)
+            }
+        })
+    }
+
+    /// Writes events with their JSON; the outcome of each (embedded), or `None` for each
+    /// (Kafka: appended, decided by the projection).
+    pub fn write(
+        &mut self,
+        events: &[(&TicketEvent, &[u8])],
+    ) -> anyhow::Result<Vec<Option<Outcome>>> {
+        match self {
+            Sink::Embedded(engine) => {
+                let batch: Vec<Submission<'_>> = events
+                    .iter()
+                    .map(|(event, raw)| Submission { event, raw })
+                    .collect();
+                Ok(engine.submit(&batch)?.into_iter().map(Some).collect())
+            }
+            Sink::Kafka(log) => {
+                let records: Vec<AppendRecord<'_>> = events
+                    .iter()
+                    .map(|(event, raw)| AppendRecord {
+                        key: &event.ticket_id,
+                        payload: raw,
+                    })
+                    .collect();
+                log.append(&records)?;
+                Ok(vec![None; events.len()])
+            }
+        }
+    }
+
+    /// Checkpoints the embedded engine when `every` events were written since the last one
+    /// (`0`: whenever anything was).
+    pub fn checkpoint_every(&mut self, every: u64) -> anyhow::Result<()> {
+        if let Sink::Embedded(engine) = self {
+            let since = engine.events_since_checkpoint();
+            if since > 0 && since >= every {
+                engine.checkpoint()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this is Kafka.
+    pub fn is_kafka(&self) -> bool {
+        matches!(self, Sink::Kafka(_))
+    }
+}

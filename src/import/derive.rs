@@ -1,0 +1,565 @@
+//! From mapped rows to events. Each ticket's state is tracked (status, priority, group, agent,
+//! tier) so every derived event is one the projection accepts: a status change names the status
+//! the ticket is in, a reopen only follows a resolution, nothing follows a closure.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use super::mapping::{Mapping, Meaning, Mode, Source};
+use super::source::Record;
+use crate::event::{
+    Actor, Assigned, Closed, Commented, Created, Escalated, Payload, Priority, PriorityChanged,
+    Reopened, Resolved, Role, Status, StatusChanged, TicketEvent,
+};
+
+/// A row that was not imported, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    /// Where (CSV line, XES event number).
+    pub row: u64,
+    /// The ticket, when known.
+    pub ticket: Option<String>,
+    /// Stable reason: `missing_ticket_id`, `bad_time`, `unknown_status`, `unknown_activity`,
+    /// `unknown_priority`, `unknown_channel`, `unknown_tier`, `missing_field`, `out_of_order`,
+    /// `after_close`, `unreadable`, or a validation reason of the event contract.
+    pub reason: &'static str,
+    /// Details.
+    pub message: String,
+}
+
+/// What a row became.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowOutcome {
+    /// These events, in order.
+    Events(Vec<TicketEvent>),
+    /// It repeats the ticket's state: nothing happened.
+    Unchanged,
+    /// Its status or activity maps to `skip`.
+    Skipped,
+}
+
+#[derive(Debug, Clone)]
+struct Track {
+    status: Status,
+    priority: Priority,
+    tenant: Option<String>,
+    group: Option<String>,
+    agent: Option<String>,
+    /// 0 before the first assignment.
+    tier: u8,
+    last_at: i64,
+    /// Rows seen (the ordinal in event ids).
+    rows: u32,
+    /// Hand-offs, escalations and reopens so far (a resolution without any is first contact).
+    detours: u32,
+    responded: bool,
+}
+
+/// Turns rows into events, ticket by ticket.
+#[derive(Debug)]
+pub struct Deriver {
+    mapping: Mapping,
+    tz: Tz,
+    first_response: Vec<Status>,
+    tracks: HashMap<String, Track>,
+}
+
+/// The ticket id and instant of a row, read before the rows of a ticket are put in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyed {
+    /// Ticket id, prefixed.
+    pub ticket: String,
+    /// Milliseconds since the epoch.
+    pub at: i64,
+}
+
+fn err(row: u64, ticket: &str, reason: &'static str, message: String) -> RowError {
+    RowError {
+        row,
+        ticket: Some(ticket.to_string()),
+        reason,
+        message,
+    }
+}
+
+impl Deriver {
+    /// A deriver for a checked mapping.
+    pub fn new(mapping: Mapping) -> Deriver {
+        let tz = mapping.time.time_zone.parse().unwrap_or(chrono_tz::UTC);
+        let first_response = mapping
+            .derive
+            .first_response_statuses
+            .iter()
+            .filter_map(|s| Status::parse(s))
+            .collect();
+        Deriver {
+            mapping,
+            tz,
+            first_response,
+            tracks: HashMap::new(),
+        }
+    }
+
+    /// The mapping.
+    pub fn mapping(&self) -> &Mapping {
+        &self.mapping
+    }
+
+    /// Tickets seen so far.
+    pub fn tickets(&self) -> usize {
+        self.tracks.len()
+    }
+
+    /// A field's value: `None` when null or absent.
+    pub fn value(&self, source: &Source, r: &Record) -> Option<String> {
+        let m = &self.mapping;
+        match source {
+            Source::Column(c) => r
+                .get(c)
+                .filter(|v| !m.is_null(v))
+                .map(|v| v.trim().to_string()),
+            Source::Value { value } => Some(value.clone()),
+            Source::Template { template } => {
+                let mut out = String::with_capacity(template.len() + 16);
+                let mut rest = template.as_str();
+                while let Some(open) = rest.find('{') {
+                    out.push_str(&rest[..open]);
+                    let Some(close) = rest[open..].find('}') else {
+                        out.push_str(&rest[open..]);
+                        rest = "";
+                        break;
+                    };
+                    let key = &rest[open + 1..open + close];
+                    if let Some(v) = r.get(key).filter(|v| !m.is_null(v)) {
+                        out.push_str(v.trim());
+                    }
+                    rest = &rest[open + close + 1..];
+                }
+                out.push_str(rest);
+                let out = out.trim();
+                (!out.is_empty()).then(|| out.to_string())
+            }
+        }
+    }
+
+    /// The columns a mapping refers to (to check them against a CSV header).
+    pub fn columns(&self) -> Vec<String> {
+        let f = &self.mapping.fields;
+        let mut out = vec![self.mapping.time.field.clone()];
+        let all = [
+            Some(&f.ticket_id),
+            f.status.as_ref(),
+            f.activity.as_ref(),
+            Some(&f.priority),
+            Some(&f.channel),
+            Some(&f.category),
+            Some(&f.requester),
+            Some(&f.title),
+            f.description.as_ref(),
+            f.subcategory.as_ref(),
+            f.configuration_item.as_ref(),
+            f.service.as_ref(),
+            f.tenant.as_ref(),
+            f.group.as_ref(),
+            f.agent.as_ref(),
+            f.tier.as_ref(),
+            f.resolution_code.as_ref(),
+            f.actor.as_ref(),
+        ];
+        for s in all.into_iter().flatten() {
+            match s {
+                Source::Column(c) => out.push(c.clone()),
+                Source::Template { template } => {
+                    let mut rest = template.as_str();
+                    while let (Some(o), Some(c)) = (rest.find('{'), rest.find('}')) {
+                        if c > o {
+                            out.push(rest[o + 1..c].to_string());
+                        }
+                        rest = &rest[c + 1..];
+                    }
+                }
+                Source::Value { .. } => {}
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The ticket id and the instant of a row.
+    pub fn key(&self, r: &Record) -> Result<Keyed, RowError> {
+        let Some(id) = self.value(&self.mapping.fields.ticket_id, r) else {
+            return Err(RowError {
+                row: r.row,
+                ticket: None,
+                reason: "missing_ticket_id",
+                message: "no ticket id".into(),
+            });
+        };
+        let ticket = format!("{}{id}", self.mapping.ticket_prefix);
+        let t = &self.mapping.time;
+        let raw = r
+            .get(&t.field)
+            .filter(|v| !self.mapping.is_null(v))
+            .map(str::trim);
+        let Some(raw) = raw else {
+            return Err(err(
+                r.row,
+                &ticket,
+                "bad_time",
+                format!("no value in `{}`", t.field),
+            ));
+        };
+        let at = parse_time(raw, &t.format, self.tz).map_err(|m| {
+            err(
+                r.row,
+                &ticket,
+                "bad_time",
+                format!("`{raw}` in `{}`: {m}", t.field),
+            )
+        })?;
+        Ok(Keyed { ticket, at })
+    }
+
+    /// The events of one row of `ticket` at `at` (from [`Deriver::key`]); `more`: later rows of
+    /// the ticket follow it in the file.
+    pub fn row(&mut self, r: &Record, key: &Keyed, more: bool) -> Result<RowOutcome, RowError> {
+        let m = &self.mapping;
+        let (id, at, row) = (key.ticket.as_str(), key.at, r.row);
+        let fail = |reason, message| Err(err(row, id, reason, message));
+        let f = &m.fields;
+        let meaning = match m.mode {
+            Mode::Snapshot => match f.status.as_ref().and_then(|s| self.value(s, r)) {
+                None => None,
+                Some(v) => match m.status_meaning(&v) {
+                    Some(x) => Some(x),
+                    None => {
+                        return fail(
+                            "unknown_status",
+                            format!("status `{v}` is not in [values.status]"),
+                        );
+                    }
+                },
+            },
+            Mode::Event => match f.activity.as_ref().and_then(|s| self.value(s, r)) {
+                None => return fail("missing_field", "no activity".into()),
+                Some(v) => match m.activity_meaning(&v) {
+                    Some(x) => Some(x),
+                    None => {
+                        return fail(
+                            "unknown_activity",
+                            format!("activity `{v}` is not in [activities]"),
+                        );
+                    }
+                },
+            },
+        };
+        if meaning == Some(Meaning::Skip) {
+            if let Some(t) = self.tracks.get_mut(id) {
+                t.rows += 1;
+            }
+            return Ok(RowOutcome::Skipped);
+        }
+        let priority = match self.value(&f.priority, r) {
+            None => None,
+            Some(v) => match m.priority(&v) {
+                Some(p) => Some(p),
+                None => {
+                    return fail(
+                        "unknown_priority",
+                        format!("priority `{v}` is not in [values.priority]"),
+                    );
+                }
+            },
+        };
+        let tier = match f.tier.as_ref().and_then(|s| self.value(s, r)) {
+            None => None,
+            Some(v) => match m.tier(&v) {
+                Some(t) => Some(t),
+                None => {
+                    return fail(
+                        "unknown_tier",
+                        format!("tier `{v}` is not in [values.tier]"),
+                    );
+                }
+            },
+        };
+        let opt = |s: &Option<Source>| s.as_ref().and_then(|s| self.value(s, r));
+        let (group, agent) = (opt(&f.group), opt(&f.agent));
+        let actor_id = agent
+            .clone()
+            .or_else(|| opt(&f.actor))
+            .unwrap_or_else(|| "import".into());
+        let mut out: Vec<Payload> = Vec::new();
+        let mut requester_actor = Vec::new();
+        let created = !self.tracks.contains_key(id);
+        let mut t = match self.tracks.get(id) {
+            Some(t) => {
+                if at < t.last_at {
+                    return fail(
+                        "out_of_order",
+                        format!(
+                            "{} is before the ticket's previous row ({}); rows of a ticket must be in time order",
+                            fmt_ms(at),
+                            fmt_ms(t.last_at)
+                        ),
+                    );
+                }
+                t.clone()
+            }
+            None => {
+                let required = |s: &Source, name: &str| {
+                    self.value(s, r)
+                        .ok_or_else(|| err(row, id, "missing_field", format!("no {name}")))
+                };
+                let channel_raw = required(&f.channel, "channel")?;
+                let Some(channel) = m.channel(&channel_raw) else {
+                    return fail(
+                        "unknown_channel",
+                        format!("channel `{channel_raw}` is not in [values.channel]"),
+                    );
+                };
+                let Some(p) = priority else {
+                    return fail("missing_field", "no priority for a new ticket".into());
+                };
+                let requester = required(&f.requester, "requester")?;
+                out.push(Payload::Created(Created {
+                    channel,
+                    priority: Some(p),
+                    impact: None,
+                    urgency: None,
+                    category: required(&f.category, "category")?,
+                    subcategory: opt(&f.subcategory),
+                    configuration_item: opt(&f.configuration_item),
+                    service: opt(&f.service),
+                    requester: requester.clone(),
+                    title: required(&f.title, "title")?,
+                    description: opt(&f.description),
+                }));
+                requester_actor.push((0usize, requester));
+                Track {
+                    status: Status::New,
+                    priority: p,
+                    tenant: opt(&f.tenant),
+                    group: None,
+                    agent: None,
+                    tier: 0,
+                    last_at: at,
+                    rows: 0,
+                    detours: 0,
+                    responded: false,
+                }
+            }
+        };
+        let target = match meaning {
+            Some(Meaning::Status(Status::Closed)) if more && m.derive.reopen_after_close => {
+                Some(Status::Resolved)
+            }
+            Some(Meaning::Status(s)) => Some(s),
+            _ => None,
+        };
+        let new_group = group.or_else(|| t.group.clone());
+        let new_agent = agent.or_else(|| t.agent.clone());
+        let new_tier = tier.unwrap_or(if t.tier == 0 || new_group != t.group {
+            if t.tier == 0 {
+                m.derive.default_tier
+            } else {
+                t.tier
+            }
+        } else {
+            t.tier
+        });
+        let reassign = new_group.is_some()
+            && (new_group != t.group || new_agent != t.agent || new_tier != t.tier);
+        let new_priority = priority.filter(|p| *p != t.priority);
+        if t.status.is_final() {
+            let changes =
+                reassign || new_priority.is_some() || target.is_some_and(|s| s != t.status);
+            if changes {
+                return fail(
+                    "after_close",
+                    format!(
+                        "the ticket is {} already; a later change cannot apply",
+                        t.status
+                    ),
+                );
+            }
+        } else {
+            // A resolved ticket going back to work is reopened first.
+            if t.status == Status::Resolved
+                && target.is_some_and(|s| !s.is_final() && s != Status::Resolved)
+            {
+                out.push(Payload::Reopened(Reopened { reason: None }));
+                t.status = Status::Open;
+                t.detours += 1;
+            }
+            if let Some(p) = new_priority {
+                out.push(Payload::PriorityChanged(PriorityChanged {
+                    from: t.priority,
+                    to: p,
+                }));
+                t.priority = p;
+            }
+            if reassign && let Some(g) = new_group.clone() {
+                if t.tier > 0 && new_tier > t.tier {
+                    out.push(Payload::Escalated(Escalated {
+                        from_tier: t.tier,
+                        to_tier: new_tier,
+                        group: g.clone(),
+                        reason: None,
+                    }));
+                    t.agent = None;
+                    if new_agent.is_some() {
+                        out.push(Payload::Assigned(Assigned {
+                            group: g.clone(),
+                            agent: new_agent.clone(),
+                            tier: new_tier,
+                        }));
+                    }
+                } else {
+                    out.push(Payload::Assigned(Assigned {
+                        group: g.clone(),
+                        agent: new_agent.clone(),
+                        tier: new_tier,
+                    }));
+                    if t.status == Status::New {
+                        t.status = Status::Open;
+                    }
+                }
+                if t.group.is_some() && t.group.as_ref() != Some(&g) {
+                    t.detours += 1;
+                }
+                (t.group, t.agent, t.tier) = (Some(g), new_agent, new_tier);
+            }
+            // `new` only describes a ticket nobody has touched: once assigned, deskwatch has it
+            // open, and an export still saying "New" does not take it back.
+            if let Some(s) = target.filter(|s| *s != t.status && *s != Status::New) {
+                out.push(match s {
+                    Status::Resolved => Payload::Resolved(Resolved {
+                        resolution_code: opt(&f.resolution_code)
+                            .unwrap_or_else(|| "resolved".into()),
+                        first_contact: t.detours == 0,
+                        kb_article: None,
+                    }),
+                    Status::Closed => Payload::Closed(Closed {}),
+                    to => Payload::StatusChanged(StatusChanged { from: t.status, to }),
+                });
+                t.status = s;
+            }
+            if target.is_some_and(|s| self.first_response.contains(&s)) && !t.responded {
+                out.push(Payload::Commented(Commented {
+                    public: true,
+                    author_role: Role::Agent,
+                }));
+                t.responded = true;
+            }
+        }
+        match meaning {
+            Some(Meaning::Comment) => out.push(Payload::Commented(Commented {
+                public: false,
+                author_role: Role::Agent,
+            })),
+            Some(Meaning::PublicComment) => {
+                out.push(Payload::Commented(Commented {
+                    public: true,
+                    author_role: Role::Agent,
+                }));
+                t.responded = true;
+            }
+            Some(Meaning::RequesterComment) => {
+                out.push(Payload::Commented(Commented {
+                    public: true,
+                    author_role: Role::Requester,
+                }));
+                requester_actor.push((out.len() - 1, "requester".into()));
+            }
+            _ => {}
+        }
+        let ordinal = t.rows;
+        t.rows += 1;
+        t.last_at = at;
+        if out.is_empty() {
+            self.tracks.insert(id.to_string(), t);
+            return Ok(RowOutcome::Unchanged);
+        }
+        let occurred_at = DateTime::<Utc>::from_timestamp_millis(at).unwrap_or_default();
+        let mut events = Vec::with_capacity(out.len());
+        for (k, payload) in out.into_iter().enumerate() {
+            let actor = match requester_actor.iter().find(|(i, _)| *i == k) {
+                Some((_, who)) => Actor {
+                    id: if who == "requester" && !created {
+                        self.value(&f.requester, r)
+                            .unwrap_or_else(|| "requester".into())
+                    } else {
+                        who.clone()
+                    },
+                    role: Role::Requester,
+                },
+                None => Actor {
+                    id: actor_id.clone(),
+                    role: Role::Agent,
+                },
+            };
+            let e = TicketEvent {
+                event_id: event_id(&m.name, id, ordinal, k),
+                ticket_id: id.to_string(),
+                tenant: t.tenant.clone(),
+                occurred_at,
+                actor,
+                payload,
+            };
+            if let Err(v) = e.validate() {
+                return fail(v.reason, format!("{}: {}", v.field, v.message));
+            }
+            events.push(e);
+        }
+        self.tracks.insert(id.to_string(), t);
+        Ok(RowOutcome::Events(events))
+    }
+}
+
+/// `name-<128-bit hash of ticket, row ordinal and event index>`: the same rows give the same
+/// ids on every import.
+fn event_id(name: &str, ticket: &str, ordinal: u32, k: usize) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(ticket.as_bytes());
+    h.update(&[0]);
+    h.update(&ordinal.to_le_bytes());
+    h.update(&(k as u32).to_le_bytes());
+    format!("{name}-{:032x}", h.digest128())
+}
+
+fn fmt_ms(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map(crate::event::format_time)
+        .unwrap_or_default()
+}
+
+/// Parses an instant in the mapping's format; naive times are in `tz`.
+pub fn parse_time(raw: &str, format: &str, tz: Tz) -> Result<i64, String> {
+    match format {
+        "rfc3339" => DateTime::parse_from_rfc3339(raw)
+            .map(|t| t.timestamp_millis())
+            .map_err(|e| format!("not RFC 3339 ({e})")),
+        "epoch-seconds" => raw
+            .parse::<f64>()
+            .map(|s| (s * 1000.0).round() as i64)
+            .map_err(|e| format!("not a number of seconds ({e})")),
+        "epoch-millis" => raw
+            .parse::<i64>()
+            .map_err(|e| format!("not a number of milliseconds ({e})")),
+        pattern => {
+            if let Ok(t) = DateTime::parse_from_str(raw, pattern) {
+                return Ok(t.timestamp_millis());
+            }
+            let naive = NaiveDateTime::parse_from_str(raw, pattern)
+                .map_err(|e| format!("does not match `{pattern}` ({e})"))?;
+            tz.from_local_datetime(&naive)
+                .earliest()
+                .map(|t| t.timestamp_millis())
+                .ok_or_else(|| format!("{naive} does not exist in {tz} (a daylight-saving gap)"))
+        }
+    }
+}
