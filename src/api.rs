@@ -107,6 +107,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/top-calls", get(get_top_calls))
         .route("/v1/cost", get(get_cost))
         .route("/v1/staffing", get(get_staffing))
+        .route("/v1/replay", post(post_replay))
         .route("/", get(index))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -518,6 +519,87 @@ async fn get_staffing(
     let config = state.service.cost.clone();
     let now = chrono::Utc::now().timestamp_millis();
     run_model(move || staffing(&observed, &config, what_if, now)).await
+}
+
+/// `POST /v1/replay` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayRequest {
+    /// The other configuration, TOML over the defaults.
+    config: String,
+    /// Only tickets created from this instant (RFC 3339).
+    from: Option<String>,
+    /// Only tickets created before this instant (RFC 3339); open clocks are valued there.
+    to: Option<String>,
+}
+
+/// The stored history under another configuration, against the running one.
+async fn post_replay(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, Role::Read)?;
+    let bad = |code: &'static str, m: String| ApiError::new(StatusCode::BAD_REQUEST, code, m);
+    let r: ReplayRequest = serde_json::from_slice(&body).map_err(|e| {
+        bad(
+            "invalid_request",
+            format!("expected {{\"config\": \"<TOML>\", \"from\", \"to\"}}: {e}"),
+        )
+    })?;
+    let other = crate::config::Config::from_toml(&r.config)
+        .map_err(|e| bad("invalid_config", e.to_string()))?;
+    let instant = |name: &str, t: &Option<String>| {
+        t.as_deref()
+            .map(|t| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .map(|d| d.timestamp_millis())
+                    .map_err(|e| {
+                        bad(
+                            "invalid_parameter",
+                            format!("`{name}` is not RFC 3339: {e}"),
+                        )
+                    })
+            })
+            .transpose()
+    };
+    let range = crate::replay::Range {
+        from: instant("from", &r.from)?,
+        to: instant("to", &r.to)?,
+    };
+    if let (Some(f), Some(t)) = (range.from, range.to)
+        && f >= t
+    {
+        return Err(bad(
+            "invalid_parameter",
+            "`from` must be before `to`".into(),
+        ));
+    }
+    let Some(dir) = state.service.log_dir() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_supported",
+            "replay reads the embedded log; with Kafka, run `deskwatch replay` on a data directory",
+        ));
+    };
+    let _permit = state.service.replays.try_acquire().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "a replay is running; retry when it is done",
+        )
+    })?;
+    let report = crate::replay::replay(dir, state.service.config.clone(), Arc::new(other), range)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "replay failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the replay failed",
+            )
+        })?;
+    Ok(axum::Json(report).into_response())
 }
 
 /// A small start page: what is running and where to look. The persona dashboards replace it

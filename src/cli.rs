@@ -13,6 +13,7 @@ mod import;
 mod ingest;
 mod query;
 mod recurring;
+mod replay;
 mod serve;
 mod simulate;
 mod sink;
@@ -49,6 +50,8 @@ enum Command {
     Erlang(erlang::Args),
     /// This month in-house against outsourced, from the observed workload, with what-ifs.
     Cost(cost::Args),
+    /// Replay the stored history under another configuration and compare: SLA, recurring, cost.
+    Replay(replay::Args),
     /// Write the projected tables as Parquet files.
     Export(export::Args),
     /// Print the JSON Schema of one event.
@@ -98,6 +101,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(a) => simulate::run(a),
         Command::Ingest(a) => ingest::run(a),
         Command::Import(a) => import::run(a),
+        Command::Replay(a) => replay::run(a),
         Command::Query(a) => query::run(a),
         Command::Export(a) => export::run(a),
         Command::Sla(a) => sla::run(a),

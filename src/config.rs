@@ -218,6 +218,16 @@ impl Config {
             Env::prefixed("DESKWATCH__")
                 .map(|k| k.as_str().replace("__", ".").replace('_', "-").into()),
         );
+        Config::extract(figment)
+    }
+
+    /// The defaults overridden by TOML `text` (no environment): another configuration to
+    /// compare with, as `POST /v1/replay` takes it.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Config::extract(Figment::from(Toml::string(DEFAULTS)).merge(Toml::string(text)))
+    }
+
+    fn extract(figment: Figment) -> Result<Config, ConfigError> {
         let mut config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Parse(e.to_string()))?;

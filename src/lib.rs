@@ -16,6 +16,7 @@ pub mod log;
 pub mod projection;
 pub mod query;
 pub mod recurring;
+pub mod replay;
 pub mod service;
 pub mod shutdown;
 pub mod simulate;

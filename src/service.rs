@@ -87,6 +87,10 @@ pub struct Service {
     pub metrics: Metrics,
     /// The cost model (`[cost]`).
     pub cost: crate::staffing::model::CostConfig,
+    /// The configuration it runs with (the base of a what-if replay).
+    pub config: Arc<Config>,
+    /// One what-if replay at a time.
+    pub replays: tokio::sync::Semaphore,
 }
 
 #[derive(Debug)]
@@ -103,6 +107,14 @@ enum Backend {
 }
 
 impl Service {
+    /// The embedded log's directory (`None` with Kafka).
+    pub fn log_dir(&self) -> Option<std::path::PathBuf> {
+        match self.backend {
+            Backend::Embedded { .. } => Some(self.config.storage.data_dir.join("log")),
+            Backend::Kafka { .. } => None,
+        }
+    }
+
     /// Starts the backend `config.log.kind` names.
     pub fn start(config: &Config, metrics: Metrics) -> Result<Service, ServiceError> {
         match config.log.kind {
@@ -148,6 +160,8 @@ impl Service {
             query,
             metrics,
             cost: config.cost.clone(),
+            config: Arc::new(config.clone()),
+            replays: tokio::sync::Semaphore::new(1),
         })
     }
 
@@ -198,6 +212,8 @@ impl Service {
             query,
             metrics,
             cost: config.cost.clone(),
+            config: Arc::new(config.clone()),
+            replays: tokio::sync::Semaphore::new(1),
         })
     }
 

@@ -402,3 +402,69 @@ fn cost_compares_in_house_and_outsourced_on_the_observed_workload() {
         "the provider's price does not depend on our target"
     );
 }
+
+/// Every file of a directory and its bytes, to see that nothing changed.
+fn tree(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn replay_under_a_stricter_policy_leaves_the_data_directory_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("sim.ndjson");
+    let data = tmp.path().join("data");
+    simulate(&file, 2_000, 8);
+    assert!(ingest(&data, &file).status.success());
+    let strict = tmp.path().join("strict.toml");
+    std::fs::write(
+        &strict,
+        "[[sla.policies]]\nname = \"all\"\nmatch = {}\ntargets = { first-response = { within = \"10m\", calendar = \"24x7\" }, resolution = { within = \"2h\", calendar = \"24x7\" } }\n",
+    )
+    .unwrap();
+    let before = tree(&data);
+    let replay = || -> serde_json::Value {
+        let out = run(&[
+            "replay",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--config",
+            strict.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let r = replay();
+    assert_eq!(r["tickets"], 2000);
+    let total = |side: &str| r[side]["sla_total"]["breached"].as_u64().unwrap();
+    assert!(total("after") > total("before"), "{r:#}");
+    assert_eq!(replay(), r, "the same history gives the same answer");
+    assert_eq!(tree(&data), before, "the data directory is untouched");
+    // The table names every priority and the change.
+    let out = run(&[
+        "replay",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--config",
+        strict.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("P1 resolution") && text.contains("cost per month"),
+        "{text}"
+    );
+}

@@ -45,6 +45,42 @@ pub struct EmbeddedLog {
 }
 
 impl EmbeddedLog {
+    /// Reads the log in `dir` from the start without locking or changing it: what is durable
+    /// when it is called, even while a writer (`deskwatch serve`) appends to it.
+    pub fn read_only(dir: &Path) -> Result<Box<dyn LogReader>, LogError> {
+        let open_err = |source| LogError::Open {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let mut bases = Vec::new();
+        for entry in fs::read_dir(dir).map_err(open_err)? {
+            let name = entry.map_err(open_err)?.file_name();
+            if let Some(base) = name
+                .to_string_lossy()
+                .strip_suffix(".seg")
+                .and_then(|b| b.parse::<u64>().ok())
+            {
+                bases.push(base);
+            }
+        }
+        bases.sort_unstable();
+        let mut segments = std::collections::VecDeque::new();
+        let mut end = 0;
+        for (i, base) in bases.iter().enumerate() {
+            let path = segment_path(dir, *base);
+            let (records, bytes, _) = scan(&path, i + 1 == bases.len(), false)?;
+            end = base + records;
+            segments.push_back((*base, path, records, bytes));
+        }
+        Ok(Box::new(EmbeddedReader {
+            segments,
+            current: None,
+            next: 0,
+            end,
+            buf: Vec::new(),
+        }))
+    }
+
     /// Opens (or creates) the log in `dir`, repairing a torn tail.
     pub fn open(dir: &Path) -> Result<EmbeddedLog, LogError> {
         let open_err = |source| LogError::Open {
@@ -288,6 +324,12 @@ fn encode_frame(out: &mut Vec<u8>, payload: &[u8]) {
 /// Counts the good frames of a segment. In the last segment a bad frame ends the log: the file
 /// is cut there and `(records, bytes, cut bytes)` returned. Elsewhere a bad frame is corruption.
 fn scan_segment(path: &Path, last: bool) -> Result<(u64, u64, u64), LogError> {
+    scan(path, last, true)
+}
+
+/// [`scan_segment`] that may leave the file alone (`repair: false`: a bad tail of the last
+/// segment just ends what is read, as when a writer is in the middle of a frame).
+fn scan(path: &Path, last: bool, repair: bool) -> Result<(u64, u64, u64), LogError> {
     let read_err = |source| LogError::ReadSegment {
         path: path.to_path_buf(),
         source,
@@ -320,6 +362,7 @@ fn scan_segment(path: &Path, last: bool) -> Result<(u64, u64, u64), LogError> {
     }
     match problem {
         None => Ok((records, pos, 0)),
+        Some(_) if last && !repair => Ok((records, pos.max(MAGIC.len() as u64), 0)),
         Some(detail) if last => {
             let keep = pos.max(MAGIC.len() as u64);
             let f = OpenOptions::new()
