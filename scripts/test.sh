@@ -2,8 +2,8 @@
 # Runs every test. Installs what the tests need on first use and caches it:
 #   - tansu 0.6.0, a Kafka-protocol broker, built once with cargo (~15 min on 2 cores) into
 #     ~/.cache/deskwatch/tools (override with DESKWATCH_TOOLS).
-#   - Debian's prometheus (prometheus, promtool) and prometheus-alertmanager (alertmanager,
-#     amtool), with apt-get, when missing.
+#   - Debian's prometheus (prometheus, promtool), prometheus-alertmanager (alertmanager,
+#     amtool) and chromium (the web page tests), with apt-get, when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +20,7 @@ export DESKWATCH_TANSU="$TOOLS/bin/tansu"
 missing=()
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]} (Debian packages)"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

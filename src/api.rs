@@ -602,66 +602,16 @@ async fn post_replay(
     Ok(axum::Json(report).into_response())
 }
 
-/// A small start page: what is running and where to look. The persona dashboards replace it
-/// when they arrive.
-async fn index(State(state): State<AppState>) -> Response {
-    let snap = state.service.query.current();
-    let tickets: usize = snap.tickets.iter().map(|b| b.num_rows()).sum();
-    let events: usize = snap.events.iter().map(|b| b.num_rows()).sum();
-    let c = &snap.counters;
-    let sla = state
-        .service
-        .query
-        .sql(
-            "select count(*) filter (where level > 0 and level < 100 and stopped_at is null) r, \
-             count(*) filter (where state = 'breached' and stopped_at is null) b, \
-             count(*) filter (where state = 'breached') t from sla_clocks",
-        )
-        .await
-        .ok()
-        .and_then(|b| to_json_rows(&b).ok())
-        .and_then(|rows| rows.into_iter().next())
-        .unwrap_or_default();
-    let n = |k: &str| sla.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let (at_risk, open_breached, breached) = (n("r"), n("b"), n("t"));
-    // Recurring counts as the monitor last computed them (the view is not recomputed per page).
-    let m = &state.service.metrics;
-    let (problems, kb) = (
-        m.recurring_problem_candidates.get(),
-        m.recurring_kb_candidates.get(),
-    );
-    let html = format!(
-        "<!doctype html><html lang=en><head><meta charset=utf-8><title>deskwatch</title>\
-         <meta http-equiv=refresh content=5>\
-         <style>body{{font:16px system-ui;margin:2em;max-width:50em}}td{{padding:.2em 1em}}\
-         code{{background:#eee;padding:0 .3em}}</style></head><body>\
-         <h1>deskwatch</h1><p>Event-sourced analytics and SLA monitoring for IT help desks.</p>\
-         <table><tr><td>tickets</td><td id=tickets>{tickets}</td></tr>\
-         <tr><td>events</td><td id=events>{events}</td></tr>\
-         <tr><td>duplicates ignored</td><td>{}</td></tr>\
-         <tr><td>rejected by state checks</td><td>{}</td></tr>\
-         <tr><td>open SLA clocks at risk</td><td id=at-risk>{at_risk}</td></tr>\
-         <tr><td>open SLA clocks breached</td><td id=open-breached>{open_breached}</td></tr>\
-         <tr><td>SLA breaches in all</td><td id=breached>{breached}</td></tr>\
-         <tr><td>problem candidates (recurring window)</td><td id=problems>{problems}</td></tr>\
-         <tr><td>knowledge-base candidates</td><td id=kb>{kb}</td></tr></table>\
-         <h2>Endpoints</h2><ul>\
-         <li><a href=/metrics>/metrics</a> — Prometheus metrics</li>\
-         <li><code>POST /v1/events</code> — submit events (JSON array or NDJSON)</li>\
-         <li><code>POST /v1/query</code> — <code>{{\"sql\": \"select …\"}}</code> over \
-         <code>tickets</code>, <code>ticket_events</code>, <code>sla_clocks</code>, \
-         <code>ticket_clusters</code> and <code>recurring_issues</code></li>\
-         <li><code>GET /v1/tickets/{{id}}</code> — one ticket, its SLA clocks and history</li>\
-         <li><a href=/v1/sla/at-risk>/v1/sla/at-risk</a>, \
-         <a href=/v1/sla/breaches>/v1/sla/breaches</a> — SLA clocks \
-         (filters: tenant, group, priority, clock, from, to)</li>\
-         <li><a href=\"/v1/recurring?candidates=problem\">/v1/recurring</a>, \
-         <a href=/v1/top-calls>/v1/top-calls</a> — recurring issues and the most common calls</li>\
-         <li><a href=/healthz>/healthz</a>, <a href=/readyz>/readyz</a></li></ul>\
-         <p>This page refreshes every 5 seconds.</p></body></html>",
-        c.duplicates, c.rejected
-    );
-    axum::response::Html(html).into_response()
+/// The web page: three persona views and a ticket page, one self-contained file compiled into
+/// the binary (no network needed to show it). It reads the `/v1` API like any client.
+const INDEX_HTML: &str = include_str!("web/index.html");
+
+async fn index() -> Response {
+    (
+        [(header::CACHE_CONTROL, "no-cache")],
+        axum::response::Html(INDEX_HTML),
+    )
+        .into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_cost;
+mod bench_import;
 mod bench_kafka;
 mod bench_recurring;
 mod bench_sla;

@@ -477,6 +477,17 @@ fn malformed_records_are_dead_lettered_with_their_origin() {
         let line = format!("deskwatch_dead_letters_total{{reason=\"{reason}\"}} 1");
         assert!(metrics.contains(&line), "missing {line}:\n{metrics}");
     }
+    // The Kafka-only families the dashboards and rules use (tests/deploy.rs checks the rest).
+    for family in [
+        "deskwatch_dead_letters_total",
+        "deskwatch_kafka_consumer_lag_records",
+        "deskwatch_kafka_errors_total",
+    ] {
+        assert!(
+            metrics.contains(&format!("\n{family}{{")),
+            "{family} not exported"
+        );
+    }
 
     // Read the dead-letter topic back.
     let consumer: BaseConsumer = ClientConfig::new()
@@ -656,4 +667,39 @@ resend-seconds = 1
     .expect("the breach is resolved once the projector applies the reply");
     let rows = server.sql("select state from sla_clocks where ticket_id = 'INC-K-1'");
     assert_eq!(rows[0]["state"], "breached");
+}
+
+#[test]
+fn import_goes_to_the_topic_and_projects_like_the_embedded_log() {
+    let Some(tansu) = tansu() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&tansu, "memory://tansu/", dir.path());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mapping = root.join("examples/mappings/servicenow-incidents.toml");
+    let input = root.join("tests/fixtures/import/servicenow-audit.csv");
+    let config = kafka_config(dir.path(), &broker, "import", "g-import");
+    let import = |extra: &[&str]| {
+        let mut args = vec!["import", "--mapping", mapping.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        args.push(input.to_str().unwrap());
+        let out = run(&args);
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        v
+    };
+    let kafka = import(&["--config", config.to_str().unwrap()]);
+    assert_eq!(kafka["log"]["appended"], 17, "{kafka:#}");
+    assert_eq!(kafka["events"], 17);
+    // The same file into an embedded log, to compare the projections.
+    let embedded_dir = dir.path().join("embedded");
+    let embedded = import(&["--data-dir", embedded_dir.to_str().unwrap()]);
+    assert_eq!(embedded["log"]["applied"], 17);
+    let server = Server::start(&config, &dir.path().join("data"));
+    wait_projected(&server, 17, 60);
+    let q = "select ticket_id, status, priority, reopen_count, escalation_count, first_response_at, closed_at from tickets order by ticket_id";
+    let from_kafka = server.sql(q);
+    server.stop();
+    let reference = common::query(&embedded_dir, "json", q);
+    let reference: Value = serde_json::from_str(&reference).unwrap();
+    assert_eq!(from_kafka["rows"], reference, "Kafka and embedded agree");
 }

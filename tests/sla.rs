@@ -255,16 +255,18 @@ fn prometheus_scrapes_metrics_and_loads_the_rules() {
     let conf = config(dir.path(), &[], &[]);
     let server = Server::start(&conf, &dir.path().join("data"));
     create_p1(&server, "INC-PROM-1");
-    std::fs::copy(
-        repo().join("deploy/prometheus/deskwatch-sla.rules.yml"),
-        dir.path().join("deskwatch-sla.rules.yml"),
-    )
-    .unwrap();
+    for rules in ["deskwatch-sla.rules.yml", "deskwatch-ops.rules.yml"] {
+        std::fs::copy(
+            repo().join("deploy/prometheus").join(rules),
+            dir.path().join(rules),
+        )
+        .unwrap();
+    }
     let prom_conf = dir.path().join("prometheus.yml");
     std::fs::write(
         &prom_conf,
         format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [deskwatch-sla.rules.yml]\nscrape_configs:\n  - job_name: deskwatch\n    static_configs:\n      - targets: [\"{}\"]\n",
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [deskwatch-sla.rules.yml, deskwatch-ops.rules.yml]\nscrape_configs:\n  - job_name: deskwatch\n    static_configs:\n      - targets: [\"{}\"]\n",
             server.addr
         ),
     )
@@ -307,10 +309,28 @@ fn prometheus_scrapes_metrics_and_loads_the_rules() {
         let (_, b) = http("GET", &addr, "/api/v1/rules", "").ok()?;
         let v: Value = serde_json::from_str(&b).ok()?;
         let groups = v["data"]["groups"].as_array()?.len();
-        (groups == 2).then_some(v)
+        (groups == 3).then_some(v)
     })
-    .expect("Prometheus loaded both rule groups");
+    .expect("Prometheus loaded the SLA and operations rule groups");
     assert!(rules.to_string().contains("DeskwatchSlaComplianceBurn"));
+    // The rules are evaluated, not just loaded: every rule reports its health.
+    let healthy = wait_for(30, || {
+        let (_, b) = http("GET", &addr, "/api/v1/rules", "").ok()?;
+        let v: Value = serde_json::from_str(&b).ok()?;
+        let rules: Vec<Value> = v["data"]["groups"]
+            .as_array()?
+            .iter()
+            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+            .collect();
+        rules
+            .iter()
+            .all(|r| r["health"] == "ok" && r["lastEvaluation"] != "0001-01-01T00:00:00Z")
+            .then_some(rules.len())
+    });
+    assert!(
+        healthy.is_some_and(|n| n >= 12),
+        "every rule evaluated without error"
+    );
 }
 
 #[test]
@@ -322,6 +342,8 @@ fn promtool_checks_and_tests_the_rules_and_amtool_the_example() {
     for args in [
         vec!["check", "rules", "deskwatch-sla.rules.yml"],
         vec!["test", "rules", "deskwatch-sla.rules.test.yml"],
+        vec!["check", "rules", "deskwatch-ops.rules.yml"],
+        vec!["test", "rules", "deskwatch-ops.rules.test.yml"],
         vec!["check", "config", "prometheus.yml"],
     ] {
         let out = Command::new(&promtool)

@@ -46,6 +46,12 @@ pub struct Args {
     /// and the model over --view-tickets tickets.
     #[arg(long)]
     cost: bool,
+    /// Benchmark importing this file instead (with --mapping).
+    #[arg(long, value_name = "FILE", requires = "mapping")]
+    import: Option<PathBuf>,
+    /// With --import: the mapping file.
+    #[arg(long)]
+    mapping: Option<PathBuf>,
     /// With --recurring or --cost: tickets the view or model is computed over.
     #[arg(long, default_value_t = 1_000_000)]
     view_tickets: u64,
@@ -89,6 +95,10 @@ fn rate(n: u64, secs: f64) -> String {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.recurring {
         super::bench_recurring::run((args.events as f64 / 8.45).ceil() as u64, args.view_tickets)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let (Some(input), Some(mapping)) = (&args.import, &args.mapping) {
+        super::bench_import::run(input, mapping)?;
         return Ok(ExitCode::SUCCESS);
     }
     if args.cost {

@@ -753,6 +753,18 @@ pub fn start(
     metrics: Metrics,
 ) -> Result<ProjectorHandle, KafkaLogError> {
     let ready = Arc::new(AtomicBool::new(false));
+    // Every error kind exists from zero, so rate() and alerts see the first one.
+    for kind in [
+        "all_brokers_down",
+        "transport",
+        "authentication",
+        "other",
+        "gap",
+        "stall",
+        "gap_accepted",
+    ] {
+        metrics.kafka_errors.with_label_values(&[kind]);
+    }
     let projector = Projector {
         topic: settings.topic.clone(),
         dir: storage.data_dir.join("kafka").join(&settings.topic),

@@ -762,7 +762,12 @@ pub fn compute_with<'s>(
     });
     // The baseline is whole windows (so a weekly pattern does not bias it), as many as the
     // history before the window holds, up to `baseline_windows`.
-    let covered = ((from - data_start).clamp(0, from - baseline_from) / w) * w;
+    // (No tickets at all: `data_start` is the largest instant, and nothing is covered.)
+    let covered = (from
+        .saturating_sub(data_start)
+        .clamp(0, from - baseline_from)
+        / w)
+        * w;
     let baseline_start = from - covered;
     let enough_history = covered >= w;
     for (key, at) in before {

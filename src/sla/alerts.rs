@@ -211,6 +211,11 @@ pub fn start(config: &AlertsConfig, metrics: Metrics) -> AlertSink {
         }));
     }
     for r in &receivers {
+        // Each receiver's series exist from zero, so rate() and alert rules see the first one.
+        let name = [r.name.as_str()];
+        metrics.alerts_sent.with_label_values(&name);
+        metrics.alert_delivery_failures.with_label_values(&name);
+        metrics.alerts_queued.with_label_values(&name).set(0);
         handle.spawn(deliver(r.clone(), client.clone(), metrics.clone()));
     }
     let (tx, rx) = mpsc::unbounded_channel();
