@@ -289,3 +289,33 @@ fn every_metric_in_dashboards_and_rules_is_exported() {
     }
     server.stop();
 }
+
+#[test]
+fn the_kubernetes_config_map_is_a_valid_configuration() {
+    let manifests =
+        std::fs::read_to_string(repo().join("deploy/kubernetes/deskwatch.yaml")).unwrap();
+    let start = manifests.find("deskwatch.toml: |\n").unwrap() + "deskwatch.toml: |\n".len();
+    let toml: String = manifests[start..]
+        .lines()
+        .take_while(|l| l.starts_with("    ") || l.trim().is_empty())
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    assert!(toml.contains("kind = \"kafka\""), "{toml}");
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("deskwatch.toml");
+    std::fs::write(&path, &toml).unwrap();
+    // Any command that loads the configuration validates it (keys, ranges, Kafka settings).
+    let out = run(&[
+        "query",
+        "--data-dir",
+        tmp.path().join("data").to_str().unwrap(),
+        "--config",
+        path.to_str().unwrap(),
+        "select 1 as one",
+    ]);
+    assert!(
+        out.status.success(),
+        "{toml}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
