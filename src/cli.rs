@@ -65,6 +65,15 @@ enum Command {
     Bench(bench::Args),
 }
 
+/// Output of the commands that print one report (`erlang`, `cost`, `recurring`, `replay`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned text.
+    Table,
+    /// One JSON object.
+    Json,
+}
+
 /// Data directory argument shared by the commands that read or write one.
 #[derive(Debug, clap::Args)]
 pub struct DataDir {

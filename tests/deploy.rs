@@ -233,30 +233,7 @@ fn every_metric_in_dashboards_and_rules_is_exported() {
     // A service with everything moving: simulated history with breaches and recurring problems,
     // a rejected event, and alert receivers (a live webhook and a dead one).
     let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("sim.ndjson");
-    let data = tmp.path().join("data");
-    let out = run(&[
-        "simulate",
-        "--tickets",
-        "6000",
-        "--per-day",
-        "170",
-        "--seed",
-        "5",
-        "--out",
-        file.to_str().unwrap(),
-    ]);
-    assert!(out.status.success());
-    assert!(
-        run(&[
-            "ingest",
-            "--data-dir",
-            data.to_str().unwrap(),
-            file.to_str().unwrap()
-        ])
-        .status
-        .success()
-    );
+    let data = common::ingested(tmp.path(), 6000, 170, 5);
     let (sink, _received) = webhook_sink();
     let sink = format!("http://{sink}/hook");
     let dead = format!("http://127.0.0.1:{}/nobody", common::free_port());

@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Server, run, tool};
+use common::{Server, tool};
 use serde_json::Value;
 
 /// Renders `url` in headless Chromium, waiting for its requests; the DOM after scripts ran.
@@ -85,28 +85,7 @@ fn every_view_shows_what_the_api_says() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("sim.ndjson");
-    let data = tmp.path().join("data");
-    // Five weeks, so the recurring view has a baseline and the injected problems show.
-    let out = run(&[
-        "simulate",
-        "--tickets",
-        "6000",
-        "--per-day",
-        "170",
-        "--seed",
-        "5",
-        "--out",
-        file.to_str().unwrap(),
-    ]);
-    assert!(out.status.success());
-    let ingest = run(&[
-        "ingest",
-        "--data-dir",
-        data.to_str().unwrap(),
-        file.to_str().unwrap(),
-    ]);
-    assert!(ingest.status.success());
+    let data = common::ingested(tmp.path(), 6000, 170, 5);
     let config = tmp.path().join("web.toml");
     std::fs::write(&config, "[cost]\nrefresh-seconds = 1\n").unwrap();
     let server = Server::start(&config, &data);

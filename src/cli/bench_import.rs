@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
-use deskwatch::event::TicketEvent;
 use deskwatch::import::mapping::Mapping;
 use deskwatch::import::{Derived, Importer, source};
 
@@ -27,13 +26,7 @@ pub fn run(input: &Path, mapping: &Path) -> anyhow::Result<()> {
     let mut importer = Importer::new(mapping);
     let started = Instant::now();
     let mut write = |batch: Vec<Derived>| -> anyhow::Result<()> {
-        let raws: Vec<Vec<u8>> = batch.iter().map(|(_, e)| e.to_json()).collect();
-        let refs: Vec<(&TicketEvent, &[u8])> = batch
-            .iter()
-            .zip(&raws)
-            .map(|((_, e), r)| (e, r.as_slice()))
-            .collect();
-        sink.write(&refs).map(|_| ())
+        sink.write_events(batch.iter().map(|(_, e)| e)).map(|_| ())
     };
     importer
         .file(

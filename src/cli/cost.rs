@@ -5,17 +5,8 @@ use std::process::ExitCode;
 use deskwatch::query::QueryEngine;
 use deskwatch::staffing::model::{WhatIfRequest, observe, report};
 
-use super::DataDir;
 use super::query::load_snapshot;
-
-/// Output of `cost`.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Format {
-    /// Aligned text.
-    Table,
-    /// One JSON object.
-    Json,
-}
+use super::{DataDir, Format};
 
 /// Arguments of `cost`.
 #[derive(Debug, clap::Args)]

@@ -4,14 +4,7 @@ use std::process::ExitCode;
 
 use deskwatch::staffing::erlang::Demand;
 
-/// Output of `erlang`.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Format {
-    /// Aligned text.
-    Table,
-    /// One JSON object.
-    Json,
-}
+use super::Format;
 
 /// Arguments of `erlang`.
 #[derive(Debug, clap::Args)]

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
-use deskwatch::event::TicketEvent;
 use deskwatch::import::derive::RowError;
 use deskwatch::import::mapping::Mapping;
 use deskwatch::import::{Counts, Derived, Importer};
@@ -140,13 +139,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         };
         let mut write = |batch: Vec<Derived>| -> anyhow::Result<()> {
-            let raws: Vec<Vec<u8>> = batch.iter().map(|(_, e)| e.to_json()).collect();
-            let refs: Vec<(&TicketEvent, &[u8])> = batch
-                .iter()
-                .zip(&raws)
-                .map(|((_, e), r)| (e, r.as_slice()))
-                .collect();
-            for ((row, _), outcome) in batch.iter().zip(sink.write(&refs)?) {
+            let outcomes = sink.write_events(batch.iter().map(|(_, e)| e))?;
+            for ((row, _), outcome) in batch.iter().zip(outcomes) {
                 match outcome {
                     None => log.appended += 1,
                     Some(Outcome::Applied) => log.applied += 1,

@@ -7,17 +7,8 @@ use std::process::ExitCode;
 use deskwatch::recurring::request::{self, RecurringRequest, TopCallsRequest};
 use deskwatch::recurring::view::Report;
 
-use super::DataDir;
 use super::query::load_snapshot;
-
-/// Output of `recurring`.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Format {
-    /// Aligned text.
-    Table,
-    /// One JSON object: `recurring` (as `GET /v1/recurring`) and `top_calls`.
-    Json,
-}
+use super::{DataDir, Format};
 
 /// Arguments of `recurring`.
 #[derive(Debug, clap::Args)]

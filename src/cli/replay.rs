@@ -7,14 +7,7 @@ use std::sync::Arc;
 use deskwatch::config::Config;
 use deskwatch::replay::{Range, ReplayReport, SlaGroup, replay};
 
-/// Output of `replay`.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Format {
-    /// Aligned text.
-    Table,
-    /// One JSON object.
-    Json,
-}
+use super::Format;
 
 /// Arguments of `replay`.
 #[derive(Debug, clap::Args)]

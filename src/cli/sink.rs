@@ -69,6 +69,21 @@ impl Sink {
         }
     }
 
+    /// Writes events, serialising them first; the outcome of each as [`Sink::write`].
+    pub fn write_events<'e>(
+        &mut self,
+        events: impl IntoIterator<Item = &'e TicketEvent>,
+    ) -> anyhow::Result<Vec<Option<Outcome>>> {
+        let events: Vec<&TicketEvent> = events.into_iter().collect();
+        let raws: Vec<Vec<u8>> = events.iter().map(|e| e.to_json()).collect();
+        let refs: Vec<(&TicketEvent, &[u8])> = events
+            .iter()
+            .zip(&raws)
+            .map(|(e, r)| (*e, r.as_slice()))
+            .collect();
+        self.write(&refs)
+    }
+
     /// Checkpoints the embedded engine when `every` events were written since the last one
     /// (`0`: whenever anything was).
     pub fn checkpoint_every(&mut self, every: u64) -> anyhow::Result<()> {

@@ -34,6 +34,33 @@ pub fn query(data_dir: &Path, format: &str, sql: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A data directory holding `tickets` simulated tickets at `per_day` a day (seed `seed`),
+/// ingested with the CLI; returns its path (inside `dir`).
+pub fn ingested(dir: &Path, tickets: u64, per_day: u64, seed: u64) -> PathBuf {
+    let file = dir.join("sim.ndjson");
+    let data = dir.join("data");
+    let out = run(&[
+        "simulate",
+        "--tickets",
+        &tickets.to_string(),
+        "--per-day",
+        &per_day.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let out = run(&[
+        "ingest",
+        "--data-dir",
+        data.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    data
+}
+
 /// Simulates `tickets` tickets with `seed` into `path`.
 pub fn simulate(path: &Path, tickets: u64, seed: u64) {
     let out = run(&[
