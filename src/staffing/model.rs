@@ -489,7 +489,12 @@ pub fn report(
     let weeks = staff_queues(&queues, scale)?;
     let fee = msp.monthly(month.tickets, month.handle_minutes, 0.0);
     let sla_breach_credits = fee.total - month.outsourced;
-    let even = break_even(&queues, &inside, &msp, b)?;
+    // Without a workload there is no volume to break even at.
+    let even = if observed.tickets_per_week > 0.0 {
+        break_even(&queues, &inside, &msp, b)?
+    } else {
+        None
+    };
     let sensitivity = [-30.0, -20.0, -10.0, 0.0, 10.0, 20.0, 30.0]
         .iter()
         .map(|p| compare(&queues, &inside, &msp, b, scale * (1.0 + p / 100.0)))
@@ -733,6 +738,23 @@ mod tests {
         let s = &more.sensitivity;
         assert!((s[0].tickets / more.month.tickets - 0.7).abs() < 1e-12);
         assert!(s.windows(2).all(|w| w[0].in_house <= w[1].in_house));
+    }
+
+    #[test]
+    fn no_workload_costs_nothing_and_has_no_break_even() {
+        let empty = Observed {
+            channels: Vec::new(),
+            tickets_per_week: 0.0,
+            aht_seconds: 600.0,
+            breaches_per_ticket: 0.0,
+        };
+        let r = report(&empty, &config(), WhatIf::default()).unwrap();
+        assert_eq!(
+            (r.month.tickets, r.month.fte, r.month.outsourced),
+            (0.0, 0.0, 0.0)
+        );
+        assert_eq!(r.break_even_scale, None);
+        assert!(r.channels.is_empty());
     }
 
     #[test]

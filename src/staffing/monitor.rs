@@ -39,7 +39,7 @@ pub fn publish(metrics: &Metrics, cost: &CostReport, staff: &StaffingReport) {
             .set(monthly);
         metrics.cost_per_ticket.with_label_values(&[model]).set(per);
     }
-    metrics.cost_sla_credits.set(cost.sla_breach_credits);
+    metrics.cost_sla_credits.set(cost.sla_breach_credits + 0.0);
     metrics
         .cost_break_even_tickets
         .set(cost.break_even_tickets_per_month.unwrap_or(f64::NAN));
@@ -78,21 +78,29 @@ pub fn spawn(query: QueryEngine, metrics: Metrics, config: CostConfig) {
         return;
     };
     handle.spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(config.refresh_seconds.max(1)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let every = Duration::from_secs(config.refresh_seconds.max(1));
         loop {
-            tick.tick().await;
             let started = Instant::now();
             let now = chrono::Utc::now().timestamp_millis();
+            let mut empty = true;
             match compute(&query, &config, now).await {
                 Ok((cost, staff)) => {
                     metrics
                         .cost_model_seconds
                         .set(started.elapsed().as_secs_f64());
+                    empty = cost.tickets_per_week == 0.0;
                     publish(&metrics, &cost, &staff);
                 }
                 Err(e) => tracing::warn!(error = %e, "the cost model could not be computed"),
             }
+            // Until there is a workload (a fresh start, a demo loading its history), look again
+            // soon rather than a whole refresh period later.
+            tokio::time::sleep(if empty {
+                every.min(Duration::from_secs(2))
+            } else {
+                every
+            })
+            .await;
         }
     });
 }
