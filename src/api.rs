@@ -95,6 +95,32 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+impl From<crate::query::QueryError> for ApiError {
+    fn from(e: crate::query::QueryError) -> ApiError {
+        use crate::query::QueryError as Q;
+        let (status, code) = match &e {
+            Q::Invalid(_) | Q::NotReadOnly(_) | Q::Execution(_) => {
+                (StatusCode::BAD_REQUEST, "invalid_query")
+            }
+            Q::ResourcesExhausted(_) => (StatusCode::UNPROCESSABLE_ENTITY, "resources_exhausted"),
+            Q::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
+            Q::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            Q::Write { .. } => {
+                tracing::error!(error = %e, "a query result could not be rendered");
+                return ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the result could not be rendered",
+                );
+            }
+        };
+        if code != "invalid_query" {
+            tracing::warn!(error = %e, "query refused");
+        }
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
 /// The router with every route, auth, limits and timeouts.
 pub fn router(state: AppState, config: &Config) -> Router {
     Router::new()
@@ -268,28 +294,35 @@ async fn post_query(
             format!("expected {{\"sql\": \"SELECT …\"}}: {e}"),
         )
     })?;
-    let batches = state
-        .service
-        .query
-        .sql(&request.sql)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.to_string()))?;
-    let columns: Vec<String> = batches
-        .first()
-        .map(|b| {
-            b.schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect()
-        })
-        .unwrap_or_default();
-    let rows = to_json_rows(&batches)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    Ok(
-        axum::Json(json!({"columns": columns, "row_count": rows.len(), "rows": rows}))
-            .into_response(),
+    let result = state.service.query.sql_bounded(&request.sql).await?;
+    let columns: Vec<&String> = result.schema.fields().iter().map(|f| f.name()).collect();
+    let head = format!(
+        "{{\"columns\":{},\"row_count\":{},\"truncated\":{},\"rows\":[",
+        serde_json::to_string(&columns).unwrap_or_else(|_| "[]".into()),
+        result.rows,
+        result.truncated
+    );
+    // The rows are encoded one batch at a time as the client reads them: the result is held
+    // once, in Arrow, and never as a whole JSON text or tree.
+    let result = Arc::new(result);
+    let pieces = (0..result.batches.len()).map({
+        let result = result.clone();
+        move |i| -> Result<Bytes, std::io::Error> {
+            crate::query::json_rows_piece(&result.batches[i], i == 0)
+                .map(Bytes::from)
+                .map_err(std::io::Error::other)
+        }
+    });
+    let body = futures_util::stream::iter(
+        std::iter::once(Ok(Bytes::from(head)))
+            .chain(pieces)
+            .chain(std::iter::once(Ok(Bytes::from_static(b"]}")))),
+    );
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(body),
     )
+        .into_response())
 }
 
 async fn get_ticket(
@@ -346,16 +379,19 @@ async fn sla_listing(
 ) -> Result<Response, ApiError> {
     use crate::sla::listing::{ListingError, list};
     authorize(state, headers, Role::Read)?;
-    let batches = list(&state.service.query, listing, filter)
-        .await
-        .map_err(|e| match e {
-            ListingError::Filter(..) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_filter", e.to_string())
-            }
-            ListingError::Query(q) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", q.to_string())
-            }
-        })?;
+    let (query, filter) = (state.service.query.clone(), filter.clone());
+    let batches = state
+        .service
+        .query
+        .bounded(async move {
+            Ok(list(&query, listing, &filter).await.map_err(|e| match e {
+                ListingError::Filter(..) => {
+                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_filter", e.to_string())
+                }
+                ListingError::Query(q) => ApiError::from(q),
+            }))
+        })
+        .await??;
     let rows = to_json_rows(&batches)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     Ok(axum::Json(json!({"count": rows.len(), "clocks": rows})).into_response())
@@ -428,12 +464,17 @@ async fn get_recurring(
     let Query(request) = q.map_err(|e| bad_parameter(e, NAMES))?;
     let query = &state.service.query;
     let (snapshot, settings) = (query.current(), query.recurring());
-    let report = tokio::task::spawn_blocking(move || {
-        crate::recurring::request::recurring(&snapshot, &settings, &request)
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-    .map_err(|e| bad_parameter(e, NAMES))?;
+    // In a query slot (the view costs what a large query costs), computed on a blocking thread.
+    let report = query
+        .bounded(async move {
+            tokio::task::spawn_blocking(move || {
+                crate::recurring::request::recurring(&snapshot, &settings, &request)
+            })
+            .await
+            .map_err(|e| crate::query::QueryError::Execution(e.to_string()))
+        })
+        .await?
+        .map_err(|e| bad_parameter(e, NAMES))?;
     Ok(axum::Json(report).into_response())
 }
 
@@ -451,12 +492,17 @@ async fn get_top_calls(
     let Query(request) = q.map_err(|e| bad_parameter(e, NAMES))?;
     let query = &state.service.query;
     let (snapshot, settings) = (query.current(), query.recurring());
-    let calls = tokio::task::spawn_blocking(move || {
-        crate::recurring::request::top_calls(&snapshot, &settings, &request)
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-    .map_err(|e| bad_parameter(e, NAMES))?;
+    // In a query slot (the view costs what a large query costs), computed on a blocking thread.
+    let calls = query
+        .bounded(async move {
+            tokio::task::spawn_blocking(move || {
+                crate::recurring::request::top_calls(&snapshot, &settings, &request)
+            })
+            .await
+            .map_err(|e| crate::query::QueryError::Execution(e.to_string()))
+        })
+        .await?
+        .map_err(|e| bad_parameter(e, NAMES))?;
     Ok(axum::Json(calls).into_response())
 }
 
@@ -474,15 +520,27 @@ async fn cost_inputs(
             WhatIfRequest::NAMES,
         )
     })?;
-    let observed = observe(&state.service.query, state.service.cost.default_aht_seconds)
+    let query = state.service.query.clone();
+    let aht = state.service.cost.default_aht_seconds;
+    let observed = state
+        .service
+        .query
+        .bounded(async move {
+            observe(&query, aht)
+                .await
+                .map_err(crate::query::QueryError::Execution)
+        })
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "the workload could not be read");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the workload could not be read",
-            )
+        .map_err(|e| match e {
+            crate::query::QueryError::Execution(detail) => {
+                tracing::error!(error = %detail, "the workload could not be read");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the workload could not be read",
+                )
+            }
+            other => ApiError::from(other),
         })?;
     Ok((what_if, observed))
 }
@@ -614,7 +672,12 @@ async fn index() -> Response {
         .into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if state.service.config.server.metrics_auth
+        && let Err(e) = authorize(&state, &headers, Role::Read)
+    {
+        return e.into_response();
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.service.metrics.render(),

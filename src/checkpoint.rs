@@ -24,7 +24,8 @@ use crate::projection::history::{History, OpenChunk};
 use crate::projection::interner::Interner;
 use crate::projection::{Counters, Projection, TicketState, tables};
 
-const MAGIC: &[u8; 8] = b"DWCKP003";
+/// First bytes of a checkpoint file.
+pub const MAGIC: &[u8; 8] = b"DWCKP003";
 const KEEP: usize = 2;
 
 /// Errors of checkpointing.

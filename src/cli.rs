@@ -132,6 +132,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // SQL planning recurses over expressions: room for the deepest a statement may be
+        // (query::MAX_OPERATORS) even in a debug build.
+        .thread_stack_size(8 << 20)
         .build()?)
 }
 

@@ -80,6 +80,11 @@ pub struct Server {
     pub body_limit_bytes: usize,
     /// Requests taking longer are answered 408.
     pub request_timeout_seconds: u64,
+    /// Listen on a non-loopback address without `[auth]` tokens (anyone who reaches the port
+    /// may ingest, query and replay). Off: such a start is refused.
+    pub insecure_no_auth: bool,
+    /// `/metrics` requires a token with the read role (off: open, as Prometheus expects).
+    pub metrics_auth: bool,
 }
 
 /// `[storage]`.
@@ -171,6 +176,8 @@ pub struct Config {
     pub recurring: crate::recurring::view::RecurringConfig,
     /// Staffing and cost model.
     pub cost: crate::staffing::model::CostConfig,
+    /// What SQL queries may use.
+    pub query: crate::query::QueryConfig,
 }
 
 /// An `[sla]` section from TOML text (written without the `sla.` prefix), on top of the
@@ -231,12 +238,48 @@ impl Config {
         let mut config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        // Tokens given as `env:NAME` are read from the environment (a Kubernetes secret, a
+        // compose file's environment), so the file holds no secret.
+        for (i, t) in config.auth.tokens.iter_mut().enumerate() {
+            if let Some(var) = t.token.0.strip_prefix("env:") {
+                match std::env::var(var) {
+                    Ok(v) if !v.trim().is_empty() => t.token = Secret(v.trim().to_string()),
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            key: format!("auth.tokens[{i}].token"),
+                            problem: format!(
+                                "reads environment variable {var}, which is not set or empty"
+                            ),
+                        });
+                    }
+                }
+            }
+        }
         config.validate()?;
         // The recurring view costs handle time at the cost model's rate unless told otherwise.
         if config.recurring.hourly_rate.is_none() {
             config.recurring.hourly_rate = Some(config.cost.hourly_rate());
         }
         Ok(config)
+    }
+
+    /// Refuses to serve a non-loopback address without tokens unless told so explicitly.
+    pub fn check_exposure(&self) -> Result<(), ConfigError> {
+        let ip = self.server.listen.ip();
+        if ip.is_loopback() || !self.auth.tokens.is_empty() || self.server.insecure_no_auth {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid {
+            key: "server.listen".into(),
+            problem: format!(
+                "is {}, reachable from other machines, and no [auth] tokens are configured: \
+                 anyone who reaches the port could ingest, query and replay. Add tokens \
+                 ([[auth.tokens]] with name, token and roles; `token = \"env:NAME\"` reads it \
+                 from the environment), listen on 127.0.0.1, or start with --insecure-no-auth \
+                 (server.insecure-no-auth = true) to accept the risk",
+                self.server.listen
+            ),
+        })
     }
 
     /// Checks values the types cannot.
@@ -258,6 +301,15 @@ impl Config {
         }
         if self.storage.checkpoint_every_events == 0 {
             return invalid("storage.checkpoint-every-events", "must be at least 1");
+        }
+        if let Err((key, problem)) = self.query.validate() {
+            return Err(ConfigError::Invalid { key, problem });
+        }
+        if self.query.timeout_seconds >= self.server.request_timeout_seconds {
+            return invalid(
+                "query.timeout-seconds",
+                "must be less than server.request-timeout-seconds, so that a cancelled query is answered with its reason",
+            );
         }
         if let Err((key, problem)) = self.recurring.validate() {
             return Err(ConfigError::Invalid { key, problem });
@@ -430,6 +482,11 @@ mod tests {
             ),
             ("[cost]\nmsp-pricing = \"barter\"\n", "cost.msp-pricing"),
             ("[cost]\nrefresh-seconds = 0\n", "cost.refresh-seconds"),
+            ("[query]\nmax-rows = 0\n", "query.max-rows"),
+            ("[query]\nmemory-limit = \"12 parsecs\"\n", "parsecs"),
+            ("[query]\nmemory-limit = \"1MiB\"\n", "query.memory-limit"),
+            ("[query]\ntimeout-seconds = 60\n", "query.timeout-seconds"),
+            ("[query]\nmax-concurrent = 0\n", "query.max-concurrent"),
         ] {
             figment::Jail::expect_with(|jail| {
                 jail.create_file("r.toml", text)?;
@@ -438,6 +495,63 @@ mod tests {
                 Ok(())
             });
         }
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn tokens_come_from_the_environment_and_a_public_address_needs_them() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "t.toml",
+                "[server]\nlisten = \"0.0.0.0:8080\"\n[[auth.tokens]]\nname = \"admin\"\ntoken = \"env:DW_TEST_TOKEN\"\nroles = [\"admin\"]\n",
+            )?;
+            let e = Config::load(Some(Path::new("t.toml"))).unwrap_err();
+            assert!(e.to_string().contains("auth.tokens[0].token"), "{e}");
+            assert!(e.to_string().contains("DW_TEST_TOKEN"), "{e}");
+            jail.set_env("DW_TEST_TOKEN", "0123456789abcdef-from-env");
+            let c = Config::load(Some(Path::new("t.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.auth.tokens[0].token.expose(), "0123456789abcdef-from-env");
+            assert!(
+                c.check_exposure().is_ok(),
+                "tokens: a public address is fine"
+            );
+            // No tokens: loopback is fine, a public address is refused unless told so.
+            let mut open = Config::load(None).map_err(|e| e.to_string())?;
+            assert!(open.check_exposure().is_ok());
+            open.server.listen = "0.0.0.0:8080".parse().unwrap();
+            let e = open.check_exposure().unwrap_err().to_string();
+            assert!(
+                e.contains("--insecure-no-auth") && e.contains("auth.tokens"),
+                "{e}"
+            );
+            open.server.insecure_no_auth = true;
+            assert!(open.check_exposure().is_ok());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        use crate::query::ByteSize;
+        for (text, bytes) in [
+            ("auto", None),
+            ("512MiB", Some(512 << 20)),
+            ("4GiB", Some(4u64 << 30)),
+            ("100MB", Some(100_000_000)),
+            ("1024", Some(1024)),
+            ("0", Some(0)),
+        ] {
+            let parsed: ByteSize = text.parse().unwrap();
+            match bytes {
+                None => assert_eq!(parsed, ByteSize::Auto),
+                Some(b) => assert_eq!(parsed, ByteSize::Bytes(b), "{text}"),
+            }
+        }
+        assert!("4 furlongs".parse::<ByteSize>().is_err());
+        assert!("99999999999TiB".parse::<ByteSize>().is_err());
+        let q = crate::query::QueryConfig::default();
+        assert!(q.memory_limit_bytes() >= 64 << 20);
+        assert!(q.memory_limit_bytes() <= crate::query::available_memory());
     }
 
     #[test]

@@ -5,11 +5,13 @@
 //! → [`checkpoint`] / [`engine`] (the single writer that ties them together) → [`query`] (SQL)
 //! → [`api`] (HTTP). [`simulate`] produces realistic event streams with known ground truth.
 
+pub mod alert;
 pub mod api;
 pub mod checkpoint;
 pub mod config;
 pub mod engine;
 pub mod event;
+pub mod fuzz;
 pub mod import;
 pub mod kafka;
 pub mod log;

@@ -5,8 +5,10 @@
 //! are refused. This module also renders results as a table, CSV or JSON, and writes Parquet.
 
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
@@ -16,8 +18,17 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::execution::memory_pool::{
+    FairSpillPool, MemoryConsumer, MemoryPool, MemoryReservation, TrackConsumersPool,
+};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+mod guard;
 
 use crate::projection::Snapshot;
 use crate::projection::tables::{EVENTS_SCHEMA, TICKETS_SCHEMA};
@@ -38,6 +49,21 @@ pub enum QueryError {
     /// Execution failed.
     #[error("query failed: {0}")]
     Execution(String),
+    /// The query needs more memory (or spill space) than `[query] memory-limit` allows.
+    #[error(
+        "the query needs more memory than the queries of this service may share ([query] memory-limit); narrow it with WHERE, LIMIT or fewer columns: {0}"
+    )]
+    ResourcesExhausted(String),
+    /// The query ran longer than `[query] timeout-seconds` and was cancelled.
+    #[error(
+        "the query ran longer than {0} s ([query] timeout-seconds) and was cancelled; narrow it with WHERE or LIMIT"
+    )]
+    Timeout(u64),
+    /// Every query slot stayed taken for the whole timeout.
+    #[error(
+        "{0} queries are running ([query] max-concurrent) and none finished in time; retry shortly"
+    )]
+    Busy(usize),
     /// The result could not be rendered or written.
     #[error("cannot write the result to {path}: {detail}")]
     Write {
@@ -50,6 +76,9 @@ pub enum QueryError {
 
 fn classify(e: DataFusionError) -> QueryError {
     let text = e.to_string();
+    if matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)) {
+        return QueryError::ResourcesExhausted(text);
+    }
     match e {
         DataFusionError::Plan(_) | DataFusionError::SQL(..) | DataFusionError::SchemaError(..) => {
             QueryError::Invalid(text)
@@ -291,12 +320,247 @@ fn ticket_id_equals(e: &Expr) -> Option<String> {
     }
 }
 
+/// Most operators one statement may have. The planner recurses once per operator of a chain
+/// (`1 + 1 + …`, `a = 1 or a = 2 or …`), so a long enough chain would overflow the stack and
+/// abort the process; parentheses and nested calls are already bounded by the SQL parser's
+/// recursion limit (50). IN lists are not operators and may be long.
+pub const MAX_OPERATORS: usize = 1000;
+
+/// Refuses a statement with more than [`MAX_OPERATORS`] operators.
+fn check_operators(sql: &str) -> Result<(), QueryError> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+        return Ok(()); // the parser reports it
+    };
+    let operators = tokens
+        .iter()
+        .filter(|t| match t {
+            Token::Word(w) => matches!(w.keyword, Keyword::AND | Keyword::OR | Keyword::NOT),
+            Token::Whitespace(_)
+            | Token::Comma
+            | Token::LParen
+            | Token::RParen
+            | Token::Period
+            | Token::SemiColon
+            | Token::EOF
+            | Token::Number(..)
+            | Token::Char(_)
+            | Token::SingleQuotedString(_)
+            | Token::DoubleQuotedString(_)
+            | Token::Placeholder(_) => false,
+            _ => true,
+        })
+        .count();
+    if operators > MAX_OPERATORS {
+        return Err(QueryError::Invalid(format!(
+            "the statement has {operators} operators; at most {MAX_OPERATORS} are planned (use IN (…) for long lists of values)"
+        )));
+    }
+    Ok(())
+}
+
+/// A size in bytes, or `auto`: `"auto"`, `"512MiB"`, `"4GiB"`, `"100MB"` or a number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteSize {
+    /// Chosen from the memory this process may use.
+    Auto,
+    /// This many bytes.
+    Bytes(u64),
+}
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<ByteSize, String> {
+        let t = text.trim();
+        if t.eq_ignore_ascii_case("auto") {
+            return Ok(ByteSize::Auto);
+        }
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (number, unit) = t.split_at(split);
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("`{text}` is not a size (e.g. \"auto\", \"512MiB\", \"4GiB\")"))?;
+        let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1_000,
+            "kib" => 1 << 10,
+            "m" | "mb" => 1_000_000,
+            "mib" => 1 << 20,
+            "g" | "gb" => 1_000_000_000,
+            "gib" => 1 << 30,
+            "t" | "tb" => 1_000_000_000_000,
+            "tib" => 1 << 40,
+            other => {
+                return Err(format!(
+                    "`{other}` is not a size unit (B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)"
+                ));
+            }
+        };
+        n.checked_mul(scale)
+            .map(ByteSize::Bytes)
+            .ok_or_else(|| format!("`{text}` is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ByteSize, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(ByteSize::Bytes(n)),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// `[query]`: what SQL may use, for `POST /v1/query` and the views built on SQL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct QueryConfig {
+    /// Memory all running queries share (joins, sorts, aggregations, results); `auto` is a
+    /// quarter of what this process may use (the machine's memory, a cgroup limit or an
+    /// address-space limit, whichever is smallest). A query that needs more spills to disk
+    /// where DataFusion can (sorts, grouped aggregations) and is refused otherwise.
+    pub memory_limit: ByteSize,
+    /// Disk that spilling queries may use in the system's temporary directory; 0: no spilling.
+    pub spill_limit: ByteSize,
+    /// Rows one `POST /v1/query` answer holds at most; the answer says when it was cut.
+    pub max_rows: usize,
+    /// Queries (and cost, staffing and recurring views) that run at once; others wait.
+    pub max_concurrent: usize,
+    /// A query running (or waiting) longer is cancelled and answered 408.
+    pub timeout_seconds: u64,
+}
+
+impl Default for QueryConfig {
+    fn default() -> QueryConfig {
+        QueryConfig {
+            memory_limit: ByteSize::Auto,
+            spill_limit: ByteSize::Bytes(4 << 30),
+            max_rows: 100_000,
+            max_concurrent: 4,
+            timeout_seconds: 25,
+        }
+    }
+}
+
+impl QueryConfig {
+    /// Checks the values; the key at fault and the problem.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |k: &str, m: &str| Err((format!("query.{k}"), m.to_string()));
+        if let ByteSize::Bytes(n) = self.memory_limit
+            && n < 16 << 20
+        {
+            return bad("memory-limit", "must be at least 16MiB");
+        }
+        if self.max_rows == 0 {
+            return bad("max-rows", "must be at least 1");
+        }
+        if self.max_concurrent == 0 || self.max_concurrent > 1024 {
+            return bad("max-concurrent", "must be 1 to 1024");
+        }
+        if self.timeout_seconds == 0 {
+            return bad("timeout-seconds", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The memory limit in bytes (`auto` resolved).
+    pub fn memory_limit_bytes(&self) -> u64 {
+        match self.memory_limit {
+            ByteSize::Bytes(n) => n,
+            ByteSize::Auto => (available_memory() / 4).max(64 << 20),
+        }
+    }
+
+    /// The spill limit in bytes (`auto`: twice the memory limit).
+    pub fn spill_limit_bytes(&self) -> u64 {
+        match self.spill_limit {
+            ByteSize::Bytes(n) => n,
+            ByteSize::Auto => self.memory_limit_bytes().saturating_mul(2),
+        }
+    }
+}
+
+/// The memory this process may use: the smallest of the machine's memory, the cgroup's limit
+/// and the address-space limit (Linux; 4 GiB where none can be read).
+pub fn available_memory() -> u64 {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    let mut limits = Vec::new();
+    if let Some(info) = read("/proc/meminfo")
+        && let Some(kb) = info
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    {
+        limits.push(kb * 1024);
+    }
+    for p in [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ] {
+        if let Some(v) = read(p).and_then(|v| v.trim().parse::<u64>().ok()) {
+            limits.push(v);
+        }
+    }
+    if let Some(v) = read("/proc/self/limits").and_then(|l| {
+        l.lines()
+            .find(|l| l.starts_with("Max address space"))
+            .and_then(|l| {
+                l.split_whitespace()
+                    .nth(3)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+    }) {
+        limits.push(v);
+    }
+    limits.into_iter().min().unwrap_or(4 << 30)
+}
+
+/// What the engine enforces on every bounded query.
+#[derive(Debug)]
+struct Limits {
+    slots: Arc<Semaphore>,
+    max_concurrent: usize,
+    max_rows: usize,
+    timeout: Duration,
+    pool: Arc<dyn MemoryPool>,
+    memory_limit: u64,
+}
+
+/// A query slot, held while a bounded piece of work runs.
+#[derive(Debug)]
+pub struct Slot(#[allow(dead_code)] OwnedSemaphorePermit);
+
+/// The answer of a bounded query: at most `max-rows` rows, held once, in Arrow.
+#[derive(Debug)]
+pub struct Bounded {
+    /// Column names and types.
+    pub schema: SchemaRef,
+    /// The rows.
+    pub batches: Vec<RecordBatch>,
+    /// Rows in `batches`.
+    pub rows: usize,
+    /// More rows existed than `max-rows`; they were not computed further.
+    pub truncated: bool,
+    /// The result's memory, counted in the query memory pool until the answer is sent.
+    _reservation: MemoryReservation,
+}
+
 /// The SQL engine over published snapshots.
 #[derive(Clone)]
 pub struct QueryEngine {
     ctx: SessionContext,
     snapshot: Arc<ArcSwap<Snapshot>>,
     recurring: Arc<ArcSwap<ViewSettings>>,
+    limits: Arc<Limits>,
 }
 
 impl fmt::Debug for QueryEngine {
@@ -307,18 +571,39 @@ impl fmt::Debug for QueryEngine {
 
 impl QueryEngine {
     /// A context with `tickets`, `ticket_events` and `sla_clocks` registered, initially
-    /// empty; `sla_clocks` is valued at the wall clock.
+    /// empty; `sla_clocks` is valued at the wall clock. Default `[query]` limits.
     pub fn new() -> Result<QueryEngine, QueryError> {
         QueryEngine::valued_at(None)
     }
 
     /// Like [`QueryEngine::new`], with `sla_clocks` valued at a fixed instant (ms) if given.
     pub fn valued_at(at: Option<i64>) -> Result<QueryEngine, QueryError> {
+        QueryEngine::with_limits(at, &QueryConfig::default())
+    }
+
+    /// Like [`QueryEngine::valued_at`], under the `[query]` limits of `limits`.
+    pub fn with_limits(at: Option<i64>, limits: &QueryConfig) -> Result<QueryEngine, QueryError> {
         let partitions = std::thread::available_parallelism().map_or(2, |n| n.get());
         let config = SessionConfig::new()
             .with_target_partitions(partitions)
             .with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        let memory_limit = limits.memory_limit_bytes();
+        let pool: Arc<dyn MemoryPool> = Arc::new(TrackConsumersPool::new(
+            FairSpillPool::new(usize::try_from(memory_limit).unwrap_or(usize::MAX)),
+            NonZeroUsize::MIN.saturating_add(2),
+        ));
+        let mut runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(pool.clone())
+            .with_max_temp_directory_size(limits.spill_limit_bytes());
+        if limits.spill_limit_bytes() == 0 {
+            runtime = runtime.with_disk_manager_builder(
+                datafusion::execution::disk_manager::DiskManagerBuilder::default()
+                    .with_mode(datafusion::execution::disk_manager::DiskManagerMode::Disabled),
+            );
+        }
+        let runtime = runtime.build_arc().map_err(classify)?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        guard::install(&ctx, &pool);
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
         let tables: [(&str, SchemaRef, PickBatches); 2] = [
             ("tickets", TICKETS_SCHEMA.clone(), |s| &s.tickets),
@@ -369,7 +654,112 @@ impl QueryEngine {
             ctx,
             snapshot,
             recurring,
+            limits: Arc::new(Limits {
+                slots: Arc::new(Semaphore::new(limits.max_concurrent)),
+                max_concurrent: limits.max_concurrent,
+                max_rows: limits.max_rows,
+                timeout: Duration::from_secs(limits.timeout_seconds),
+                pool,
+                memory_limit,
+            }),
         })
+    }
+
+    /// The memory all queries share, in bytes.
+    pub fn memory_limit(&self) -> u64 {
+        self.limits.memory_limit
+    }
+
+    /// Waits for a query slot, at most the query timeout.
+    pub async fn slot(&self) -> Result<Slot, QueryError> {
+        let slots = self.limits.slots.clone();
+        match tokio::time::timeout(self.limits.timeout, slots.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(Slot(permit)),
+            _ => Err(QueryError::Busy(self.limits.max_concurrent)),
+        }
+    }
+
+    /// Runs `work` in a query slot on its own task, cancelled when it outlives the query
+    /// timeout or when the caller stops waiting (the request was dropped).
+    pub async fn bounded<T, F>(&self, work: F) -> Result<T, QueryError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, QueryError>> + Send + 'static,
+    {
+        let started = tokio::time::Instant::now();
+        let slot = self.slot().await?;
+        let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+            let out = work.await;
+            drop(slot);
+            out
+        }));
+        let left = self.limits.timeout.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, task).await {
+            Ok(Ok(out)) => out,
+            Ok(Err(e)) => Err(QueryError::Execution(format!("the query task failed: {e}"))),
+            // Dropping the handle aborts the task and with it the plan's streams.
+            Err(_) => Err(QueryError::Timeout(self.limits.timeout.as_secs())),
+        }
+    }
+
+    /// Runs one read-only SQL statement under every `[query]` limit: a slot, the timeout, the
+    /// memory pool (the result counts in it too) and the row cap.
+    pub async fn sql_bounded(&self, sql: &str) -> Result<Bounded, QueryError> {
+        let df = self.plan(sql).await?;
+        let max_rows = self.limits.max_rows;
+        let pool = self.limits.pool.clone();
+        self.bounded(async move {
+            let df = df.limit(0, Some(max_rows + 1)).map_err(classify)?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let mut stream = df.execute_stream().await.map_err(classify)?;
+            let reservation = MemoryConsumer::new("query result").register(&pool);
+            let (mut batches, mut rows, mut truncated) = (Vec::new(), 0usize, false);
+            while let Some(batch) = stream.next().await {
+                let mut batch = batch.map_err(classify)?;
+                if rows + batch.num_rows() > max_rows {
+                    batch = batch.slice(0, max_rows - rows);
+                    truncated = true;
+                }
+                reservation
+                    .try_grow(batch.get_array_memory_size())
+                    .map_err(classify)?;
+                rows += batch.num_rows();
+                if batch.num_rows() > 0 {
+                    batches.push(batch);
+                }
+                if truncated {
+                    break;
+                }
+            }
+            Ok(Bounded {
+                schema,
+                batches,
+                rows,
+                truncated,
+                _reservation: reservation,
+            })
+        })
+        .await
+    }
+
+    /// Plans one read-only statement: DDL, DML, COPY and other statements are refused, and so
+    /// is an expression too long to plan without exhausting the stack.
+    async fn plan(&self, sql: &str) -> Result<datafusion::dataframe::DataFrame, QueryError> {
+        check_operators(sql)?;
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        match self.ctx.sql_with_options(sql, options).await {
+            Ok(df) => Ok(df),
+            Err(e) => {
+                let text = e.to_string();
+                if text.contains("not supported") {
+                    return Err(QueryError::NotReadOnly(text));
+                }
+                Err(classify(e))
+            }
+        }
     }
 
     /// Sets how `recurring_issues` and `ticket_clusters` are computed.
@@ -392,23 +782,10 @@ impl QueryEngine {
         self.snapshot.load_full()
     }
 
-    /// Runs one read-only SQL statement.
+    /// Runs one read-only SQL statement within the memory pool, without a row cap or a slot
+    /// (the CLI, and views whose size the code bounds).
     pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let df = match self.ctx.sql_with_options(sql, options).await {
-            Ok(df) => df,
-            Err(e) => {
-                let text = e.to_string();
-                if text.contains("not supported") {
-                    return Err(QueryError::NotReadOnly(text));
-                }
-                return Err(classify(e));
-            }
-        };
-        df.collect().await.map_err(classify)
+        self.plan(sql).await?.collect().await.map_err(classify)
     }
 }
 
@@ -503,6 +880,36 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String, Q
         OutputFormat::Json => Ok(serde_json::to_string_pretty(&to_json_rows(batches)?)
             .unwrap_or_else(|_| "[]".to_string())),
     }
+}
+
+/// The rows of `batch` as JSON objects separated by commas (no brackets), preceded by a comma
+/// unless `first`: the pieces of a JSON array that a response streams batch by batch.
+pub fn json_rows_piece(batch: &RecordBatch, first: bool) -> Result<Vec<u8>, QueryError> {
+    let mut out = Vec::new();
+    {
+        let mut w = datafusion::arrow::json::LineDelimitedWriter::new(&mut out);
+        w.write(batch).map_err(|e| QueryError::Write {
+            path: PathBuf::from("-"),
+            detail: e.to_string(),
+        })?;
+        w.finish().map_err(|e| QueryError::Write {
+            path: PathBuf::from("-"),
+            detail: e.to_string(),
+        })?;
+    }
+    // One object per line; JSON escapes newlines inside strings, so each b'\n' ends an object.
+    if out.last() == Some(&b'\n') {
+        out.pop();
+    }
+    for b in &mut out {
+        if *b == b'\n' {
+            *b = b',';
+        }
+    }
+    if !first && !out.is_empty() {
+        out.insert(0, b',');
+    }
+    Ok(out)
 }
 
 /// Batches as JSON rows (objects keyed by column name).

@@ -21,6 +21,32 @@ use crate::query::{QueryEngine, to_json_rows};
 use crate::recurring::view::{self, Filter};
 use crate::staffing::model::{WhatIf, observe, report};
 
+/// Stops a replay from another thread.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    /// Whether the replay should stop.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A guard that cancels when dropped.
+    pub fn on_drop(&self) -> CancelOnDrop {
+        CancelOnDrop(self.clone())
+    }
+}
+
+/// Cancels its [`Cancel`] when dropped.
+#[derive(Debug)]
+pub struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Which tickets to replay: those created in `[from, to)` (milliseconds), with all their events.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Range {
@@ -54,6 +80,7 @@ pub fn project(
     mut reader: Box<dyn LogReader>,
     config: &Config,
     range: Range,
+    cancel: &Cancel,
 ) -> Result<Projected, String> {
     let setup = config.setup();
     let mut projection = Projection::with_setup(setup.rules, setup.text);
@@ -61,6 +88,9 @@ pub fn project(
     let mut chosen: HashSet<String> = HashSet::new();
     let (mut tickets, mut events, mut newest) = (0u64, 0u64, None::<i64>);
     while let Some(r) = reader.next_record().map_err(|e| e.to_string())? {
+        if r.offset % 4096 == 0 && cancel.is_cancelled() {
+            return Err("the replay was cancelled".into());
+        }
         let Ok(event) = TicketEvent::from_json(r.payload) else {
             continue;
         };
@@ -243,13 +273,17 @@ pub async fn replay(
     other: Arc<Config>,
     range: Range,
 ) -> Result<ReplayReport, String> {
+    // Dropping this future (a request that timed out or went away) stops the projections.
+    let cancel = Cancel::default();
+    let _stop = cancel.on_drop();
     let (b, o) = (base.clone(), other.clone());
     let (before, after) = tokio::task::spawn_blocking(move || {
         std::thread::scope(|s| {
             let dir = &log_dir;
             let open = move || EmbeddedLog::read_only(dir).map_err(|e| e.to_string());
-            let before = s.spawn(move || project(open()?, &b, range));
-            let after = project(open()?, &o, range)?;
+            let c = &cancel;
+            let before = s.spawn(move || project(open()?, &b, range, c));
+            let after = project(open()?, &o, range, c)?;
             let before = before
                 .join()
                 .map_err(|_| "the replay under the base configuration failed".to_string())??;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::oneshot;
 
+use crate::alert::AlertSink;
 use crate::config::{Config, LogKind, Storage};
 use crate::engine::{Engine, EngineError, Submission};
 use crate::event::TicketEvent;
@@ -25,7 +26,7 @@ use crate::kafka::{EventProducer, KafkaLogError};
 use crate::log::{AppendRecord, Placement};
 use crate::projection::Outcome;
 use crate::query::{QueryEngine, QueryError};
-use crate::sla::alerts::{AlertSink, AlertUpdate};
+use crate::sla::alerts::AlertUpdate;
 use crate::telemetry::Metrics;
 
 /// Most events decided in one group commit.
@@ -91,6 +92,8 @@ pub struct Service {
     pub config: Arc<Config>,
     /// One what-if replay at a time.
     pub replays: tokio::sync::Semaphore,
+    /// Where SLA and problem alerts go; [`AlertSink::close`] flushes it after [`Service::shutdown`].
+    pub alerts: AlertSink,
 }
 
 #[derive(Debug)]
@@ -132,9 +135,9 @@ impl Service {
         {
             tracing::warn!(error = %e, "cannot make sure the topics exist; continuing");
         }
-        let query = QueryEngine::new()?;
+        let query = QueryEngine::with_limits(None, &config.query)?;
         let producer = EventProducer::new(settings)?;
-        let alerts = crate::sla::alerts::start(&config.sla.alerts, metrics.clone());
+        let alerts = crate::alert::start(&config.sla.alerts, metrics.clone());
         query.set_recurring(config.recurring.view());
         crate::recurring::monitor::spawn(
             query.clone(),
@@ -147,7 +150,7 @@ impl Service {
             settings,
             &config.storage,
             config.setup(),
-            alerts,
+            alerts.clone(),
             query.clone(),
             metrics.clone(),
         )?;
@@ -162,6 +165,7 @@ impl Service {
             cost: config.cost.clone(),
             config: Arc::new(config.clone()),
             replays: tokio::sync::Semaphore::new(1),
+            alerts,
         })
     }
 
@@ -171,11 +175,11 @@ impl Service {
         let storage = &config.storage;
         let mut engine =
             Engine::open_with(&storage.data_dir, config.sla_rules(), config.setup().text)?;
-        let query = QueryEngine::new()?;
+        let query = QueryEngine::with_limits(None, &config.query)?;
         let snapshot = engine.snapshot(&query.current());
         query.publish(snapshot);
         update_gauges(&metrics, &engine);
-        let alerts = crate::sla::alerts::start(&config.sla.alerts, metrics.clone());
+        let alerts = crate::alert::start(&config.sla.alerts, metrics.clone());
         query.set_recurring(config.recurring.view());
         crate::recurring::monitor::spawn(
             query.clone(),
@@ -201,7 +205,10 @@ impl Service {
         );
         let writer = std::thread::Builder::new()
             .name("deskwatch-writer".into())
-            .spawn(move || writer_loop(engine, rx, q, m, r, s, alerts))
+            .spawn({
+                let alerts = alerts.clone();
+                move || writer_loop(engine, rx, q, m, r, s, alerts)
+            })
             .map_err(ServiceError::Thread)?;
         Ok(Service {
             backend: Backend::Embedded {
@@ -214,6 +221,7 @@ impl Service {
             cost: config.cost.clone(),
             config: Arc::new(config.clone()),
             replays: tokio::sync::Semaphore::new(1),
+            alerts,
         })
     }
 

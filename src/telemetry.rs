@@ -79,6 +79,8 @@ pub struct Metrics {
     pub dead_letters: IntCounterVec,
     /// Dead letters the broker did not acknowledge (logged with their origin).
     pub dead_letter_failures: IntCounter,
+    /// Dead letters not yet acknowledged by the broker (in flight or waiting to be sent again).
+    pub dead_letters_undelivered: IntGauge,
     /// SLA breaches by clock, priority and tenant.
     pub sla_breaches: IntCounterVec,
     /// Stopped SLA clocks by clock and result (met, breached).
@@ -103,8 +105,11 @@ pub struct Metrics {
     pub alert_delivery_failures: IntCounterVec,
     /// Alerts waiting for delivery, by receiver.
     pub alerts_queued: IntGaugeVec,
-    /// Alerts dropped because a receiver's queue was full.
+    /// Alerts dropped: a receiver's queue was full, the shutdown grace period ended, or (label
+    /// `dispatcher`) the dispatcher was gone.
     pub alerts_dropped: IntCounterVec,
+    /// Alerts a receiver refused (a 4xx other than 408/429, found alone by splitting the batch).
+    pub alerts_rejected: IntCounterVec,
     /// Time of one successful delivery request.
     pub alert_delivery_seconds: Histogram,
     /// Recurring fingerprints (top K by tickets, and the top K problem candidates): tickets in
@@ -249,6 +254,10 @@ impl Metrics {
                 "deskwatch_dead_letter_failures_total",
                 "Dead letters the broker did not acknowledge.",
             )?,
+            dead_letters_undelivered: IntGauge::new(
+                "deskwatch_dead_letters_undelivered",
+                "Dead letters the broker has not acknowledged yet; their partitions are not checkpointed past them.",
+            )?,
             sla_breaches: IntCounterVec::new(
                 Opts::new(
                     "deskwatch_sla_breaches_total",
@@ -287,9 +296,9 @@ impl Metrics {
             sla_time_to_breach: IntGaugeVec::new(
                 Opts::new(
                     "deskwatch_sla_time_to_breach_clocks",
-                    "Running clocks not yet breached with at most `le` seconds left (cumulative).",
+                    "Running clocks not yet breached with at most `within_seconds` seconds left (cumulative; +Inf: all).",
                 ),
-                &["clock", "le"],
+                &["clock", "within_seconds"],
             )?,
             sla_deadline_queue: IntGauge::new(
                 "deskwatch_sla_deadline_queue_entries",
@@ -332,7 +341,7 @@ impl Metrics {
                 &RECURRING_LABELS,
             )?,
             recurring_kb_candidates: IntGauge::new(
-                "deskwatch_recurring_kb_candidates",
+                "deskwatch_recurring_knowledge_base_candidates",
                 "Knowledge-base candidates in the recurring window.",
             )?,
             top_calls_tickets: IntGaugeVec::new(
@@ -425,7 +434,14 @@ impl Metrics {
             alerts_dropped: IntCounterVec::new(
                 Opts::new(
                     "deskwatch_alerts_dropped_total",
-                    "Alerts dropped because a receiver's queue was full.",
+                    "Alerts dropped: a full queue, the end of the shutdown grace period, or receiver=\"dispatcher\": the dispatcher was gone.",
+                ),
+                &["receiver"],
+            )?,
+            alerts_rejected: IntCounterVec::new(
+                Opts::new(
+                    "deskwatch_alerts_rejected_total",
+                    "Alerts a receiver refused with a 4xx (dropped alone; the rest delivered).",
                 ),
                 &["receiver"],
             )?,
@@ -467,6 +483,7 @@ impl Metrics {
         r.register(Box::new(m.alert_delivery_failures.clone()))?;
         r.register(Box::new(m.alerts_queued.clone()))?;
         r.register(Box::new(m.alerts_dropped.clone()))?;
+        r.register(Box::new(m.alerts_rejected.clone()))?;
         r.register(Box::new(m.alert_delivery_seconds.clone()))?;
         r.register(Box::new(m.ingest_events.clone()))?;
         r.register(Box::new(m.ingest_rejected.clone()))?;
@@ -490,6 +507,7 @@ impl Metrics {
         r.register(Box::new(m.kafka_errors.clone()))?;
         r.register(Box::new(m.dead_letters.clone()))?;
         r.register(Box::new(m.dead_letter_failures.clone()))?;
+        r.register(Box::new(m.dead_letters_undelivered.clone()))?;
         for outcome in ["applied", "duplicate", "rejected", "invalid"] {
             m.ingest_events.with_label_values(&[outcome]);
         }

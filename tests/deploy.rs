@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{Server, run, tool, wait_for, webhook_sink};
+use common::{Server, tool, wait_for, webhook_sink};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -281,18 +281,63 @@ fn the_kubernetes_config_map_is_a_valid_configuration() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("deskwatch.toml");
     std::fs::write(&path, &toml).unwrap();
-    // Any command that loads the configuration validates it (keys, ranges, Kafka settings).
-    let out = run(&[
-        "query",
-        "--data-dir",
-        tmp.path().join("data").to_str().unwrap(),
-        "--config",
-        path.to_str().unwrap(),
-        "select 1 as one",
-    ]);
+    // Any command that loads the configuration validates it (keys, ranges, Kafka settings),
+    // with the tokens the Secret puts in the environment.
+    let out = common::deskwatch()
+        .env("DESKWATCH_ADMIN_TOKEN", "0123456789abcdef0123")
+        .env("DESKWATCH_READ_TOKEN", "fedcba9876543210fedc")
+        .args([
+            "query",
+            "--data-dir",
+            tmp.path().join("data").to_str().unwrap(),
+            "--config",
+            path.to_str().unwrap(),
+            "select 1 as one",
+        ])
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{toml}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn the_container_requires_tokens_from_the_environment() {
+    let config = repo().join("deploy/deskwatch.toml");
+    let dockerfile = std::fs::read_to_string(repo().join("deploy/Dockerfile")).unwrap();
+    assert!(dockerfile.contains("COPY deploy/deskwatch.toml /etc/deskwatch/deskwatch.toml"));
+    assert!(dockerfile.contains(r#"CMD ["serve", "--config", "/etc/deskwatch/deskwatch.toml"]"#));
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // Without the variables, the container does not start and names what is missing.
+    let out = common::deskwatch()
+        .env_remove("DESKWATCH_ADMIN_TOKEN")
+        .env_remove("DESKWATCH_READ_TOKEN")
+        .args(["serve", "--config", config.to_str().unwrap(), "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("DESKWATCH_ADMIN_TOKEN"), "{err}");
+    // With them, the configuration loads (a query command validates it).
+    let out = common::deskwatch()
+        .env("DESKWATCH_ADMIN_TOKEN", "0123456789abcdef0123")
+        .env("DESKWATCH_READ_TOKEN", "fedcba9876543210fedc")
+        .args(["query", "--config", config.to_str().unwrap(), "--data-dir"])
+        .arg(&data)
+        .arg("select 1 as one")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The compose file refuses to start without the tokens in the environment.
+    let compose =
+        std::fs::read_to_string(repo().join("deploy/compose/docker-compose.yml")).unwrap();
+    assert!(compose.contains("${DESKWATCH_ADMIN_TOKEN:?"), "{compose}");
 }

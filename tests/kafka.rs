@@ -703,3 +703,143 @@ fn import_goes_to_the_topic_and_projects_like_the_embedded_log() {
     let reference: Value = serde_json::from_str(&reference).unwrap();
     assert_eq!(from_kafka, reference, "Kafka and embedded agree");
 }
+
+/// Creates `topic` and `dead_letters` on `broker` the way deskwatch does (8 partitions).
+fn create_topics(broker: &Broker, topic: &str, dead_letters: &str) {
+    let config = deskwatch::config::Config::from_toml(&format!(
+        "[log]\nkind = \"kafka\"\n[log.kafka]\nbrokers = \"{}\"\ntopic = \"{topic}\"\ndead-letter-topic = \"{dead_letters}\"\n",
+        broker.addr()
+    ))
+    .unwrap();
+    futures_executor::block_on(deskwatch::kafka::ensure_topics(&config.log.kafka)).unwrap();
+}
+
+/// Keys of the records of `topic` (8 partitions), read from the start for `seconds`.
+fn keys_of(broker: &Broker, topic: &str, want: usize, seconds: u64) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .set("group.id", format!("{topic}-reader"))
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..8 {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut keys = Vec::new();
+    wait_for(seconds, || {
+        while let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            keys.push(String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned());
+        }
+        (keys.len() >= want).then_some(())
+    });
+    keys
+}
+
+#[test]
+fn a_dead_letter_the_broker_refuses_holds_the_checkpoint_until_it_is_taken() {
+    let Some(tansu) = tansu() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&tansu, "memory://tansu/", dir.path());
+    // The event topic exists; the dead-letter topic does not, and deskwatch may not create it.
+    create_topics(&broker, "dlr", "dlr-unused");
+    let config = kafka_config(dir.path(), &broker, "dlr", "g-dlr");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replace("[log.kafka]\n", "[log.kafka]\ncreate-topics = false\n");
+    text = text.replace(
+        "[log.kafka.properties]\n",
+        "[log.kafka.properties]\n\"allow.auto.create.topics\" = \"false\"\n",
+    );
+    text = text.replace(
+        "checkpoint-every-events = 5000",
+        "checkpoint-every-events = 10",
+    );
+    std::fs::write(&config, text).unwrap();
+    let file = dir.path().join("events.ndjson");
+    simulate(&file, 60, 5);
+    let good = std::fs::read_to_string(&file).unwrap();
+    let good: Vec<&str> = good.lines().collect();
+    let data = dir.path().join("data");
+    let mut server = Server::start(&config, &data);
+
+    let producer = raw_producer(&broker);
+    let send = |key: &str, payload: &str| {
+        producer
+            .send(BaseRecord::<str, str>::to("dlr").key(key).payload(payload))
+            .map_err(|(e, _)| e)
+            .unwrap();
+    };
+    let key_of = |line: &str| {
+        serde_json::from_str::<Value>(line).unwrap()["ticket_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (before, after) = good.split_at(good.len() / 2);
+    for line in before {
+        send(&key_of(line), line);
+    }
+    send("INC-REFUSED-1", "{not json");
+    for line in after {
+        send(&key_of(line), line);
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    // Every valid record is projected; the dead letter cannot be delivered.
+    wait_for(60, || {
+        (server.count("ticket_events") == good.len() as u64).then_some(())
+    })
+    .expect("the valid records are projected");
+    let metric = |server: &Server, name: &str| -> f64 {
+        let (_, m) = server.get("/metrics").unwrap();
+        m.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(-1.0)
+    };
+    wait_for(60, || {
+        (metric(&server, "deskwatch_dead_letter_failures_total") >= 1.0).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the broker took the dead letter (does it create topics on produce?):\n{}",
+            std::fs::read_to_string(server.log_path()).unwrap_or_default()
+        )
+    });
+    assert!(metric(&server, "deskwatch_dead_letters_undelivered") >= 1.0);
+    assert!(
+        !server.ready(),
+        "/readyz fails while a dead letter is undelivered"
+    );
+    // kill -9 while the dead letter is undelivered: its only copy is the topic record, and the
+    // partition's checkpoint did not pass it.
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    drop(server);
+    // The broker takes dead letters again; a new process replays and delivers it.
+    create_topics(&broker, "dlr", "dlr.dead-letters");
+    let server = Server::start(&config, &data);
+    wait_for(90, || {
+        (server.ready() && metric(&server, "deskwatch_dead_letters_undelivered") == 0.0)
+            .then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "not ready after the dead-letter topic exists:\n{}",
+            std::fs::read_to_string(server.log_path()).unwrap_or_default()
+        )
+    });
+    let keys = keys_of(&broker, "dlr.dead-letters", 1, 30);
+    assert!(
+        keys.iter().any(|k| k == "INC-REFUSED-1"),
+        "the dead letter arrived: {keys:?}"
+    );
+    assert!(keys.iter().all(|k| k == "INC-REFUSED-1"), "{keys:?}");
+    assert_eq!(server.count("ticket_events"), good.len() as u64);
+    assert_eq!(server.count("tickets"), 60);
+    if let Some(promtool) = common::tool("promtool") {
+        let (_, text) = server.get("/metrics").unwrap();
+        common::check_metrics(&promtool, &text);
+    }
+    server.stop();
+}

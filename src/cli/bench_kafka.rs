@@ -119,7 +119,7 @@ pub fn run(brokers: &str, events: u64, batch: usize) -> anyhow::Result<()> {
         &settings,
         &storage,
         deskwatch::config::Config::load(None)?.setup(),
-        deskwatch::sla::alerts::AlertSink::disabled(),
+        deskwatch::alert::AlertSink::disabled(),
         query.clone(),
         metrics.clone(),
     )?;

@@ -17,8 +17,8 @@ use deskwatch::event::{Actor, Channel, Created, Payload, Priority, Role, TicketE
 use deskwatch::projection::Projection;
 use deskwatch::service::{SLA_TICK, now_ms, sla_tick};
 use deskwatch::simulate::{Params, Simulator};
+use deskwatch::sla::Rules;
 use deskwatch::sla::rules::AlertsConfig;
-use deskwatch::sla::{Rules, alerts};
 use deskwatch::telemetry::Metrics;
 
 fn rules(text: &str) -> anyhow::Result<Arc<Rules>> {
@@ -172,7 +172,7 @@ targets = { resolution = { within = "1h", calendar = "24x7" } }
     let metrics = Metrics::new()?;
     let sink = {
         let _guard = rt.enter();
-        alerts::start(
+        deskwatch::alert::start(
             &AlertsConfig {
                 alertmanager: vec![],
                 webhooks: vec![format!("http://{sink_addr}/hook")],
@@ -180,6 +180,7 @@ targets = { resolution = { within = "1h", calendar = "24x7" } }
                 external_url: "http://127.0.0.1".into(),
                 queue_limit: 10_000_000,
                 timeout_seconds: 10,
+                shutdown_grace_seconds: 5,
             },
             metrics.clone(),
         )

@@ -25,6 +25,10 @@ pub struct Args {
     /// TOML configuration file (see deskwatch.example.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Serve a non-loopback address without [auth] tokens: anyone who reaches the port may
+    /// ingest, query and replay (sets server.insecure-no-auth).
+    #[arg(long)]
+    pub insecure_no_auth: bool,
 }
 
 /// Loads the configuration and applies the command-line overrides.
@@ -36,6 +40,10 @@ pub fn load_config(args: &Args) -> anyhow::Result<Config> {
     if let Some(l) = args.listen {
         config.server.listen = l;
     }
+    if args.insecure_no_auth {
+        config.server.insecure_no_auth = true;
+    }
+    config.check_exposure()?;
     Ok(config)
 }
 
@@ -56,7 +64,17 @@ where
         .with_context(|| format!("cannot start on {}", config.storage.data_dir.display()))?;
     let service = Arc::new(service);
     if config.auth.tokens.is_empty() {
-        tracing::warn!("no [auth] tokens configured: the API accepts unauthenticated requests");
+        if config.server.listen.ip().is_loopback() {
+            tracing::warn!(
+                "no [auth] tokens configured: the API accepts unauthenticated requests from this machine"
+            );
+        } else {
+            tracing::warn!(listen = %config.server.listen, "INSECURE: no [auth] tokens and a non-loopback address (--insecure-no-auth): anyone who reaches the port may ingest, query and replay");
+            eprintln!(
+                "WARNING: deskwatch serves {} without authentication (--insecure-no-auth): anyone who reaches the port may ingest, query and replay",
+                config.server.listen
+            );
+        }
     }
     let state = AppState {
         service: service.clone(),
@@ -89,7 +107,10 @@ where
             cancel.cancel();
         }
     }
+    let alerts = service.alerts.clone();
     tokio::task::spawn_blocking(move || service.shutdown()).await?;
+    // The projection has stopped: deliver what it left queued, within the grace period.
+    alerts.close().await;
     result
 }
 

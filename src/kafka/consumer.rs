@@ -13,9 +13,11 @@
 //!
 //! A record that is not a valid event (class `parse`), or an event the ticket's state refuses
 //! (class `state`), goes to the dead-letter topic with its key, bytes and headers naming where it
-//! came from and why; the projection carries on. Dead letters are delivered before the
-//! checkpoint that passes them is written, so a crash can repeat a dead letter but never lose
-//! one.
+//! came from and why; the projection carries on. A partition is checkpointed only once every
+//! dead letter it produced is acknowledged: one the broker does not take is kept and sent again
+//! with backoff, the partition stays behind its last checkpoint (and `/readyz` fails) until the
+//! broker takes it. A crash meanwhile replays the partition from that checkpoint and produces
+//! the dead letters again, so a dead letter can be repeated but never lost.
 //!
 //! The snapshot published for queries is the merge of the owned partitions' snapshots: an
 //! instance answers for the tickets it owns, and Prometheus sums the instances.
@@ -41,17 +43,19 @@ use super::{
     EventProducer, HEADER_ERROR_CLASS, HEADER_ERROR_MESSAGE, HEADER_ERROR_REASON, HEADER_OFFSET,
     HEADER_PARTITION, HEADER_TOPIC, KafkaLogError, client_config,
 };
+use crate::alert::AlertSink;
 use crate::checkpoint::Checkpoints;
 use crate::config;
 use crate::event::TicketEvent;
 use crate::log::LogPosition;
 use crate::projection::{Outcome, Projection, Setup, Snapshot};
 use crate::query::QueryEngine;
-use crate::sla::alerts::AlertSink;
 use crate::telemetry::Metrics;
 
-/// Longest wait for the dead letters to be acknowledged before a checkpoint.
-const DEAD_LETTER_FLUSH: Duration = Duration::from_secs(30);
+/// Longest wait for a partition's dead letters to be acknowledged before its checkpoint.
+const DEAD_LETTER_FLUSH: Duration = Duration::from_secs(5);
+/// Longest wait between two attempts to send dead letters the broker did not take.
+const DEAD_LETTER_BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// Publish a new snapshot at least this often while records stream in.
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// A partition whose position has not moved for this long while the broker has records after
@@ -85,6 +89,44 @@ struct PartitionState {
     alerting: bool,
 }
 
+/// A record bound for the dead-letter topic, kept until the broker acknowledges it.
+struct DeadLetter {
+    partition: u32,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+    /// (header, value) in order.
+    headers: Vec<(&'static str, String)>,
+    /// `topic/partition@offset`.
+    origin: String,
+}
+
+/// Dead letters on their way, and those the broker did not take (sent again with backoff).
+struct DeadLetters {
+    in_flight: Vec<(DeliveryFuture, DeadLetter)>,
+    failed: Vec<DeadLetter>,
+    retry_at: Instant,
+    backoff: Duration,
+}
+
+impl Default for DeadLetters {
+    fn default() -> DeadLetters {
+        DeadLetters {
+            in_flight: Vec::new(),
+            failed: Vec::new(),
+            retry_at: Instant::now(),
+            backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+impl DeadLetters {
+    /// Whether `partition` has a dead letter not yet acknowledged.
+    fn holds(&self, partition: u32) -> bool {
+        self.in_flight.iter().any(|(_, d)| d.partition == partition)
+            || self.failed.iter().any(|d| d.partition == partition)
+    }
+}
+
 #[derive(Default)]
 struct Owned {
     parts: BTreeMap<u32, PartitionState>,
@@ -99,7 +141,8 @@ struct Projector {
     dir: PathBuf,
     owned: Mutex<Owned>,
     dead_letters: EventProducer,
-    pending_dead_letters: Mutex<Vec<(DeliveryFuture, String)>>,
+    /// Dead letters not yet acknowledged by the broker.
+    undelivered: Mutex<DeadLetters>,
     /// Last stable offset per partition, from librdkafka's statistics.
     high_watermarks: Mutex<HashMap<u32, i64>>,
     checkpoint_every: u64,
@@ -320,7 +363,7 @@ impl Projector {
             let p = e.partition() as u32;
             if let Some(mut state) = owned.parts.remove(&p) {
                 if state.since_checkpoint > 0 {
-                    self.checkpoint(p, &mut state);
+                    self.checkpoint_with(p, &mut state, true);
                 }
                 // Its alerts are the new owner's now.
                 self.alerts.send(
@@ -355,10 +398,14 @@ impl Projector {
             .set(owned.parts.len() as i64);
     }
 
-    /// Writes the partition's checkpoint once its dead letters are acknowledged.
-    fn checkpoint(&self, p: u32, state: &mut PartitionState) -> bool {
-        if !self.settle_dead_letters() {
-            self.metrics.checkpoint_failures.inc();
+    /// Writes the partition's checkpoint once its dead letters are acknowledged; with `wait`,
+    /// waits for them a bounded time (revocation, shutdown), else only looks.
+    fn checkpoint_with(&self, p: u32, state: &mut PartitionState, wait: bool) -> bool {
+        if !self.settle_dead_letters(p, wait) {
+            tracing::debug!(
+                partition = p,
+                "checkpoint postponed: the partition has dead letters the broker has not acknowledged"
+            );
             return false;
         }
         let position = LogPosition(BTreeMap::from([(p, state.next)]));
@@ -384,24 +431,83 @@ impl Projector {
         }
     }
 
-    /// Waits for every dead letter sent so far; false if the broker did not take them in time.
-    fn settle_dead_letters(&self) -> bool {
-        let mut pending = lock(&self.pending_dead_letters);
-        if pending.is_empty() {
-            return true;
+    /// Writes the partition's checkpoint once its dead letters are acknowledged.
+    fn checkpoint(&self, p: u32, state: &mut PartitionState) -> bool {
+        self.checkpoint_with(p, state, false)
+    }
+
+    /// True when the broker acknowledged every dead letter of `partition`, so a checkpoint may
+    /// pass them; with `wait`, waits for those in flight a bounded time first.
+    fn settle_dead_letters(&self, partition: u32, wait: bool) -> bool {
+        let in_flight = {
+            let d = lock(&self.undelivered);
+            if !d.holds(partition) {
+                return true;
+            }
+            !d.in_flight.is_empty()
+        };
+        if wait
+            && in_flight
+            && let Err(e) = self.dead_letters.flush(DEAD_LETTER_FLUSH)
+        {
+            tracing::debug!(error = %e, "dead letters not yet acknowledged");
         }
-        if let Err(e) = self.dead_letters.flush(DEAD_LETTER_FLUSH) {
-            tracing::warn!(error = %e, "dead letters not yet acknowledged; checkpoint postponed");
-            return false;
-        }
-        for (delivery, origin) in pending.drain(..) {
-            // After a successful flush every delivery report has arrived.
-            if !matches!(delivery.now_or_never(), Some(Ok(Ok(_)))) {
-                self.metrics.dead_letter_failures.inc();
-                tracing::error!(%origin, "dead letter was not delivered; re-drive it from the origin");
+        self.check_dead_letters();
+        !lock(&self.undelivered).holds(partition)
+    }
+
+    /// Collects the delivery reports that have arrived, keeps what failed for another attempt,
+    /// sends the failed ones again when their backoff is over, and updates the gauge.
+    fn check_dead_letters(&self) {
+        let mut d = lock(&self.undelivered);
+        let mut still = Vec::with_capacity(d.in_flight.len());
+        let mut failed = Vec::new();
+        for (mut delivery, letter) in std::mem::take(&mut d.in_flight) {
+            match (&mut delivery).now_or_never() {
+                None => still.push((delivery, letter)),
+                Some(Ok(Ok(_))) => {}
+                Some(Ok(Err((e, _)))) => failed.push((letter, e.to_string())),
+                Some(Err(_)) => failed.push((letter, "the producer dropped it".into())),
             }
         }
-        true
+        d.in_flight = still;
+        for (letter, error) in failed {
+            self.metrics.dead_letter_failures.inc();
+            tracing::error!(
+                origin = %letter.origin,
+                %error,
+                "the broker did not take a dead letter; it is kept and sent again, and its partition is not checkpointed past it"
+            );
+            d.failed.push(letter);
+        }
+        if !d.failed.is_empty() && Instant::now() >= d.retry_at {
+            let retry = std::mem::take(&mut d.failed);
+            tracing::info!(count = retry.len(), "sending dead letters again");
+            for letter in retry {
+                match self.send_dead_letter(letter) {
+                    Ok(delivery) => d.in_flight.push(delivery),
+                    Err(letter) => d.failed.push(letter),
+                }
+            }
+            let wait = d.backoff;
+            d.backoff = (d.backoff * 2).min(DEAD_LETTER_BACKOFF_MAX);
+            // Jitter: 50 % to 100 % of the backoff.
+            let nanos = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |t| t.subsec_nanos());
+            d.retry_at = Instant::now() + wait.mul_f64(0.5 + f64::from(nanos % 1000) / 2000.0);
+        }
+        if d.failed.is_empty() && d.in_flight.is_empty() {
+            d.backoff = Duration::from_secs(1);
+        }
+        self.metrics
+            .dead_letters_undelivered
+            .set((d.failed.len() + d.in_flight.len()) as i64);
+    }
+
+    /// Dead letters the broker refused and that wait for another attempt.
+    fn failing_dead_letters(&self) -> usize {
+        lock(&self.undelivered).failed.len()
     }
 
     /// Applies one record of an owned partition.
@@ -510,7 +616,8 @@ impl Projector {
         }
     }
 
-    /// Sends a record to the dead-letter topic with its origin and the reason.
+    /// Sends a record to the dead-letter topic with its origin and the reason; it is kept
+    /// until the broker acknowledges it.
     fn dead_letter(&self, msg: &BorrowedMessage<'_>, class: &str, reason: &str, message: &str) {
         self.metrics.dead_letters.with_label_values(&[reason]).inc();
         self.metrics
@@ -521,54 +628,64 @@ impl Projector {
         let offset = msg.offset().to_string();
         let origin = format!("{}/{}@{}", msg.topic(), partition, offset);
         tracing::warn!(%origin, class, reason, message, "record dead-lettered");
-        let headers = OwnedHeaders::new_with_capacity(6)
-            .insert(Header {
-                key: HEADER_TOPIC,
-                value: Some(msg.topic()),
-            })
-            .insert(Header {
-                key: HEADER_PARTITION,
-                value: Some(&partition),
-            })
-            .insert(Header {
-                key: HEADER_OFFSET,
-                value: Some(&offset),
-            })
-            .insert(Header {
-                key: HEADER_ERROR_CLASS,
-                value: Some(class),
-            })
-            .insert(Header {
-                key: HEADER_ERROR_REASON,
-                value: Some(reason),
-            })
-            .insert(Header {
-                key: HEADER_ERROR_MESSAGE,
-                value: Some(message),
-            });
-        let payload = msg.payload().unwrap_or_default();
-        let mut record = FutureRecord::to(self.dead_letters.topic())
-            .payload(payload)
-            .headers(headers);
-        if let Some(key) = msg.key() {
-            record = record.key(key);
+        let letter = DeadLetter {
+            partition: msg.partition().max(0) as u32,
+            key: msg.key().map(<[u8]>::to_vec),
+            payload: msg.payload().unwrap_or_default().to_vec(),
+            headers: vec![
+                (HEADER_TOPIC, msg.topic().to_string()),
+                (HEADER_PARTITION, partition),
+                (HEADER_OFFSET, offset),
+                (HEADER_ERROR_CLASS, class.to_string()),
+                (HEADER_ERROR_REASON, reason.to_string()),
+                (HEADER_ERROR_MESSAGE, message.to_string()),
+            ],
+            origin,
+        };
+        let sent = self.send_dead_letter(letter);
+        let mut d = lock(&self.undelivered);
+        match sent {
+            Ok(delivery) => d.in_flight.push(delivery),
+            Err(letter) => {
+                self.metrics.dead_letter_failures.inc();
+                d.failed.push(letter);
+            }
         }
+    }
+
+    /// Hands a dead letter to the producer; gives it back when the producer refuses it.
+    fn send_dead_letter(
+        &self,
+        letter: DeadLetter,
+    ) -> Result<(DeliveryFuture, DeadLetter), DeadLetter> {
         let producer = self.dead_letters.inner();
-        loop {
+        let result = loop {
+            let mut headers = OwnedHeaders::new_with_capacity(letter.headers.len());
+            for (key, value) in &letter.headers {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value.as_str()),
+                });
+            }
+            let mut record = FutureRecord::to(self.dead_letters.topic())
+                .payload(&letter.payload)
+                .headers(headers);
+            if let Some(key) = &letter.key {
+                record = record.key(key);
+            }
             match producer.send_result(record) {
-                Ok(delivery) => {
-                    lock(&self.pending_dead_letters).push((delivery, origin));
-                    return;
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
+                Ok(delivery) => break Ok(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     producer.poll(Duration::from_millis(10));
                 }
-                Err((e, _)) => {
-                    self.metrics.dead_letter_failures.inc();
-                    tracing::error!(%origin, error = %e, "cannot send a dead letter; re-drive it from the origin");
-                    return;
-                }
+                Err((e, _)) => break Err(e),
+            }
+        };
+        match result {
+            Ok(delivery) => Ok((delivery, letter)),
+            Err(e) => {
+                tracing::error!(origin = %letter.origin, error = %e, "cannot send a dead letter; it is kept and sent again");
+                Err(letter)
             }
         }
     }
@@ -613,6 +730,7 @@ impl Projector {
     fn housekeeping(&self, consumer: &BaseConsumer<Self>) {
         let highs = lock(&self.high_watermarks).clone();
         let mut owned = lock(&self.owned);
+        let owned_ready = owned.assigned;
         let mut total_lag = 0u64;
         let mut lag_known = true;
         let mut position = 0u64;
@@ -695,7 +813,10 @@ impl Projector {
         }
         self.metrics.projection_position.set(position as i64);
         self.metrics.projection_lag_records.set(total_lag as i64);
-        let ready = owned.assigned && lag_known && total_lag <= self.ready_max_lag;
+        drop(owned);
+        self.check_dead_letters();
+        let failing = self.failing_dead_letters();
+        let ready = owned_ready && lag_known && total_lag <= self.ready_max_lag && failing == 0;
         self.ready.store(ready, Ordering::Relaxed);
     }
 
@@ -706,7 +827,7 @@ impl Projector {
         for p in parts {
             if let Some(state) = owned.parts.get_mut(&p)
                 && state.since_checkpoint > 0
-                && self.checkpoint(p, state)
+                && self.checkpoint_with(p, state, true)
             {
                 self.commit(consumer, p, state);
             }
@@ -770,7 +891,7 @@ pub fn start(
         dir: storage.data_dir.join("kafka").join(&settings.topic),
         owned: Mutex::new(Owned::default()),
         dead_letters: EventProducer::to_topic(settings, &settings.dead_letter_topic)?,
-        pending_dead_letters: Mutex::new(Vec::new()),
+        undelivered: Mutex::new(DeadLetters::default()),
         high_watermarks: Mutex::new(HashMap::new()),
         checkpoint_every: storage.checkpoint_every_events,
         checkpoint_interval: Duration::from_secs(storage.checkpoint_interval_seconds),

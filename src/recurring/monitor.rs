@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::view::{self, Call, Filter, Issue, RecurringConfig, Report};
+use crate::alert::AlertSink;
 use crate::query::QueryEngine;
-use crate::sla::alerts::{AlertSink, AlertUpdate, ProblemAlert};
+use crate::sla::alerts::{AlertUpdate, ProblemAlert};
 use crate::telemetry::Metrics;
 
 /// Longest label value exported (a cluster label is a ticket title).

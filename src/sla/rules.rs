@@ -142,6 +142,8 @@ pub struct AlertsConfig {
     pub queue_limit: usize,
     /// Timeout of one delivery.
     pub timeout_seconds: u64,
+    /// At shutdown, how long the receivers may take to deliver what is queued.
+    pub shutdown_grace_seconds: u64,
 }
 
 /// One compiled policy.

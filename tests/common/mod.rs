@@ -343,6 +343,13 @@ impl Drop for Killed {
 
 /// Starts Alertmanager on a free port; `None` when it is not installed.
 pub fn start_alertmanager(dir: &Path) -> Option<(Killed, String)> {
+    let addr = format!("127.0.0.1:{}", free_port());
+    start_alertmanager_at(dir, &addr).map(|am| (am, addr))
+}
+
+/// Starts Alertmanager on `addr` (again, after a stop: its alerts start empty); `None` when it
+/// is not installed.
+pub fn start_alertmanager_at(dir: &Path, addr: &str) -> Option<Killed> {
     let bin = tool("prometheus-alertmanager").or_else(|| tool("alertmanager"))?;
     let conf = dir.join("am.yml");
     std::fs::write(
@@ -350,24 +357,29 @@ pub fn start_alertmanager(dir: &Path) -> Option<(Killed, String)> {
         "route:\n  receiver: none\n  group_wait: 1s\nreceivers:\n  - name: none\n",
     )
     .unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
     let child = Command::new(bin)
         .arg(format!("--config.file={}", conf.display()))
         .arg(format!("--storage.path={}", dir.join("am-data").display()))
         .arg(format!("--web.listen-address={addr}"))
         .arg("--cluster.listen-address=")
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("am.log")).unwrap())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("am.log"))
+                .unwrap(),
+        )
         .spawn()
         .expect("alertmanager starts");
     let am = Killed(child);
     wait_for(30, || {
-        http("GET", &addr, "/-/ready", "")
+        http("GET", addr, "/-/ready", "")
             .ok()
             .filter(|(s, _)| *s == 200)
     })
     .expect("alertmanager ready within 30 s");
-    Some((am, addr))
+    Some(am)
 }
 
 pub fn am_alerts(addr: &str) -> Vec<serde_json::Value> {
@@ -375,4 +387,29 @@ pub fn am_alerts(addr: &str) -> Vec<serde_json::Value> {
         .ok()
         .and_then(|(_, body)| serde_json::from_str::<Vec<serde_json::Value>>(&body).ok())
         .unwrap_or_default()
+}
+
+/// Runs `promtool check metrics` on `text`; fails with its findings.
+pub fn check_metrics(promtool: &Path, text: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
