@@ -151,8 +151,11 @@ pub fn import(data: &[u8]) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A fuzz target: bytes in, a panic on a bug.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, for the corpus replay.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("event_parser", event_parser),
     ("segment", segment),
     ("checkpoint", checkpoint),

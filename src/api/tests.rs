@@ -24,6 +24,38 @@ fn setup(tokens: Vec<Token>) -> (tempfile::TempDir, Router, Arc<Service>) {
     (dir, router(state, &config), service)
 }
 
+#[tokio::test]
+async fn metrics_are_open_unless_told_to_require_the_read_role() {
+    let reader = "read-token-0123456789ab";
+    let tokens = vec![token("grafana", reader, vec![Role::Read])];
+    let (_dir, app, _service) = setup(tokens.clone());
+    assert_eq!(
+        call(&app, "GET", "/metrics", None, String::new()).await.0,
+        StatusCode::OK
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::load(None).unwrap();
+    config.storage.data_dir = dir.path().to_path_buf();
+    config.server.metrics_auth = true;
+    let service = Arc::new(Service::start(&config, Metrics::new().unwrap()).unwrap());
+    let app = router(
+        AppState {
+            service,
+            tokens: Arc::new(tokens),
+        },
+        &config,
+    );
+    let (status, v) = call(&app, "GET", "/metrics", None, String::new()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+    let (status, v) = call(&app, "GET", "/metrics", Some(reader), String::new()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        v.as_str()
+            .unwrap()
+            .contains("deskwatch_ingest_events_total")
+    );
+}
+
 fn token(name: &str, secret: &str, roles: Vec<Role>) -> Token {
     Token {
         name: name.into(),
