@@ -98,6 +98,8 @@ struct DeadLetter {
     headers: Vec<(&'static str, String)>,
     /// `topic/partition@offset`.
     origin: String,
+    /// Attempts the broker did not take.
+    failures: u32,
 }
 
 /// Dead letters on their way, and those the broker did not take (sent again with backoff).
@@ -471,7 +473,8 @@ impl Projector {
             }
         }
         d.in_flight = still;
-        for (letter, error) in failed {
+        for (mut letter, error) in failed {
+            letter.failures += 1;
             self.metrics.dead_letter_failures.inc();
             tracing::error!(
                 origin = %letter.origin,
@@ -486,7 +489,11 @@ impl Projector {
             for letter in retry {
                 match self.send_dead_letter(letter) {
                     Ok(delivery) => d.in_flight.push(delivery),
-                    Err(letter) => d.failed.push(letter),
+                    Err(mut letter) => {
+                        letter.failures += 1;
+                        self.metrics.dead_letter_failures.inc();
+                        d.failed.push(letter);
+                    }
                 }
             }
             let wait = d.backoff;
@@ -505,9 +512,11 @@ impl Projector {
             .set((d.failed.len() + d.in_flight.len()) as i64);
     }
 
-    /// Dead letters the broker refused and that wait for another attempt.
+    /// Dead letters the broker refused at least once and has not taken yet.
     fn failing_dead_letters(&self) -> usize {
-        lock(&self.undelivered).failed.len()
+        let d = lock(&self.undelivered);
+        d.failed.iter().filter(|l| l.failures > 0).count()
+            + d.in_flight.iter().filter(|(_, l)| l.failures > 0).count()
     }
 
     /// Applies one record of an owned partition.
@@ -641,12 +650,14 @@ impl Projector {
                 (HEADER_ERROR_MESSAGE, message.to_string()),
             ],
             origin,
+            failures: 0,
         };
         let sent = self.send_dead_letter(letter);
         let mut d = lock(&self.undelivered);
         match sent {
             Ok(delivery) => d.in_flight.push(delivery),
-            Err(letter) => {
+            Err(mut letter) => {
+                letter.failures += 1;
                 self.metrics.dead_letter_failures.inc();
                 d.failed.push(letter);
             }
