@@ -198,6 +198,23 @@ impl TextState {
         placed.index
     }
 
+    /// Checks a restored state against the number of tickets it was saved with: every placed
+    /// ticket exists and names a cluster the state holds.
+    pub fn check(&self, tickets: usize) -> Result<(), String> {
+        if self.ticket_cluster.len() > tickets {
+            return Err("more tickets placed than the checkpoint holds".into());
+        }
+        let clusters = self.sealed.iter().map(|c| c.len()).sum::<usize>() + self.open.len();
+        if self
+            .ticket_cluster
+            .iter()
+            .any(|&c| c != u32::MAX && c as usize >= clusters)
+        {
+            return Err("a ticket names a cluster the state does not hold".into());
+        }
+        Ok(())
+    }
+
     /// Cluster indices of the tickets `range`.
     pub fn clusters_of(&self, range: std::ops::Range<usize>) -> Arc<[u32]> {
         let end = range.end.min(self.ticket_cluster.len());
