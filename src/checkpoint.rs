@@ -225,7 +225,8 @@ impl Checkpoints {
             return Err("checksum mismatch (torn or damaged file)".into());
         }
         let body: Body = postcard::from_bytes(body).map_err(|e| e.to_string())?;
-        let mut sealed = Vec::with_capacity(body.sealed_chunks as usize);
+        // Not preallocated from the count: a damaged count must not ask for gigabytes.
+        let mut sealed = Vec::new();
         for n in 0..body.sealed_chunks as usize {
             sealed.push(read_chunk(&self.chunk_path(n))?);
         }

@@ -524,6 +524,78 @@ pub fn available_memory() -> u64 {
     limits.into_iter().min().unwrap_or(4 << 30)
 }
 
+/// One query's share of the shared pool: at most `cap` bytes, so that however much one query
+/// asks for, the others (a dashboard's small queries) still find memory.
+#[derive(Debug)]
+struct QueryPool {
+    shared: Arc<dyn MemoryPool>,
+    cap: usize,
+    used: std::sync::atomic::AtomicUsize,
+}
+
+impl fmt::Display for QueryPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "query share of at most {} bytes of {}",
+            self.cap, self.shared
+        )
+    }
+}
+
+impl MemoryPool for QueryPool {
+    fn name(&self) -> &str {
+        "query-share"
+    }
+
+    fn register(&self, consumer: &MemoryConsumer) {
+        self.shared.register(consumer);
+    }
+
+    fn unregister(&self, consumer: &MemoryConsumer) {
+        self.shared.unregister(consumer);
+    }
+
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.used
+            .fetch_add(additional, std::sync::atomic::Ordering::Relaxed);
+        self.shared.grow(reservation, additional);
+    }
+
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.used
+            .fetch_sub(shrink, std::sync::atomic::Ordering::Relaxed);
+        self.shared.shrink(reservation, shrink);
+    }
+
+    fn try_grow(
+        &self,
+        reservation: &MemoryReservation,
+        additional: usize,
+    ) -> datafusion::error::Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let used = self.used.load(Relaxed);
+        if used.saturating_add(additional) > self.cap {
+            return Err(DataFusionError::ResourcesExhausted(format!(
+                "{} needs {additional} more bytes; this query holds {used} of the {} one query may use (3/4 of [query] memory-limit)",
+                reservation.consumer().name(),
+                self.cap
+            )));
+        }
+        self.shared.try_grow(reservation, additional)?;
+        self.used.fetch_add(additional, Relaxed);
+        Ok(())
+    }
+
+    fn reserved(&self) -> usize {
+        self.used.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn memory_limit(&self) -> datafusion::execution::memory_pool::MemoryLimit {
+        datafusion::execution::memory_pool::MemoryLimit::Finite(self.cap)
+    }
+}
+
 /// What the engine enforces on every bounded query.
 #[derive(Debug)]
 struct Limits {
@@ -705,9 +777,24 @@ impl QueryEngine {
     /// Runs one read-only SQL statement under every `[query]` limit: a slot, the timeout, the
     /// memory pool (the result counts in it too) and the row cap.
     pub async fn sql_bounded(&self, sql: &str) -> Result<Bounded, QueryError> {
-        let df = self.plan(sql).await?;
+        // The query runs in a context of its own whose pool is its share of the shared one.
+        let pool: Arc<dyn MemoryPool> = Arc::new(QueryPool {
+            shared: self.limits.pool.clone(),
+            cap: usize::try_from(self.limits.memory_limit / 4 * 3).unwrap_or(usize::MAX),
+            used: Default::default(),
+        });
+        let state = self.ctx.state();
+        let runtime = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
+            .with_memory_pool(pool.clone())
+            .build_arc()
+            .map_err(classify)?;
+        let state =
+            datafusion::execution::session_state::SessionStateBuilder::new_from_existing(state)
+                .with_runtime_env(runtime)
+                .build();
+        let ctx = SessionContext::new_with_state(state);
+        let df = plan(&ctx, sql).await?;
         let max_rows = self.limits.max_rows;
-        let pool = self.limits.pool.clone();
         self.bounded(async move {
             let df = df.limit(0, Some(max_rows + 1)).map_err(classify)?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
@@ -741,16 +828,21 @@ impl QueryEngine {
         })
         .await
     }
+}
 
-    /// Plans one read-only statement: DDL, DML, COPY and other statements are refused, and so
-    /// is an expression too long to plan without exhausting the stack.
-    async fn plan(&self, sql: &str) -> Result<datafusion::dataframe::DataFrame, QueryError> {
+/// Plans one read-only statement: DDL, DML, COPY and other statements are refused, and so is
+/// an expression too long to plan without exhausting the stack.
+async fn plan(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<datafusion::dataframe::DataFrame, QueryError> {
+    {
         check_operators(sql)?;
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        match self.ctx.sql_with_options(sql, options).await {
+        match ctx.sql_with_options(sql, options).await {
             Ok(df) => Ok(df),
             Err(e) => {
                 let text = e.to_string();
@@ -761,7 +853,9 @@ impl QueryEngine {
             }
         }
     }
+}
 
+impl QueryEngine {
     /// Sets how `recurring_issues` and `ticket_clusters` are computed.
     pub fn set_recurring(&self, settings: ViewSettings) {
         self.recurring.store(Arc::new(settings));
@@ -785,7 +879,11 @@ impl QueryEngine {
     /// Runs one read-only SQL statement within the memory pool, without a row cap or a slot
     /// (the CLI, and views whose size the code bounds).
     pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
-        self.plan(sql).await?.collect().await.map_err(classify)
+        plan(&self.ctx, sql)
+            .await?
+            .collect()
+            .await
+            .map_err(classify)
     }
 }
 
