@@ -331,13 +331,39 @@ async fn get_ticket(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, Role::Read)?;
-    let q = &state.service.query;
-    let internal = |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e);
+    let q = state.service.query.clone();
+    let page = state
+        .service
+        .query
+        .bounded(async move { Ok(ticket_page(&q, &id).await) })
+        .await??;
+    Ok(axum::Json(page).into_response())
+}
+
+/// An error of a query the service built itself: limits keep their status, anything else is
+/// a 500 whose details go to the log, not to the client.
+fn internal_query(e: crate::query::QueryError) -> ApiError {
+    use crate::query::QueryError as Q;
+    match e {
+        Q::ResourcesExhausted(_) | Q::Timeout(_) | Q::Busy(_) => ApiError::from(e),
+        other => {
+            tracing::error!(error = %other, "an internal query failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the query behind this page failed; see the service log",
+            )
+        }
+    }
+}
+
+/// The ticket, its SLA clocks with their timelines, and its history.
+async fn ticket_page(q: &crate::query::QueryEngine, id: &str) -> Result<Value, ApiError> {
     let ticket = q
-        .filtered("tickets", col("ticket_id").eq(lit(id.as_str())), None)
+        .filtered("tickets", col("ticket_id").eq(lit(id)), None)
         .await
-        .map_err(|e| internal(e.to_string()))?;
-    let ticket = to_json_rows(&ticket).map_err(|e| internal(e.to_string()))?;
+        .map_err(internal_query)?;
+    let ticket = to_json_rows(&ticket).map_err(internal_query)?;
     let Some(ticket) = ticket.into_iter().next() else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -348,27 +374,23 @@ async fn get_ticket(
     let history = q
         .filtered(
             "ticket_events",
-            col("ticket_id").eq(lit(id.as_str())),
+            col("ticket_id").eq(lit(id)),
             Some("log_offset"),
         )
         .await
-        .map_err(|e| internal(e.to_string()))?;
-    let history = to_json_rows(&history).map_err(|e| internal(e.to_string()))?;
+        .map_err(internal_query)?;
+    let history = to_json_rows(&history).map_err(internal_query)?;
     let clocks = q
-        .filtered(
-            "sla_clocks",
-            col("ticket_id").eq(lit(id.as_str())),
-            Some("clock"),
-        )
+        .filtered("sla_clocks", col("ticket_id").eq(lit(id)), Some("clock"))
         .await
-        .map_err(|e| internal(e.to_string()))?;
-    let mut clocks = to_json_rows(&clocks).map_err(|e| internal(e.to_string()))?;
+        .map_err(internal_query)?;
+    let mut clocks = to_json_rows(&clocks).map_err(internal_query)?;
     let snapshot = q.current();
     for clock in &mut clocks {
         let timeline = crate::sla::timeline(clock, &history, snapshot.sla_rules.as_deref());
         clock["timeline"] = Value::Array(timeline);
     }
-    Ok(axum::Json(json!({"ticket": ticket, "sla": clocks, "history": history})).into_response())
+    Ok(json!({"ticket": ticket, "sla": clocks, "history": history}))
 }
 
 async fn sla_listing(
