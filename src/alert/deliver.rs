@@ -162,6 +162,19 @@ impl Receiver {
         self.notify.notify_one();
     }
 
+    /// Removes the alerts a request carried (delivered or refused) and updates the gauge.
+    fn settle(&self, seqs: &[u64], metrics: &Metrics) {
+        let left = {
+            let mut q = self.queue();
+            q.remove(seqs);
+            q.live()
+        };
+        metrics
+            .alerts_queued
+            .with_label_values(&[&self.name])
+            .set(left as i64);
+    }
+
     /// Alerts waiting.
     pub fn waiting(&self) -> usize {
         self.queue().live()
@@ -290,15 +303,7 @@ pub async fn run(
                     .alerts_sent
                     .with_label_values(&name)
                     .inc_by(batch.len() as u64);
-                let left = {
-                    let mut q = r.queue();
-                    q.remove(&seqs);
-                    q.live()
-                };
-                metrics
-                    .alerts_queued
-                    .with_label_values(&name)
-                    .set(left as i64);
+                r.settle(&seqs, &metrics);
                 backoff = BACKOFF_MIN;
                 // After a refused batch was split, grow back towards full batches.
                 size = (size * 2).min(BATCH);
@@ -314,15 +319,7 @@ pub async fn run(
                     "the receiver refuses this alert; it is dropped (deskwatch_alerts_rejected_total)"
                 );
                 metrics.alerts_rejected.with_label_values(&name).inc();
-                let left = {
-                    let mut q = r.queue();
-                    q.remove(&seqs);
-                    q.live()
-                };
-                metrics
-                    .alerts_queued
-                    .with_label_values(&name)
-                    .set(left as i64);
+                r.settle(&seqs, &metrics);
                 size = BATCH;
             }
             Sent::Refused(status, answer) => {
