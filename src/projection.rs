@@ -373,7 +373,7 @@ impl Projection {
         &mut self,
         event: &TicketEvent,
         offset: u64,
-        tokens: Option<Vec<String>>,
+        tokens: Option<crate::recurring::text::Analysis>,
     ) -> Outcome {
         if self.history.contains(&event.event_id) {
             self.counters.duplicates += 1;
@@ -392,7 +392,7 @@ impl Projection {
         &mut self,
         event: &TicketEvent,
         offset: u64,
-        tokens: Option<Vec<String>>,
+        tokens: Option<crate::recurring::text::Analysis>,
     ) -> Outcome {
         let at = event.occurred_at.timestamp_millis();
         let existing = self

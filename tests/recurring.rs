@@ -166,3 +166,82 @@ resend-seconds = 1
     assert!(text.contains("1 problem candidates"), "{text}");
     assert!(text.contains("PRB"), "{text}");
 }
+
+/// The three labelled real sets of `../shared/data/text`: on the two duplicate sets
+/// deskwatch's clusters score at least the best F1 of the TF-IDF cosine reference (thresholds
+/// 0.3–0.6) measured in the same run; on the category set it is more precise than the
+/// reference and well above the previous release; the mean F1 is at least 1.5× the previous
+/// release's; and `deskwatch bench --clusters` prints the same comparison.
+#[test]
+fn real_ticket_text_clusters_at_least_as_well_as_tf_idf() {
+    use deskwatch::recurring::quality;
+    use deskwatch::recurring::state::TextSetup;
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/text");
+    if !dir.exists() {
+        assert!(
+            std::env::var("DESKWATCH_REQUIRE_DATA").as_deref() != Ok("1"),
+            "{} is missing and DESKWATCH_REQUIRE_DATA=1",
+            dir.display()
+        );
+        eprintln!("NOTICE: {} is absent; this test is skipped", dir.display());
+        return;
+    }
+    // The previous release (MinHash over unweighted tokens), as measured in issue 16.
+    let before = [0.001, 0.101, 0.047];
+    let mut f1 = Vec::new();
+    for name in [
+        "gitbugs_seamonkey.csv",
+        "openoffice_lazar_duppairs.csv",
+        "endava_it_tickets_subset.csv",
+    ] {
+        let file = std::fs::File::open(dir.join(name)).unwrap();
+        let rows = quality::read_csv(std::io::BufReader::new(file)).unwrap();
+        let e = quality::evaluate(&rows, TextSetup::default()).unwrap();
+        let (threshold, best) = e.best_reference();
+        eprintln!(
+            "{name}: deskwatch P {:.3} R {:.3} F1 {:.3} ({} clusters); reference best F1 {:.3} at {threshold}",
+            e.deskwatch.precision,
+            e.deskwatch.recall,
+            e.deskwatch.f1,
+            e.deskwatch.clusters,
+            best.f1
+        );
+        if name.starts_with("endava") {
+            // Categories, not problems: the reference wins on recall by chaining most
+            // tickets into a few big components (precision 0.10). deskwatch does not reach
+            // its F1 yet (README, "Quality on real ticket text"); it must stay far more
+            // precise and well above the previous release.
+            assert!(
+                e.deskwatch.precision >= 3.0 * best.precision,
+                "{name}: {e:?}"
+            );
+            assert!(e.deskwatch.f1 >= 1.5 * before[2], "{name}: {e:?}");
+        } else {
+            assert!(
+                e.deskwatch.f1 >= best.f1,
+                "{name}: F1 {:.3} below the reference's {:.3}",
+                e.deskwatch.f1,
+                best.f1
+            );
+        }
+        if name.starts_with("openoffice") {
+            assert!(e.deskwatch.precision >= 0.5, "{name}: {e:?}");
+        }
+        f1.push(e.deskwatch.f1);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    assert!(
+        mean(&f1) >= 1.5 * mean(&before),
+        "mean F1 {f1:?} against {before:?}"
+    );
+    let out = run(&[
+        "bench",
+        "--clusters",
+        dir.join("openoffice_lazar_duppairs.csv").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.contains("TF-IDF cosine ≥ 0.5 (reference)"), "{out}");
+    assert!(out.contains("deskwatch (similarity"), "{out}");
+}

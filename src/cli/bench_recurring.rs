@@ -2,7 +2,7 @@
 //! to compute the recurring view over a million tickets.
 //!
 //! 1. The simulator's ticket titles and descriptions go through the text analysis (masking,
-//!    language detection, glossary, stemming) and the incremental MinHash/LSH clusterer. The
+//!    language detection, glossary, stemming) and the incremental clusterer (IDF-weighted vectors, inverted index). The
 //!    reference, measured on the same texts in the same run, is a naive tokenizer (lower-case,
 //!    split on non-alphanumerics, a hash set of the words): the least any text comparison
 //!    costs.
@@ -145,9 +145,9 @@ fn text(tickets: u64) -> anyhow::Result<()> {
     }
     let normalized = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let tokens: Vec<Vec<String>> = texts
+    let tokens: Vec<deskwatch::recurring::text::Analysis> = texts
         .iter()
-        .map(|(t, d)| analyzer.tokens(t, d.as_deref()))
+        .map(|(t, d)| analyzer.analyze(t, d.as_deref()))
         .collect();
     let analysed = started.elapsed().as_secs_f64();
 
@@ -172,14 +172,65 @@ fn text(tickets: u64) -> anyhow::Result<()> {
         n / analysed
     );
     println!(
-        "  incremental clustering            {:>10.0} tickets/s ({} clusters)",
+        "  incremental clustering            {:>10.0} tickets/s ({} clusters, {:.1} µs per ticket placed)",
         n / clustered,
-        clusterer.len()
+        clusterer.len(),
+        clustered * 1e6 / n
     );
     println!(
         "  analysis + clustering             {:>10.0} tickets/s   {:.3} of the reference",
         n / both,
         naive / both
     );
+    Ok(())
+}
+
+/// `bench --clusters`: pair precision, recall and F1 of deskwatch's clusters and of the TF-IDF
+/// reference on each labelled file, and the placement cost per ticket.
+pub fn clusters(files: &[std::path::PathBuf], similarity: Option<f64>) -> anyhow::Result<()> {
+    use deskwatch::recurring::quality;
+    use deskwatch::recurring::state::TextSetup;
+
+    let similarity = similarity.unwrap_or(deskwatch::recurring::cluster::DEFAULT_SIMILARITY);
+    for file in files {
+        let input =
+            std::fs::File::open(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let rows = quality::read_csv(std::io::BufReader::new(input))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let e = quality::evaluate(&rows, TextSetup::new(similarity, Default::default()))?;
+        println!(
+            "{}: {} tickets, {} groups of 2+, {} same-group pairs",
+            file.display(),
+            e.tickets,
+            e.groups,
+            e.pairs
+        );
+        println!(
+            "  {:<34} {:>9} {:>9} {:>9} {:>9}",
+            "method", "pair P", "pair R", "pair F1", "clusters"
+        );
+        let line = |name: &str, s: &quality::Scores| {
+            println!(
+                "  {name:<34} {:>9.3} {:>9.3} {:>9.3} {:>9}",
+                s.precision, s.recall, s.f1, s.clusters
+            );
+        };
+        line(
+            &format!("deskwatch (similarity {similarity})"),
+            &e.deskwatch,
+        );
+        for (t, s) in &e.reference {
+            line(&format!("TF-IDF cosine ≥ {t} (reference)"), s);
+        }
+        let (t, best) = e.best_reference();
+        println!(
+            "  deskwatch F1 / best reference F1 (≥ {t}): {:.2}",
+            e.deskwatch.f1 / best.f1.max(1e-12)
+        );
+        println!(
+            "  placing a ticket: {:.1} µs (text analysis {:.1} µs, done in parallel on replay)",
+            e.place_micros, e.analyse_micros
+        );
+    }
     Ok(())
 }

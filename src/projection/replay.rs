@@ -17,7 +17,7 @@ type Parsed = (
     u32,
     u64,
     Result<TicketEvent, EventError>,
-    Option<Vec<String>>,
+    Option<crate::recurring::text::Analysis>,
 );
 
 /// Applies every record of `reader` to `projection` in order. `each(partition, offset, error)`
@@ -39,7 +39,7 @@ pub fn replay(
                     Ok(TicketEvent {
                         payload: Payload::Created(c),
                         ..
-                    }) => Some(setup.analyzer.tokens(&c.title, c.description.as_deref())),
+                    }) => Some(setup.analyzer.analyze(&c.title, c.description.as_deref())),
                     _ => None,
                 };
                 batch.push((r.partition, r.offset, parsed, tokens));

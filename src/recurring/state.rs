@@ -14,18 +14,18 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::cluster::{Clusterer, DEFAULT_SIMILARITY};
-use super::text::Analyzer;
+use super::text::{Analysis, Analyzer};
 
 /// Clusters per sealed catalog chunk (the unit a snapshot shares instead of copying).
 const CATALOG_CHUNK: usize = 1024;
 
 /// Bumped when text analysis or clustering changes in a way that moves tickets.
-const ALGORITHM_VERSION: u32 = 1;
+const ALGORITHM_VERSION: u32 = 2;
 
 /// What decides where a ticket's text is placed.
 #[derive(Debug)]
 pub struct TextSetup {
-    /// Estimated Jaccard similarity at which a ticket joins a cluster.
+    /// Cosine similarity at which a ticket joins a cluster.
     pub similarity: f64,
     /// Extra French → English glossary entries.
     pub glossary: BTreeMap<String, String>,
@@ -70,8 +70,9 @@ pub struct ClusterMeta {
     pub founder_ticket: Box<str>,
     /// Its creation time (ms).
     pub founder_at: i64,
-    /// Its MinHash signature (to reconcile the clusters of several partitions).
-    pub signature: Box<[u32]>,
+    /// The founder's term frequencies (sorted by token): to reconcile the clusters of several
+    /// partitions.
+    pub vector: Box<[(u64, f32)]>,
 }
 
 /// The clusters of one projection, as a snapshot shares them: sealed chunks by reference.
@@ -164,7 +165,7 @@ impl TextState {
     }
 
     /// Places the newly created ticket `ticket` (the next index) and returns its cluster index.
-    /// `tokens` are the analyzer's tokens of the text when already computed.
+    /// `analysis` is the analyzer's reading of the text when already computed.
     pub fn place(
         &mut self,
         ticket: usize,
@@ -172,19 +173,19 @@ impl TextState {
         at: i64,
         title: &str,
         description: Option<&str>,
-        tokens: Option<Vec<String>>,
+        analysis: Option<Analysis>,
     ) -> u32 {
         debug_assert_eq!(ticket, self.ticket_cluster.len());
         let setup = self.setup();
-        let tokens = tokens.unwrap_or_else(|| setup.analyzer.tokens(title, description));
-        let placed = self.clusterer.assign(&tokens);
+        let analysis = analysis.unwrap_or_else(|| setup.analyzer.analyze(title, description));
+        let placed = self.clusterer.assign(&analysis);
         if placed.founded {
             self.open.push(ClusterMeta {
                 id: self.clusterer.id(placed.index),
-                label: setup.analyzer.normalize(title).into(),
+                label: setup.analyzer.display(title).into(),
                 founder_ticket: ticket_id.into(),
                 founder_at: at,
-                signature: self.clusterer.founder(placed.index).into(),
+                vector: placed.vector.into(),
             });
             self.open_shared = None;
             if self.open.len() == CATALOG_CHUNK {
@@ -212,7 +213,10 @@ impl TextState {
         {
             return Err("a ticket names a cluster the state does not hold".into());
         }
-        Ok(())
+        if self.clusterer.len() != clusters {
+            return Err("the text clusters and their catalog disagree".into());
+        }
+        self.clusterer.check()
     }
 
     /// Cluster indices of the tickets `range`.
@@ -267,7 +271,7 @@ impl TextState {
             std::mem::size_of::<ClusterMeta>()
                 + m.label.len()
                 + m.founder_ticket.len()
-                + m.signature.len() * 4
+                + m.vector.len() * 12
         };
         self.clusterer.heap_bytes()
             + self.ticket_cluster.capacity() * 4

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use regex::Regex;
 use rust_stemmers::{Algorithm, Stemmer};
+use xxhash_rust::xxh3::xxh3_64;
 
 /// Language of a text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -340,7 +341,7 @@ impl Analyzer {
         if fr > en { Lang::Fr } else { Lang::En }
     }
 
-    /// Tokens of a ticket's title and description.
+    /// Tokens of a ticket's title and description (deduplicated, in first-seen order).
     pub fn tokens(&self, title: &str, description: Option<&str>) -> Vec<String> {
         let text = match description {
             Some(d) => format!("{title} . {d}"),
@@ -348,6 +349,56 @@ impl Analyzer {
         };
         let normalized = self.normalize(&text);
         let lang = self.language(&normalized);
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        self.words(&normalized, lang, |t| {
+            if seen.insert(t.to_string()) {
+                out.push(t.to_string());
+            }
+        });
+        out
+    }
+
+    /// A ticket's text as the clusterer reads it: the title's tokens and, line by line, the
+    /// description's, each line with a key (a hash of its normalised text) so that form text
+    /// repeated across tickets can be recognised. Tokens are 64-bit hashes of the stems.
+    /// The language is detected once for the whole ticket.
+    pub fn analyze(&self, title: &str, description: Option<&str>) -> Analysis {
+        let whole = match description {
+            Some(d) => format!("{title} . {d}"),
+            None => title.to_string(),
+        };
+        let lang = self.language(&self.normalize(&whole));
+        let hashed = |text: &str| {
+            let normalized = self.normalize(text);
+            let mut tokens = Vec::new();
+            self.words(&normalized, lang, |t| tokens.push(xxh3_64(t.as_bytes())));
+            (normalized, tokens)
+        };
+        let (_, title_tokens) = hashed(title);
+        let mut lines = Vec::new();
+        for line in description.unwrap_or("").lines() {
+            if lines.len() == MAX_LINES {
+                break;
+            }
+            let (normalized, tokens) = hashed(line);
+            if normalized.is_empty() {
+                continue;
+            }
+            lines.push(Line {
+                key: xxh3_64(normalized.as_bytes()),
+                tokens,
+            });
+        }
+        Analysis {
+            title: title_tokens,
+            lines,
+        }
+    }
+
+    /// Calls `emit` with every token of normalised text in `lang` (stop words dropped,
+    /// French glossary applied, stemmed), duplicates included.
+    fn words(&self, normalized: &str, lang: Lang, mut emit: impl FnMut(&str)) {
         let mut text = format!(" {normalized} ");
         if lang == Lang::Fr {
             for (f, e) in &self.phrases {
@@ -356,8 +407,6 @@ impl Analyzer {
                 }
             }
         }
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
         for w in text.split(' ').filter(|w| !w.is_empty()) {
             let token = if w.starts_with('<') {
                 w.to_string()
@@ -378,13 +427,54 @@ impl Analyzer {
                 self.stem(Lang::En, w)
             };
             for t in token.split(' ') {
-                if seen.insert(t.to_string()) {
-                    out.push(t.to_string());
-                }
+                emit(t);
             }
         }
-        out
     }
+
+    /// A title for display: lower-cased with accents kept, what varies masked (like
+    /// [`Analyzer::normalize`]), words separated by single spaces.
+    pub fn display(&self, text: &str) -> String {
+        let lower = text.to_lowercase();
+        let masked = if self.masks.is_match(&lower) {
+            self.masks
+                .replace_all(&lower, |c: &regex::Captures<'_>| {
+                    (1..c.len())
+                        .find(|&i| c.get(i).is_some())
+                        .map_or("", |i| self.mask_names[i - 1])
+                })
+                .into_owned()
+        } else {
+            lower
+        };
+        masked
+            .split(|c: char| !(c.is_alphanumeric() || c == '<' || c == '>'))
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Description lines read per ticket (form text sits at the top; the rest of a long
+/// description adds little and costs time).
+pub const MAX_LINES: usize = 200;
+
+/// A ticket's text as the clusterer reads it ([`Analyzer::analyze`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Analysis {
+    /// Token hashes of the title, in order, duplicates included.
+    pub title: Vec<u64>,
+    /// The description's non-empty lines.
+    pub lines: Vec<Line>,
+}
+
+/// One description line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// Hash of the line's normalised text.
+    pub key: u64,
+    /// Token hashes of the line, duplicates included.
+    pub tokens: Vec<u64>,
 }
 
 /// Folds French accents and ligatures to ASCII letters.

@@ -40,7 +40,7 @@ use datafusion::arrow::datatypes::{
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
-use super::cluster::{Clusterer, HASHES, similarity};
+use super::cluster::{Clusterer, cosine};
 use super::state::ClusterMeta;
 use crate::projection::Snapshot;
 
@@ -70,7 +70,8 @@ pub enum FingerprintField {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RecurringConfig {
-    /// Estimated Jaccard similarity (0–1] at which a ticket joins a text cluster.
+    /// Cosine similarity (0–1] of IDF-weighted term vectors at which a ticket joins a text
+    /// cluster.
     pub similarity: f64,
     /// Extra French → English glossary entries for text analysis.
     pub glossary: BTreeMap<String, String>,
@@ -320,6 +321,9 @@ pub struct Report {
     pub issues: Vec<Issue>,
 }
 
+/// Heaviest founder tokens a cluster is looked up by when reconciling partitions.
+const RECONCILE_KEYS: usize = 8;
+
 /// The reconciled clusters of a snapshot.
 #[derive(Debug, Default)]
 pub struct Canonical<'a> {
@@ -372,23 +376,51 @@ pub fn canonical(snapshot: &Snapshot) -> Canonical<'_> {
         .map(|c| vec![u32::MAX; c.catalog.len()])
         .collect();
     let mut leaders: Vec<&ClusterMeta> = Vec::new();
-    let mut bands: HashMap<u64, Vec<u32>> = HashMap::new();
-    let empty = [0u32; HASHES];
-    for (p, i, meta) in all {
-        let sig: &[u32; HASHES] = meta.signature.as_ref().try_into().unwrap_or(&empty);
-        let keys = Clusterer::band_keys(sig);
+    // Founders are weighted like tickets, with the founders of every partition as the
+    // history: a word many clusters were founded with says little, one no other founder has
+    // cannot match.
+    let mut df: HashMap<u64, u32> = HashMap::new();
+    for (_, _, meta) in &all {
+        for (t, _) in meta.vector.iter() {
+            *df.entry(*t).or_default() += 1;
+        }
+    }
+    let founders = all.len() as u64;
+    let weighted: Vec<Vec<(u64, f32)>> = all
+        .iter()
+        .map(|(_, _, meta)| {
+            meta.vector
+                .iter()
+                .map(|&(t, w)| {
+                    (
+                        t,
+                        (f64::from(w) * Clusterer::weight(founders, df[&t])) as f32,
+                    )
+                })
+                .filter(|(_, w)| *w > 0.0)
+                .collect()
+        })
+        .collect();
+    let mut index: HashMap<u64, Vec<u32>> = HashMap::new();
+    let mut leader_vectors: Vec<usize> = Vec::new();
+    for (n, (p, i, meta)) in all.into_iter().enumerate() {
+        let vector = &weighted[n];
+        let mut keys: Vec<&(u64, f32)> = vector.iter().collect();
+        keys.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        keys.truncate(RECONCILE_KEYS);
+        let mut candidates: Vec<u32> = keys
+            .iter()
+            .filter_map(|(k, _)| index.get(k))
+            .flatten()
+            .copied()
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
         let mut best: Option<(f64, u32)> = None;
-        for key in &keys {
-            for &l in bands.get(key).into_iter().flatten() {
-                let lsig: &[u32; HASHES] = leaders[l as usize]
-                    .signature
-                    .as_ref()
-                    .try_into()
-                    .unwrap_or(&empty);
-                let s = similarity(sig, lsig);
-                if s >= threshold && best.is_none_or(|(bs, bl)| s > bs || (s == bs && l < bl)) {
-                    best = Some((s, l));
-                }
+        for l in candidates {
+            let s = cosine(vector, &weighted[leader_vectors[l as usize]]);
+            if s >= threshold && best.is_none_or(|(bs, bl)| s > bs || (s == bs && l < bl)) {
+                best = Some((s, l));
             }
         }
         let leader = match best {
@@ -396,8 +428,9 @@ pub fn canonical(snapshot: &Snapshot) -> Canonical<'_> {
             None => {
                 let l = leaders.len() as u32;
                 leaders.push(meta);
-                for key in keys {
-                    bands.entry(key).or_default().push(l);
+                leader_vectors.push(n);
+                for (key, _) in keys {
+                    index.entry(*key).or_default().push(l);
                 }
                 l
             }
@@ -440,6 +473,7 @@ pub fn surprise(n: u64, baseline: u64, k: u64) -> f64 {
 /// Column access to one `tickets` batch.
 struct Columns<'a> {
     ticket_id: &'a StringArray,
+    title: Option<&'a StringArray>,
     dicts: [Option<DictCol<'a>>; 6],
     channel: DictCol8<'a>,
     created: &'a TimestampMillisecondArray,
@@ -514,6 +548,9 @@ impl<'a> Columns<'a> {
             .as_dictionary_opt::<Int8Type>()?;
         Some(Columns {
             ticket_id: batch.column_by_name("ticket_id")?.as_string_opt::<i32>()?,
+            title: batch
+                .column_by_name("title")
+                .and_then(|c| c.as_string_opt::<i32>()),
             dicts: [
                 DictCol::new(batch, "tenant"),
                 DictCol::new(batch, "category"),
@@ -649,6 +686,8 @@ struct Acc {
     with_kb: u64,
     last_seen: i64,
     samples: Vec<(i64, String)>,
+    /// The first [`LABEL_TITLES`] titles, to choose a representative label from.
+    titles: Vec<String>,
     baseline: u64,
     first_seen: i64,
 }
@@ -657,6 +696,61 @@ fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Titles a fingerprint's label is chosen from.
+const LABEL_TITLES: usize = 200;
+
+/// The title that reads most like the call: the one whose words most of the titles share
+/// (ties: the shorter, then the first), lower-cased and masked, with the words no other title
+/// has (a person's name, a project) replaced by `…`. `None` without titles.
+fn representative(titles: &[String]) -> Option<String> {
+    static ANALYZER: std::sync::LazyLock<super::text::Analyzer> =
+        std::sync::LazyLock::new(super::text::Analyzer::default);
+    let shown: Vec<String> = titles.iter().map(|t| ANALYZER.display(t)).collect();
+    let keys: Vec<Vec<String>> = shown
+        .iter()
+        .map(|t| {
+            let mut words: Vec<String> = t.split(' ').map(super::text::fold).collect();
+            words.sort_unstable();
+            words.dedup();
+            words
+        })
+        .collect();
+    let mut share: HashMap<&str, usize> = HashMap::new();
+    for words in &keys {
+        for w in words {
+            *share.entry(w.as_str()).or_default() += 1;
+        }
+    }
+    let score = |words: &[String]| {
+        words.iter().map(|w| share[w.as_str()] as f64).sum::<f64>() / words.len().max(1) as f64
+    };
+    let best = (0..shown.len())
+        .filter(|&i| !shown[i].is_empty())
+        .max_by(|&a, &b| {
+            score(&keys[a])
+                .total_cmp(&score(&keys[b]))
+                .then(shown[b].chars().count().cmp(&shown[a].chars().count()))
+                .then(b.cmp(&a))
+        })?;
+    if titles.len() < 3 {
+        return Some(shown[best].clone());
+    }
+    let mut out: Vec<&str> = Vec::new();
+    for w in shown[best].split(' ') {
+        let unique = share
+            .get(super::text::fold(w).as_str())
+            .copied()
+            .unwrap_or(0)
+            <= 1;
+        match (unique, out.last()) {
+            (true, Some(&"…")) => {}
+            (true, _) => out.push("…"),
+            (false, _) => out.push(w),
+        }
+    }
+    Some(out.join(" "))
 }
 
 /// The newest ticket creation in a snapshot.
@@ -739,6 +833,11 @@ pub fn compute_with<'s>(
             a.first_seen = at;
         }
         a.tickets += 1;
+        if a.titles.len() < LABEL_TITLES
+            && let Some(t) = c.title
+        {
+            a.titles.push(t.value(r.row).to_string());
+        }
         a.requesters.insert(c.hash(REQUESTER, r.row));
         a.reopened += u64::from(c.reopens.value(r.row) > 0);
         if !c.resolved.is_null(r.row) {
@@ -792,7 +891,7 @@ pub fn compute_with<'s>(
                 a.first_row.unwrap_or_default();
             Issue {
                 fingerprint: format!("{key:016x}"),
-                label: a.label,
+                label: representative(&a.titles).unwrap_or(a.label),
                 cluster_id: format!("{:016x}", a.cluster_id),
                 tenant,
                 category,
