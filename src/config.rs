@@ -390,6 +390,18 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// `Config::load` while no other test's `figment::Jail` has the process environment
+    /// changed (a Jail holds a global lock for as long as it runs).
+    #[allow(clippy::result_large_err)]
+    fn load_outside_jail(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut out = None;
+        figment::Jail::expect_with(|_| {
+            out = Some(Config::load(path));
+            Ok(())
+        });
+        out.expect("the jail ran")
+    }
+
     #[test]
     #[allow(clippy::result_large_err)]
     fn defaults_file_and_env_layer_and_unknown_keys_fail() {
@@ -419,7 +431,7 @@ mod tests {
     #[test]
     fn the_example_loads_and_its_policies_replace_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deskwatch.example.toml");
-        let c = Config::load(Some(&path)).unwrap();
+        let c = load_outside_jail(Some(&path)).unwrap();
         let rules = crate::sla::Rules::compile(&c.sla).unwrap();
         let names: Vec<&str> = rules.policies.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["P1", "P2", "standard"]);
@@ -432,13 +444,13 @@ mod tests {
     #[test]
     #[allow(clippy::result_large_err)]
     fn recurring_defaults_match_the_code_and_the_example_overrides_them() {
-        let c = Config::load(None).unwrap();
+        let c = load_outside_jail(None).unwrap();
         assert_eq!(
             c.recurring.view(),
             crate::recurring::view::ViewSettings::default()
         );
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deskwatch.example.toml");
-        let e = Config::load(Some(&path)).unwrap();
+        let e = load_outside_jail(Some(&path)).unwrap();
         assert_eq!(e.recurring.view().fields.len(), 3);
         assert!(e.recurring.alerts);
         assert_eq!(e.recurring.hourly_rate, Some(41.39), "set explicitly");
