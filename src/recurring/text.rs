@@ -333,12 +333,18 @@ impl Analyzer {
 
     /// English or French, by stop-word counts (English on a tie).
     pub fn language(&self, normalized: &str) -> Lang {
+        let (en, fr) = self.stop_words(normalized);
+        if fr > en { Lang::Fr } else { Lang::En }
+    }
+
+    /// English and French stop words in normalised text.
+    fn stop_words(&self, normalized: &str) -> (usize, usize) {
         let (mut en, mut fr) = (0, 0);
         for w in normalized.split(' ') {
             en += usize::from(self.en_stop.contains(w));
             fr += usize::from(self.fr_stop.contains(w));
         }
-        if fr > en { Lang::Fr } else { Lang::En }
+        (en, fr)
     }
 
     /// Tokens of a ticket's title and description (deduplicated, in first-seen order).
@@ -364,35 +370,36 @@ impl Analyzer {
     /// repeated across tickets can be recognised. Tokens are 64-bit hashes of the stems.
     /// The language is detected once for the whole ticket.
     pub fn analyze(&self, title: &str, description: Option<&str>) -> Analysis {
-        let whole = match description {
-            Some(d) => format!("{title} . {d}"),
-            None => title.to_string(),
-        };
-        let lang = self.language(&self.normalize(&whole));
-        let hashed = |text: &str| {
-            let normalized = self.normalize(text);
-            let mut tokens = Vec::new();
-            self.words(&normalized, lang, |t| tokens.push(xxh3_64(t.as_bytes())));
-            (normalized, tokens)
-        };
-        let (_, title_tokens) = hashed(title);
-        let mut lines = Vec::new();
-        for line in description.unwrap_or("").lines() {
-            if lines.len() == MAX_LINES {
-                break;
-            }
-            let (normalized, tokens) = hashed(line);
-            if normalized.is_empty() {
-                continue;
-            }
-            lines.push(Line {
-                key: xxh3_64(normalized.as_bytes()),
-                tokens,
-            });
+        // Each piece is normalised once; the language is decided over all of them.
+        let title = self.normalize(title);
+        let lines: Vec<String> = description
+            .unwrap_or("")
+            .lines()
+            .map(|l| self.normalize(l))
+            .filter(|l| !l.is_empty())
+            .take(MAX_LINES)
+            .collect();
+        let (mut en, mut fr) = self.stop_words(&title);
+        for l in &lines {
+            let (e, f) = self.stop_words(l);
+            en += e;
+            fr += f;
         }
+        let lang = if fr > en { Lang::Fr } else { Lang::En };
+        let hashed = |normalized: &str| {
+            let mut tokens = Vec::new();
+            self.words(normalized, lang, |t| tokens.push(xxh3_64(t.as_bytes())));
+            tokens
+        };
         Analysis {
-            title: title_tokens,
-            lines,
+            title: hashed(&title),
+            lines: lines
+                .iter()
+                .map(|l| Line {
+                    key: xxh3_64(l.as_bytes()),
+                    tokens: hashed(l),
+                })
+                .collect(),
         }
     }
 

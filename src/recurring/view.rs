@@ -699,7 +699,7 @@ fn iso(ms: i64) -> String {
 }
 
 /// Titles a fingerprint's label is chosen from.
-const LABEL_TITLES: usize = 200;
+const LABEL_TITLES: usize = 50;
 
 /// The title that reads most like the call: the one whose words most of the titles share
 /// (ties: the shorter, then the first), lower-cased and masked, with the words no other title
