@@ -121,6 +121,11 @@ impl Deriver {
                 .filter(|v| !m.is_null(v))
                 .map(|v| v.trim().to_string()),
             Source::Value { value } => Some(value.clone()),
+            Source::ColumnOr { column, default } => r
+                .get(column)
+                .filter(|v| !m.is_null(v) && !v.trim().is_empty())
+                .map(|v| v.trim().to_string())
+                .or_else(|| Some(default.clone())),
             Source::Template { template } => {
                 let mut out = String::with_capacity(template.len() + 16);
                 let mut rest = template.as_str();
@@ -170,7 +175,7 @@ impl Deriver {
         ];
         for s in all.into_iter().flatten() {
             match s {
-                Source::Column(c) => out.push(c.clone()),
+                Source::Column(c) | Source::ColumnOr { column: c, .. } => out.push(c.clone()),
                 Source::Template { template } => {
                     let mut rest = template.as_str();
                     while let (Some(o), Some(c)) = (rest.find('{'), rest.find('}')) {

@@ -30,8 +30,8 @@ pub enum Mode {
     Snapshot,
 }
 
-/// Where a field's value comes from: a column (attribute) name, a constant, or a template
-/// with `{column}` placeholders.
+/// Where a field's value comes from: a column (attribute) name, a constant, a template with
+/// `{column}` placeholders, or a column with a default for empty values.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum Source {
@@ -46,6 +46,14 @@ pub enum Source {
     Template {
         /// The template.
         template: String,
+    },
+    /// The value of a column, or `default` where it is empty or null
+    /// (`{ column = "category", default = "uncategorised" }`).
+    ColumnOr {
+        /// The column.
+        column: String,
+        /// The value for rows where the column is empty or null.
+        default: String,
     },
 }
 

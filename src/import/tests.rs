@@ -284,3 +284,64 @@ fn a_mapping_naming_a_missing_column_stops_before_importing() {
     );
     assert!(r.unwrap_err().to_string().contains("kategorie"));
 }
+
+#[test]
+fn an_empty_value_takes_the_mappings_default() {
+    let text = std::fs::read_to_string(manifest("examples/mappings/servicenow-incidents.toml"))
+        .unwrap()
+        .replace(
+            "category = \"category\"",
+            "category = { column = \"category\", default = \"uncategorised\" }",
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let csv = std::fs::read_to_string(manifest("tests/fixtures/import/servicenow-audit.csv"))
+        .unwrap()
+        .replace(",Phone,network,vpn,", ",Phone,,vpn,");
+    let input = dir.path().join("empty-category.csv");
+    std::fs::write(&input, csv).unwrap();
+    let mut importer = Importer::new(Mapping::from_toml(&text).unwrap());
+    let mut created = Vec::new();
+    let mut errors = Vec::new();
+    importer
+        .file(
+            &input,
+            Arc::new(AtomicU64::new(0)),
+            4,
+            &mut |batch: Vec<Derived>| -> Result<(), String> {
+                for (_, e) in batch {
+                    if let crate::event::Payload::Created(c) = &e.payload {
+                        created.push((e.ticket_id.clone(), c.category.clone()));
+                    }
+                }
+                Ok(())
+            },
+            &mut |e: &RowError| errors.push(e.clone()),
+        )
+        .unwrap();
+    // The fixture's deliberately broken rows are refused as before; none for the category.
+    assert!(
+        errors.iter().all(|e| !e.message.contains("category")),
+        "{errors:?}"
+    );
+    assert!(
+        created.contains(&("SN-INC0010001".to_string(), "uncategorised".to_string())),
+        "{created:?}"
+    );
+    // Without the default the same rows are refused, naming the field.
+    let plain = Mapping::load(&manifest("examples/mappings/servicenow-incidents.toml")).unwrap();
+    let mut importer = Importer::new(plain);
+    let mut refused = Vec::new();
+    importer
+        .file(
+            &input,
+            Arc::new(AtomicU64::new(0)),
+            4,
+            &mut |_b: Vec<Derived>| -> Result<(), String> { Ok(()) },
+            &mut |e: &RowError| refused.push(e.clone()),
+        )
+        .unwrap();
+    assert!(
+        refused.iter().any(|e| e.message.contains("category")),
+        "{refused:?}"
+    );
+}
