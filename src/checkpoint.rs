@@ -25,7 +25,7 @@ use crate::projection::interner::{Interner, Sym};
 use crate::projection::{Counters, Projection, TicketState, tables};
 
 /// First bytes of a checkpoint file.
-pub const MAGIC: &[u8; 8] = b"DWCKP003";
+pub const MAGIC: &[u8; 8] = b"DWCKP004";
 const KEEP: usize = 2;
 
 /// Errors of checkpointing.
@@ -217,7 +217,7 @@ impl Checkpoints {
     fn load(&self, path: &Path) -> Result<Loaded, String> {
         let bytes = fs::read(path).map_err(|e| e.to_string())?;
         if bytes.len() < MAGIC.len() + 4 || &bytes[..MAGIC.len()] != MAGIC {
-            return Err("not a deskwatch checkpoint".into());
+            return Err("not a checkpoint of this deskwatch version (the log is replayed)".into());
         }
         let (body, trailer) = bytes[MAGIC.len()..].split_at(bytes.len() - MAGIC.len() - 4);
         let expected = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);

@@ -105,8 +105,12 @@ pub struct TicketState {
     pub closed_at: Option<Millis>,
     /// Reopens.
     pub reopen_count: u16,
-    /// Assignments after the first that changed group or agent.
+    /// Changes of assignment group after the first assignment (by an assignment or an
+    /// escalation): the ITSM meaning, as ServiceNow's `reassignment_count`.
     pub reassignment_count: u16,
+    /// Hand-offs from one agent to another (an assignment naming a different agent while one
+    /// held the ticket).
+    pub handoff_count: u16,
     /// Escalations.
     pub escalation_count: u16,
     /// Sum of work-logged minutes.
@@ -437,6 +441,7 @@ impl Projection {
                     closed_at: None,
                     reopen_count: 0,
                     reassignment_count: 0,
+                    handoff_count: 0,
                     escalation_count: 0,
                     handle_minutes: 0,
                     last_event_at: at,
@@ -506,8 +511,11 @@ impl Projection {
                 let agent = a.agent.as_deref().map(|s| strings.intern(s));
                 if t.first_assigned_at.is_none() {
                     t.first_assigned_at = Some(at);
-                } else if t.group != Some(group) || t.agent != agent {
+                } else if t.group != Some(group) {
                     t.reassignment_count = t.reassignment_count.saturating_add(1);
+                }
+                if t.agent.is_some() && agent.is_some() && t.agent != agent {
+                    t.handoff_count = t.handoff_count.saturating_add(1);
                 }
                 t.group = Some(group);
                 t.agent = agent;
@@ -520,6 +528,9 @@ impl Projection {
             Payload::Escalated(e) => {
                 let group = strings.intern(&e.group);
                 t.escalation_count = t.escalation_count.saturating_add(1);
+                if t.first_assigned_at.is_some() && t.group != Some(group) {
+                    t.reassignment_count = t.reassignment_count.saturating_add(1);
+                }
                 t.group = Some(group);
                 t.agent = None;
                 t.tier = e.to_tier;

@@ -132,7 +132,7 @@ fn fingerprint(data: &Path) -> (String, String) {
         data,
         "csv",
         "select ticket_id, status, priority, assignment_group, tier, created_at, resolved_at, \
-         closed_at, reopen_count, reassignment_count, escalation_count, handle_minutes, \
+         closed_at, reopen_count, reassignment_count, handoff_count, escalation_count, handle_minutes, \
          event_count from tickets order by ticket_id",
     );
     let events = query(

@@ -80,6 +80,7 @@ pub static TICKETS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("closed_at", ts(), true),
         Field::new("reopen_count", DataType::UInt16, false),
         Field::new("reassignment_count", DataType::UInt16, false),
+        Field::new("handoff_count", DataType::UInt16, false),
         Field::new("escalation_count", DataType::UInt16, false),
         Field::new("handle_minutes", DataType::UInt32, false),
         Field::new("last_event_at", ts(), false),
@@ -184,6 +185,9 @@ pub fn tickets_batch(tickets: &[TicketState], strings: &Interner) -> RecordBatch
         )),
         Arc::new(UInt16Array::from_iter_values(
             t.iter().map(|t| t.reassignment_count),
+        )),
+        Arc::new(UInt16Array::from_iter_values(
+            t.iter().map(|t| t.handoff_count),
         )),
         Arc::new(UInt16Array::from_iter_values(
             t.iter().map(|t| t.escalation_count),

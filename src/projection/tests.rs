@@ -142,3 +142,55 @@ proptest! {
         prop_assert_eq!(projection.event_count(), seen.len() as u64);
     }
 }
+
+/// `reassignment_count` counts changes of assignment group after the first assignment (by an
+/// assignment or an escalation); `handoff_count` counts an agent passing the ticket to
+/// another.
+#[test]
+fn reassignments_are_group_changes_and_hand_offs_are_agent_changes() {
+    let mut p = Projection::new();
+    let assign = |group: &str, agent: Option<&str>, tier: u8| {
+        Payload::Assigned(Assigned {
+            group: group.into(),
+            agent: agent.map(Into::into),
+            tier,
+        })
+    };
+    let events = [
+        Payload::Created(Created {
+            channel: Channel::Phone,
+            priority: Some(Priority::P3),
+            impact: None,
+            urgency: None,
+            category: "c".into(),
+            subcategory: None,
+            configuration_item: None,
+            service: None,
+            requester: "r".into(),
+            title: "t".into(),
+            description: None,
+        }),
+        assign("desk", None, 1),           // first assignment
+        assign("desk", Some("ann"), 1),    // an agent takes it: no hand-off, no reassignment
+        assign("desk", Some("bob"), 1),    // hand-off 1
+        assign("network", Some("cat"), 2), // reassignment 1, hand-off 2
+        Payload::Escalated(Escalated {
+            from_tier: 2,
+            to_tier: 3,
+            group: "engineering".into(),
+            reason: None,
+        }), // reassignment 2 (escalation 1); nobody holds it
+        assign("engineering", Some("dan"), 3), // nobody to hand off from
+    ];
+    for (n, payload) in events.into_iter().enumerate() {
+        assert!(matches!(
+            p.apply(&event(n, 1, payload), n as u64),
+            Outcome::Applied
+        ));
+    }
+    let t = &p.tickets[0];
+    assert_eq!(
+        (t.reassignment_count, t.handoff_count, t.escalation_count),
+        (2, 2, 1)
+    );
+}
