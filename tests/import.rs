@@ -269,3 +269,31 @@ fn a_corrupted_copy_reports_the_bad_rows_and_imports_the_rest() {
         distinct.len().to_string()
     );
 }
+
+/// `import --dry-run` maps and decides everything but writes nothing, and names the values the
+/// mapping does not map, with their counts.
+#[test]
+fn a_dry_run_reports_what_an_import_would_do_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import/servicenow-audit.csv");
+    let out = run(&[
+        "import",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--dry-run",
+        "--json",
+        "--mapping",
+        &mapping("servicenow-incidents.toml"),
+        fixture.to_str().unwrap(),
+    ]);
+    // Rows were rejected, so the exit code says so, as a real import's would.
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["dry_run"], true);
+    assert_eq!(v["unmapped"]["status `Escalated`"], 1, "{v}");
+    assert_eq!(v["tickets"], 2);
+    assert_eq!(v["log"]["applied"], v["events"], "{v}");
+    assert!(!data.exists(), "a dry run created {}", data.display());
+}

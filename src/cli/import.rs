@@ -40,6 +40,10 @@ pub struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// Read and map everything and decide every event in memory, but write nothing: what the
+    /// import would do, with the values the mapping does not map and their counts.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// One file's result.
@@ -68,6 +72,10 @@ struct LogSummary {
 #[derive(Debug, Serialize)]
 struct Summary {
     mapping: String,
+    /// Nothing was written.
+    dry_run: bool,
+    /// Values a map of `[values]` lacks (`status `Escalated``), with their rows.
+    unmapped: std::collections::BTreeMap<String, u64>,
     files: Vec<FileSummary>,
     tickets: usize,
     #[serde(flatten)]
@@ -92,7 +100,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mapping = Mapping::load(&args.mapping)?;
     let name = mapping.name.clone();
     let config = args.data.config()?;
-    let mut sink = Sink::open(&config, &args.data.data_dir)?;
+    let mut sink = if args.dry_run {
+        Sink::dry_run(&config)
+    } else {
+        Sink::open(&config, &args.data.data_dir)?
+    };
+    let mut unmapped: std::collections::BTreeMap<String, u64> = Default::default();
     let mut total_bytes = 0;
     for p in &args.inputs {
         total_bytes += std::fs::metadata(p)
@@ -122,6 +135,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let before = importer.counts.clone();
         let t0 = Instant::now();
         let mut report = |e: &RowError| {
+            if e.reason.starts_with("unknown_")
+                && let Some(value) = e.message.split('`').nth(1)
+            {
+                let field = e.reason.trim_start_matches("unknown_");
+                *unmapped.entry(format!("{field} `{value}`")).or_default() += 1;
+            }
             shown += 1;
             if shown <= args.show_rejected {
                 bar.suspend(|| {
@@ -206,6 +225,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let failed = totals.rejected() > 0 || log.rejected > 0;
     let summary = Summary {
         mapping: name,
+        dry_run: args.dry_run,
+        unmapped,
         files,
         tickets: importer.tickets(),
         rows_per_second: totals.rows as f64 / seconds.max(1e-9),
@@ -232,8 +253,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("    rejected {reason}: {n}");
             }
         }
+        for (value, rows) in &summary.unmapped {
+            println!("    unmapped {value}: {rows} rows (add it to the mapping's [values])");
+        }
         let l = &summary.log;
-        if sink.is_kafka() {
+        if args.dry_run {
+            println!(
+                "dry run, nothing written: {} tickets; {} events would be applied, {} duplicate, {} refused",
+                summary.tickets, l.applied, l.duplicates, l.rejected
+            );
+        } else if sink.is_kafka() {
             println!(
                 "{} tickets, {} events appended to Kafka topic {}",
                 summary.tickets, l.appended, config.log.kafka.topic

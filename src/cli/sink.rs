@@ -9,7 +9,7 @@ use deskwatch::engine::{Engine, Submission};
 use deskwatch::event::TicketEvent;
 use deskwatch::log::kafka::KafkaLog;
 use deskwatch::log::{AppendRecord, EventLog};
-use deskwatch::projection::Outcome;
+use deskwatch::projection::{Outcome, Projection};
 
 /// The configured log.
 pub enum Sink {
@@ -17,6 +17,9 @@ pub enum Sink {
     Embedded(Box<Engine>),
     /// The Kafka topic of `[log.kafka]`.
     Kafka(KafkaLog),
+    /// Nothing written: an in-memory projection decides each event as the log would (a dry
+    /// run), with the next offset to give.
+    DryRun(Box<Projection>, u64),
 }
 
 impl Sink {
@@ -39,6 +42,18 @@ impl Sink {
                 Sink::Kafka(KafkaLog::open(settings)?)
             }
         })
+    }
+
+    /// A sink that writes nothing: events are decided by an in-memory projection under the
+    /// configuration's rules.
+    pub fn dry_run(config: &Config) -> Sink {
+        Sink::DryRun(
+            Box::new(Projection::with_setup(
+                config.sla_rules(),
+                config.setup().text,
+            )),
+            0,
+        )
     }
 
     /// Writes events with their JSON; the outcome of each (embedded), or `None` for each
@@ -66,6 +81,13 @@ impl Sink {
                 log.append(&records)?;
                 Ok(vec![None; events.len()])
             }
+            Sink::DryRun(projection, next) => Ok(events
+                .iter()
+                .map(|(event, _)| {
+                    *next += 1;
+                    Some(projection.apply(event, *next - 1))
+                })
+                .collect()),
         }
     }
 
