@@ -543,12 +543,12 @@ async fn cost_inputs(
         )
     })?;
     let query = state.service.query.clone();
-    let aht = state.service.cost.default_aht_seconds;
+    let cost = state.service.cost.clone();
     let observed = state
         .service
         .query
         .bounded(async move {
-            observe(&query, aht)
+            observe(&query, &cost)
                 .await
                 .map_err(crate::query::QueryError::Execution)
         })

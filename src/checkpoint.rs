@@ -25,7 +25,7 @@ use crate::projection::interner::{Interner, Sym};
 use crate::projection::{Counters, Projection, TicketState, tables};
 
 /// First bytes of a checkpoint file.
-pub const MAGIC: &[u8; 8] = b"DWCKP004";
+pub const MAGIC: &[u8; 8] = b"DWCKP005";
 const KEEP: usize = 2;
 
 /// Errors of checkpointing.

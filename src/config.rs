@@ -317,6 +317,17 @@ impl Config {
         if let Err((key, problem)) = self.cost.validate() {
             return Err(ConfigError::Invalid { key, problem });
         }
+        if let Some((channel, calendar)) = self
+            .cost
+            .open_hours
+            .iter()
+            .find(|(_, c)| !self.sla.calendars.contains_key(c.as_str()))
+        {
+            return invalid(
+                &format!("cost.open-hours.{channel}"),
+                &format!("`{calendar}` is not a calendar in sla.calendars"),
+            );
+        }
         let k = &self.log.kafka;
         if self.log.kind == LogKind::Kafka {
             if k.brokers.trim().is_empty() {

@@ -254,7 +254,7 @@ pub async fn side(snapshot: Snapshot, config: &Config, as_of: i64) -> Result<Sid
             .map(|i| i.label.clone())
             .collect(),
     };
-    let observed = observe(&query, config.cost.default_aht_seconds).await?;
+    let observed = observe(&query, &config.cost).await?;
     let cost = report(&observed, &config.cost, WhatIf::default())?;
     out.cost = CostSummary {
         tickets_per_month: cost.month.tickets,

@@ -143,6 +143,12 @@ pub struct Metrics {
     pub staffing_fte: GaugeVec,
     /// Average handle time used, by channel.
     pub staffing_aht_seconds: GaugeVec,
+    /// Share of a channel's tickets behind each handle-time source.
+    pub staffing_aht_source_share: GaugeVec,
+    /// The part of a channel's FTE that is minimum staffing of open hours.
+    pub staffing_minimum_fte: GaugeVec,
+    /// Results outside published ranges, by check and subject (1 while flagged).
+    pub cost_plausibility_flags: GaugeVec,
     /// Tickets per week observed, by channel.
     pub staffing_weekly_tickets: GaugeVec,
     /// Time the last cost model took.
@@ -398,6 +404,27 @@ impl Metrics {
                 ),
                 &["channel"],
             )?,
+            staffing_aht_source_share: GaugeVec::new(
+                Opts::new(
+                    "deskwatch_staffing_aht_source_ratio",
+                    "Share of a channel's tickets whose handle time is work_logged, estimated or default.",
+                ),
+                &["channel", "source"],
+            )?,
+            staffing_minimum_fte: GaugeVec::new(
+                Opts::new(
+                    "deskwatch_staffing_minimum_fte",
+                    "FTE that staff open hours at the minimum because the tickets would need no more, by channel.",
+                ),
+                &["channel"],
+            )?,
+            cost_plausibility_flags: GaugeVec::new(
+                Opts::new(
+                    "deskwatch_cost_plausibility_flags",
+                    "1 for each cost or staffing result outside its published range, by check and subject (desk or channel).",
+                ),
+                &["check", "subject"],
+            )?,
             staffing_weekly_tickets: GaugeVec::new(
                 Opts::new(
                     "deskwatch_staffing_weekly_tickets",
@@ -477,6 +504,9 @@ impl Metrics {
         r.register(Box::new(m.staffing_required_agents.clone()))?;
         r.register(Box::new(m.staffing_fte.clone()))?;
         r.register(Box::new(m.staffing_aht_seconds.clone()))?;
+        r.register(Box::new(m.staffing_aht_source_share.clone()))?;
+        r.register(Box::new(m.staffing_minimum_fte.clone()))?;
+        r.register(Box::new(m.cost_plausibility_flags.clone()))?;
         r.register(Box::new(m.staffing_weekly_tickets.clone()))?;
         r.register(Box::new(m.cost_model_seconds.clone()))?;
         r.register(Box::new(m.alerts_sent.clone()))?;

@@ -468,3 +468,56 @@ fn replay_under_a_stricter_policy_leaves_the_data_directory_alone() {
         "{text}"
     );
 }
+
+/// The handle-time estimate for exports without work logs, judged on the simulator, whose
+/// work logs are the truth: the same history with every `ticket.work_logged` line removed
+/// must give an AHT within ±30 % of the logged one, on the whole desk and on every channel,
+/// and say that it is estimated.
+#[test]
+fn handle_time_estimated_without_work_logs_is_within_30_percent_of_the_logged_truth() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("sim.ndjson");
+    simulate(&file, 6000, 11);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let stripped = tmp.path().join("no-work-logs.ndjson");
+    let kept: String = text
+        .lines()
+        .filter(|l| !l.contains("\"type\":\"ticket.work_logged\""))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    assert!(kept.len() < text.len(), "work logs were removed");
+    std::fs::write(&stripped, kept).unwrap();
+    let report = |input: &Path, name: &str| -> serde_json::Value {
+        let data = tmp.path().join(name);
+        let d = data.to_str().unwrap();
+        let out = run(&["ingest", "--data-dir", d, input.to_str().unwrap()]);
+        assert!(out.status.success(), "{out:?}");
+        let out = run(&["cost", "--data-dir", d, "--format", "json"]);
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let truth = report(&file, "logged");
+    let estimate = report(&stripped, "estimated");
+    let aht = |r: &serde_json::Value| r["aht_seconds"].as_f64().unwrap();
+    let ratio = aht(&estimate) / aht(&truth);
+    eprintln!(
+        "AHT logged {:.1} min, estimated {:.1} min ({:+.1} %)",
+        aht(&truth) / 60.0,
+        aht(&estimate) / 60.0,
+        (ratio - 1.0) * 100.0
+    );
+    assert!((0.7..=1.3).contains(&ratio), "desk: {ratio}");
+    for c in truth["channels"].as_array().unwrap() {
+        let e = estimate["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["channel"] == c["channel"])
+            .unwrap();
+        assert!(c["aht"]["work_logged"].as_f64().unwrap() > 0.9, "{c}");
+        assert_eq!(e["aht"]["source"], "estimated", "{e}");
+        assert_eq!(e["aht"]["work_logged"], 0.0, "{e}");
+        let r = aht(e) / aht(c);
+        assert!((0.7..=1.3).contains(&r), "{}: {r}", c["channel"]);
+    }
+}

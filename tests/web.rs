@@ -165,6 +165,16 @@ fn every_view_shows_what_the_api_says() {
         num(&dom, "e-fte"),
         cost["month"]["fte"].as_f64().unwrap()
     ));
+    // Where each handle time comes from, and the results to check, as the API says.
+    assert!(dom.contains("work logged "), "AHT source shown");
+    let flags = cost["flags"].as_array().unwrap();
+    assert_eq!(dom.contains("id=\"e-flags\""), !flags.is_empty());
+    for f in flags {
+        assert!(
+            dom.contains(&format!("({})", f["subject"].as_str().unwrap())),
+            "{f}"
+        );
+    }
     let dom = render(
         &chromium,
         &format!("{base}#/executive?volume_change=30&service_level=90"),

@@ -122,9 +122,7 @@ fn model(tickets: u64) -> anyhow::Result<()> {
             .map(|b| b.iter().map(|b| b.num_rows()).sum::<usize>())
     });
     let groups = groups?;
-    let (t_observe, observed) = best(3, || {
-        rt.block_on(observe(&query, config.default_aht_seconds))
-    });
+    let (t_observe, observed) = best(3, || rt.block_on(observe(&query, &config)));
     let observed = observed.map_err(|e| anyhow::anyhow!(e))?;
     let (t_report, r) = best(3, || report(&observed, &config, WhatIf::default()));
     let r = r.map_err(|e| anyhow::anyhow!(e))?;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use deskwatch::query::QueryEngine;
-use deskwatch::staffing::model::{WhatIfRequest, observe, report};
+use deskwatch::staffing::model::{AhtSource, WhatIfRequest, observe, report};
 
 use super::query::load_snapshot;
 use super::{DataDir, Format};
@@ -33,7 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let query = QueryEngine::new()?;
     query.publish(snapshot);
     let observed = super::runtime()?
-        .block_on(observe(&query, config.cost.default_aht_seconds))
+        .block_on(observe(&query, &config.cost))
         .map_err(|e| anyhow::anyhow!(e))?;
     let what_if = WhatIfRequest {
         volume_change: args.volume_change,
@@ -59,7 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 (m.scale - 1.0) * 100.0
             );
             println!(
-                "channels        channel      tickets/wk   AHT min  target          peak agents   FTE"
+                "channels        channel      tickets/wk   AHT min  AHT from           open (calendar)     target          peak agents    FTE  minimum"
             );
             for c in &r.channels {
                 let target = if c.answer_within_seconds >= 3600.0 {
@@ -75,19 +75,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         c.answer_within_seconds
                     )
                 };
+                let (source, share) = match c.aht.source {
+                    AhtSource::WorkLogged => ("work logged", c.aht.work_logged),
+                    AhtSource::Estimated => ("estimated", c.aht.estimated),
+                    AhtSource::Default => ("default", c.aht.default),
+                };
                 println!(
-                    "                {:<12} {:>10.0}  {:>8.1}  {:<15} {:>11}  {:>5.1}",
+                    "                {:<12} {:>10.0}  {:>8.1}  {:<18} {:<19} {:<15} {:>11}  {:>5.1}  {:>7.1}",
                     c.channel,
                     c.tickets_per_week,
                     c.aht_seconds / 60.0,
+                    format!("{source} {:.0} %", share * 100.0),
+                    format!("{} h ({})", c.open_hours, c.calendar),
                     target,
                     c.peak_agents,
-                    c.fte
+                    c.fte,
+                    c.minimum_fte
                 );
             }
             println!(
-                "in-house        ${:>12.2}  ${:>7.2}/ticket  {:.1} FTE",
-                m.in_house, m.in_house_per_ticket, m.fte
+                "in-house        ${:>12.2}  ${:>7.2}/ticket  {:.1} FTE ({:.1} of it minimum staffing)",
+                m.in_house, m.in_house_per_ticket, m.fte, r.minimum_fte
             );
             println!(
                 "outsourced      ${:>12.2}  ${:>7.2}/ticket  (SLA credits ${:.2})",
@@ -99,6 +107,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     s * 100.0
                 ),
                 _ => println!("break-even      none between 1 % and 100× the observed volume"),
+            }
+            for f in &r.flags {
+                println!("check           {} ({}): {}", f.check, f.subject, f.reason);
             }
             println!("sensitivity     volume     in-house   outsourced");
             for c in &r.sensitivity {

@@ -6,7 +6,7 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, RecordBatch, StringArray, StringDictionaryBuilder,
+    ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, StringDictionaryBuilder,
     TimestampMillisecondArray, UInt8Array, UInt16Array, UInt32Array, UInt64Array,
 };
 use datafusion::arrow::datatypes::{
@@ -83,6 +83,7 @@ pub static TICKETS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("handoff_count", DataType::UInt16, false),
         Field::new("escalation_count", DataType::UInt16, false),
         Field::new("handle_minutes", DataType::UInt32, false),
+        Field::new("active_minutes", DataType::Float64, false),
         Field::new("last_event_at", ts(), false),
         Field::new("event_count", DataType::UInt32, false),
         Field::new("first_contact", DataType::Boolean, true),
@@ -194,6 +195,9 @@ pub fn tickets_batch(tickets: &[TicketState], strings: &Interner) -> RecordBatch
         )),
         Arc::new(UInt32Array::from_iter_values(
             t.iter().map(|t| t.handle_minutes),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            t.iter().map(|t| f64::from(t.active_seconds) / 60.0),
         )),
         times(t.iter().map(|t| Some(t.last_event_at))),
         Arc::new(UInt32Array::from_iter_values(

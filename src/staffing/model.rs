@@ -4,10 +4,14 @@
 //! volume, the cost of the breaches, and the sensitivity to volume; what-ifs change the volume
 //! or the service target.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
+use super::checks::{Flag, flags};
 use super::cost::{InHouse, Msp, Pricing, profile};
 use super::erlang::Staffing;
+use super::hours::{HoursSource, OpenHours, TicketGroup, channel_hours};
 use super::plan::{
     Comparison, Queue, Target, WEEKS_PER_MONTH, Week, break_even, compare, staff_queues,
 };
@@ -47,8 +51,23 @@ pub struct CostConfig {
     pub deferred_answer_within_seconds: f64,
     /// …for this share of their tickets.
     pub deferred_service_level: f64,
-    /// Handle time when none was observed, seconds.
+    /// Handle time of a ticket with neither logged work nor active time in progress, seconds.
     pub default_aht_seconds: f64,
+    /// The same per channel (`phone = 420.0`), where it differs.
+    pub channel_default_aht_seconds: BTreeMap<String, f64>,
+    /// Opening hours per channel: a calendar of `[sla.calendars]` (or `24x7`). A channel not
+    /// named is open when the SLA calendar of most of its tickets is.
+    pub open_hours: BTreeMap<String, String>,
+    /// Agents on each channel in every open hour, however few tickets arrive.
+    pub minimum_agents: u32,
+    /// Published range of the in-house cost per ticket, dollars; outside it the report says so.
+    pub plausible_cost_per_ticket: [f64; 2],
+    /// Published range of tickets per agent (FTE) and month.
+    pub plausible_tickets_per_agent_month: [f64; 2],
+    /// Published range of handle times, minutes.
+    pub plausible_aht_minutes: [f64; 2],
+    /// A channel whose FTE are more than this share minimum staffing is flagged.
+    pub minimum_staffing_warning: f64,
     /// The provider's pricing: `ticket`, `user-month` or `handle-minute`.
     pub msp_pricing: String,
     /// Its price in dollars (per ticket, per user and month, or per minute).
@@ -116,6 +135,49 @@ impl CostConfig {
         if self.refresh_seconds == 0 {
             return bad("refresh-seconds", "must be at least 1");
         }
+        let channels: [(&str, Vec<&String>); 2] = [
+            (
+                "channel-default-aht-seconds",
+                self.channel_default_aht_seconds.keys().collect(),
+            ),
+            ("open-hours", self.open_hours.keys().collect()),
+        ];
+        for (key, names) in channels {
+            if let Some(c) = names
+                .iter()
+                .find(|c| crate::event::Channel::parse(c).is_none())
+            {
+                return bad(key, &format!("unknown channel `{c}`"));
+            }
+        }
+        if let Some((c, _)) = self
+            .channel_default_aht_seconds
+            .iter()
+            .find(|(_, v)| !(v.is_finite() && **v > 0.0))
+        {
+            return bad(
+                &format!("channel-default-aht-seconds.{c}"),
+                "must be above 0",
+            );
+        }
+        if self.minimum_agents > 1000 {
+            return bad("minimum-agents", "must be at most 1000");
+        }
+        for (key, [lo, hi]) in [
+            ("plausible-cost-per-ticket", self.plausible_cost_per_ticket),
+            (
+                "plausible-tickets-per-agent-month",
+                self.plausible_tickets_per_agent_month,
+            ),
+            ("plausible-aht-minutes", self.plausible_aht_minutes),
+        ] {
+            if !(lo.is_finite() && hi.is_finite() && 0.0 <= lo && lo < hi) {
+                return bad(key, "must be [low, high] with 0 ≤ low < high");
+            }
+        }
+        if !(0.0..=1.0).contains(&self.minimum_staffing_warning) {
+            return bad("minimum-staffing-warning", "must be within 0–1");
+        }
         if self.pricing().is_err() {
             return bad("msp-pricing", "must be ticket, user-month or handle-minute");
         }
@@ -156,6 +218,14 @@ impl CostConfig {
         }
     }
 
+    /// The default handle time of `channel`, seconds.
+    pub fn default_aht(&self, channel: &str) -> f64 {
+        self.channel_default_aht_seconds
+            .get(channel)
+            .copied()
+            .unwrap_or(self.default_aht_seconds)
+    }
+
     /// The loaded cost of an agent's hour: salary × load factor / 2,080 hours.
     pub fn hourly_rate(&self) -> f64 {
         self.in_house().loaded_hourly_rate()
@@ -171,6 +241,57 @@ impl CostConfig {
     }
 }
 
+/// Where a channel's handle time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AhtSource {
+    /// Work logs (`ticket.work_logged`).
+    WorkLogged,
+    /// Estimated from the active time in progress (`tickets.active_minutes`).
+    Estimated,
+    /// The configured default (`default-aht-seconds`, `channel-default-aht-seconds`).
+    Default,
+}
+
+/// The evidence behind a channel's handle time: the share of its tickets behind each source.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct AhtEvidence {
+    /// The source behind most of the tickets.
+    pub source: AhtSource,
+    /// Share of tickets with logged work.
+    pub work_logged: f64,
+    /// Share of tickets with an estimate (no work logged, some active time in progress).
+    pub estimated: f64,
+    /// Share of tickets with neither, counted at the default.
+    pub default: f64,
+    /// The channel's default, seconds.
+    pub default_seconds: f64,
+}
+
+impl AhtEvidence {
+    /// All tickets at the default.
+    pub fn default_only(default_seconds: f64) -> AhtEvidence {
+        AhtEvidence {
+            source: AhtSource::Default,
+            work_logged: 0.0,
+            estimated: 0.0,
+            default: 1.0,
+            default_seconds,
+        }
+    }
+
+    /// All tickets with logged work.
+    pub fn work_logged_only(default_seconds: f64) -> AhtEvidence {
+        AhtEvidence {
+            source: AhtSource::WorkLogged,
+            work_logged: 1.0,
+            estimated: 0.0,
+            default: 0.0,
+            default_seconds,
+        }
+    }
+}
+
 /// What the events say about one channel.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChannelLoad {
@@ -181,10 +302,12 @@ pub struct ChannelLoad {
     pub arrivals: Vec<f64>,
     /// Tickets per week on average.
     pub tickets_per_week: f64,
-    /// Average handle time, seconds.
+    /// Average handle time, seconds: logged work, estimates and defaults, ticket by ticket.
     pub aht_seconds: f64,
-    /// Whether that handle time was observed (otherwise: the desk's average, or the default).
-    pub aht_observed: bool,
+    /// Where it comes from.
+    pub aht: AhtEvidence,
+    /// The hours the channel is open.
+    pub hours: OpenHours,
 }
 
 /// What the events say about the workload.
@@ -194,15 +317,16 @@ pub struct Observed {
     pub channels: Vec<ChannelLoad>,
     /// Tickets per week on average.
     pub tickets_per_week: f64,
-    /// Average handle time over all channels, seconds (the configured default when nothing
-    /// was observed).
+    /// Average handle time over all channels' tickets, seconds (the configured default when
+    /// there are none).
     pub aht_seconds: f64,
     /// Breached SLA clocks per ticket.
     pub breaches_per_ticket: f64,
 }
 
-/// Reads the workload from the published snapshot.
-pub async fn observe(query: &QueryEngine, default_aht_seconds: f64) -> Result<Observed, String> {
+/// Reads the workload from the published snapshot: arrivals, handle times with their
+/// evidence, opening hours (under the snapshot's SLA rules) and breaches.
+pub async fn observe(query: &QueryEngine, config: &CostConfig) -> Result<Observed, String> {
     let rows = |sql: &'static str| async move {
         query
             .sql(sql)
@@ -210,6 +334,8 @@ pub async fn observe(query: &QueryEngine, default_aht_seconds: f64) -> Result<Ob
             .map_err(|e| e.to_string())
             .and_then(|b| to_json_rows(&b).map_err(|e| e.to_string()))
     };
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
     let mut channels: Vec<ChannelLoad> = Vec::new();
     for r in rows("select channel, hour_of_week, arrivals_per_hour as a from workload").await? {
         let channel = r["channel"].as_str().unwrap_or("").to_string();
@@ -217,47 +343,100 @@ pub async fn observe(query: &QueryEngine, default_aht_seconds: f64) -> Result<Ob
         let i = match channels.iter().position(|c| c.channel == channel) {
             Some(i) => i,
             None => {
+                let default = config.default_aht(&channel);
                 channels.push(ChannelLoad {
                     channel,
                     arrivals: vec![0.0; 168],
                     tickets_per_week: 0.0,
-                    aht_seconds: default_aht_seconds,
-                    aht_observed: false,
+                    aht_seconds: default,
+                    aht: AhtEvidence::default_only(default),
+                    hours: OpenHours::always(HoursSource::AroundTheClock),
                 });
                 channels.len() - 1
             }
         };
         if h < 168 {
-            channels[i].arrivals[h] += r["a"].as_f64().unwrap_or(0.0);
+            channels[i].arrivals[h] += f(&r["a"]);
         }
     }
-    let aht = rows(
-        "select channel, sum(aht_minutes * tickets) / sum(tickets) as m, sum(tickets) as n \
-         from handle_times where aht_minutes is not null group by channel",
+    // Handle times, ticket by ticket: logged work, else the estimate, else the default.
+    let evidence = rows(
+        "select channel, sum(tickets) as n, sum(with_work_logged) as w, sum(estimated) as e, \
+                sum(work_logged_minutes * with_work_logged) as wm, \
+                sum(estimated_minutes * estimated) as em \
+         from handle_times group by channel",
     )
     .await?;
-    let (mut minutes, mut counted) = (0.0, 0.0);
-    for r in &aht {
-        let (Some(m), Some(n)) = (r["m"].as_f64(), r["n"].as_f64()) else {
+    let (mut seconds, mut counted) = (0.0, 0.0);
+    for r in &evidence {
+        let Some(c) = channels.iter_mut().find(|c| r["channel"] == c.channel) else {
             continue;
         };
-        if m <= 0.0 {
+        let (n, w, e) = (f(&r["n"]), f(&r["w"]), f(&r["e"]));
+        if n <= 0.0 {
             continue;
         }
-        (minutes, counted) = (minutes + m * n, counted + n);
-        if let Some(c) = channels.iter_mut().find(|c| r["channel"] == c.channel) {
-            (c.aht_seconds, c.aht_observed) = (m * 60.0, true);
-        }
+        let default = config.default_aht(&c.channel);
+        let d = (n - w - e).max(0.0);
+        c.aht_seconds = ((f(&r["wm"]) + f(&r["em"])) * 60.0 + d * default) / n;
+        let shares = [
+            (AhtSource::WorkLogged, w),
+            (AhtSource::Estimated, e),
+            (AhtSource::Default, d),
+        ];
+        let source = shares
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(AhtSource::Default, |s| s.0);
+        c.aht = AhtEvidence {
+            source,
+            work_logged: w / n,
+            estimated: e / n,
+            default: d / n,
+            default_seconds: default,
+        };
+        (seconds, counted) = (seconds + c.aht_seconds * n, counted + n);
     }
     let aht_seconds = if counted > 0.0 {
-        minutes / counted * 60.0
+        seconds / counted
     } else {
-        default_aht_seconds
+        config.default_aht_seconds
     };
+    // Opening hours: configured, or the SLA calendar of most of each channel's tickets, in
+    // the week of the newest ticket.
+    let groups: Vec<TicketGroup> = rows(
+        "select cast(channel as varchar) as channel, cast(priority as varchar) as priority, \
+                cast(tenant as varchar) as tenant, cast(category as varchar) as category, \
+                cast(service as varchar) as service, count(*) as n \
+         from tickets group by 1, 2, 3, 4, 5",
+    )
+    .await?
+    .iter()
+    .map(|r| TicketGroup {
+        channel: text(&r["channel"]).unwrap_or_default(),
+        priority: text(&r["priority"]).unwrap_or_default(),
+        tenant: text(&r["tenant"]),
+        category: text(&r["category"]).unwrap_or_default(),
+        service: text(&r["service"]),
+        tickets: r["n"].as_u64().unwrap_or(0),
+    })
+    .collect();
+    let newest = rows("select cast(max(created_at) as bigint) as t from tickets").await?;
+    let reference = newest
+        .first()
+        .and_then(|r| r["t"].as_i64())
+        .unwrap_or_default();
+    let snapshot = query.current();
+    let mut hours = channel_hours(
+        &groups,
+        &config.open_hours,
+        snapshot.sla_rules.as_deref(),
+        reference,
+    );
     for c in &mut channels {
         c.tickets_per_week = c.arrivals.iter().sum();
-        if !c.aht_observed {
-            c.aht_seconds = aht_seconds;
+        if let Some(h) = hours.remove(&c.channel) {
+            c.hours = h;
         }
     }
     channels.sort_by(|a, b| {
@@ -270,12 +449,7 @@ pub async fn observe(query: &QueryEngine, default_aht_seconds: f64) -> Result<Ob
                 (select count(*) from tickets) as t",
     )
     .await?;
-    let (breaches, tickets) = b.first().map_or((0.0, 0.0), |r| {
-        (
-            r["b"].as_f64().unwrap_or(0.0),
-            r["t"].as_f64().unwrap_or(0.0),
-        )
-    });
+    let (breaches, tickets) = b.first().map_or((0.0, 0.0), |r| (f(&r["b"]), f(&r["t"])));
     Ok(Observed {
         tickets_per_week: channels.iter().map(|c| c.tickets_per_week).sum(),
         channels,
@@ -385,6 +559,8 @@ pub fn queues(observed: &Observed, config: &CostConfig, what_if: &WhatIf) -> Vec
             Queue {
                 channel: c.channel.clone(),
                 arrivals: c.arrivals.clone(),
+                open: c.hours.open.clone(),
+                minimum_agents: config.minimum_agents,
                 target: Target {
                     aht_seconds: c.aht_seconds,
                     answer_within_seconds,
@@ -413,14 +589,23 @@ pub struct ChannelPlan {
     pub tickets_per_week: f64,
     /// Average handle time, seconds.
     pub aht_seconds: f64,
-    /// Whether the handle time was observed on this channel.
-    pub aht_observed: bool,
+    /// Where the handle time comes from, and the share of tickets behind each source.
+    pub aht: AhtEvidence,
+    /// The calendar the channel is open on.
+    pub calendar: String,
+    /// Where that calendar comes from.
+    pub calendar_source: HoursSource,
+    /// Open hours a week.
+    pub open_hours: u32,
     /// Agents at the busiest hour.
     pub peak_agents: u32,
     /// Agent-hours per week.
     pub agent_hours: f64,
     /// FTE to employ.
     pub fte: f64,
+    /// The part of `fte` that staffs open hours at `minimum-agents` because the tickets would
+    /// need no more.
+    pub minimum_fte: f64,
 }
 
 /// The cost report.
@@ -447,6 +632,10 @@ pub struct CostReport {
     pub break_even_tickets_per_month: Option<f64>,
     /// Both models at −30 % … +30 % of the what-if's volume.
     pub sensitivity: Vec<Comparison>,
+    /// The part of the month's FTE that is minimum staffing of open hours.
+    pub minimum_fte: f64,
+    /// Results outside published ranges, with the reason.
+    pub flags: Vec<Flag>,
 }
 
 fn plans(
@@ -466,10 +655,14 @@ fn plans(
             service_level: q.target.service_level,
             tickets_per_week: w.tickets,
             aht_seconds: q.target.aht_seconds,
-            aht_observed: c.aht_observed,
+            aht: c.aht,
+            calendar: c.hours.calendar.clone(),
+            calendar_source: c.hours.source,
+            open_hours: w.open_hours,
             peak_agents: w.agents.iter().copied().max().unwrap_or(0),
             agent_hours: w.agent_hours,
             fte: w.fte,
+            minimum_fte: w.minimum_fte,
         })
         .collect()
 }
@@ -499,13 +692,16 @@ pub fn report(
         .iter()
         .map(|p| compare(&queues, &inside, &msp, b, scale * (1.0 + p / 100.0)))
         .collect::<Result<Vec<_>, _>>()?;
+    let channels = plans(&queues, &weeks, observed, config);
     Ok(CostReport {
         tickets_per_week: observed.tickets_per_week,
         aht_seconds: observed.aht_seconds,
         breaches_per_ticket: b,
         what_if,
+        minimum_fte: channels.iter().map(|c| c.minimum_fte).sum(),
+        flags: flags(&channels, Some(&month), config),
         month,
-        channels: plans(&queues, &weeks, observed, config),
+        channels,
         sla_breach_credits,
         break_even_scale: even,
         break_even_tickets_per_month: even.map(|s| s * observed.tickets_per_week * WEEKS_PER_MONTH),
@@ -519,6 +715,9 @@ pub struct ChannelWeek {
     /// The channel and its totals.
     #[serde(flatten)]
     pub plan: ChannelPlan,
+    /// Agents on the channel in each hour of the week (168, Monday 00:00 UTC first):
+    /// closed hours 0, open hours at least `minimum-agents`.
+    pub agents: Vec<u32>,
     /// Each hour of the week with arrivals: Erlang C figures.
     pub hours: Vec<HourPlan>,
 }
@@ -548,6 +747,10 @@ pub struct StaffingReport {
     pub agents_now: u32,
     /// FTE to employ, all channels.
     pub fte: f64,
+    /// The part of it that is minimum staffing of open hours.
+    pub minimum_fte: f64,
+    /// Results outside published ranges, with the reason.
+    pub flags: Vec<Flag>,
     /// Per channel.
     pub channels: Vec<ChannelWeek>,
 }
@@ -570,6 +773,7 @@ pub fn staffing(
     let scale = what_if.scale();
     let weeks = staff_queues(&queues, scale)?;
     let plans = plans(&queues, &weeks, observed, config);
+    let flags = flags(&plans, None, config);
     let mut agents = vec![0u32; 168];
     for w in &weeks {
         for (a, n) in agents.iter_mut().zip(&w.agents) {
@@ -580,9 +784,9 @@ pub fn staffing(
     let channels = plans
         .into_iter()
         .zip(&weeks)
-        .zip(&queues)
-        .map(|((plan, w), q)| ChannelWeek {
+        .map(|(plan, w)| ChannelWeek {
             plan,
+            agents: w.agents.clone(),
             hours: w
                 .hours
                 .iter()
@@ -590,7 +794,7 @@ pub fn staffing(
                 .filter_map(|(h, s)| {
                     s.map(|staffing| HourPlan {
                         hour_of_week: h as u32,
-                        arrivals: q.arrivals[h] * scale,
+                        arrivals: w.arrivals[h],
                         staffing,
                     })
                 })
@@ -602,6 +806,8 @@ pub fn staffing(
         agents_now: agents[now as usize],
         hour_of_week_now: now,
         fte: weeks.iter().map(|w| w.fte).sum(),
+        minimum_fte: weeks.iter().map(|w| w.minimum_fte).sum(),
+        flags,
         agents,
         channels,
     })
@@ -621,7 +827,8 @@ mod tests {
             arrivals: vec![rate; 168],
             tickets_per_week: rate * 168.0,
             aht_seconds: aht,
-            aht_observed: true,
+            aht: AhtEvidence::work_logged_only(600.0),
+            hours: OpenHours::always(HoursSource::AroundTheClock),
         };
         Observed {
             channels: vec![
@@ -806,7 +1013,19 @@ mod tests {
         let s = staffing(&o, &config(), WhatIf::default(), 1_772_620_200_000).unwrap();
         assert_eq!(s.hour_of_week_now, 58);
         assert_eq!(s.agents[58], 14 + s.channels[1].hours[0].staffing.agents);
-        assert_eq!(s.agents[0], 14, "no e-mail at night");
+        assert_eq!(
+            s.channels[1].agents[58],
+            s.channels[1].hours[0].staffing.agents
+        );
+        // Open around the clock: one agent keeps e-mail open at night (minimum staffing).
+        assert_eq!(s.agents[0], 14 + 1);
+        assert_eq!(s.channels[1].agents[0], 1);
+        let night = 128.0 / 40.0 / 0.7;
+        assert!((s.channels[1].plan.minimum_fte - night).abs() < 1e-9);
+        assert!(
+            (s.minimum_fte - night).abs() < 1e-9,
+            "the phone is never at the floor"
+        );
         assert_eq!(s.agents_now, s.agents[58]);
         assert_eq!(s.channels[1].hours.len(), 40);
         assert_eq!(s.channels[0].hours.len(), 168);

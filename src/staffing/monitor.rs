@@ -14,7 +14,7 @@ pub async fn compute(
     config: &CostConfig,
     now_ms: i64,
 ) -> Result<(CostReport, StaffingReport), String> {
-    let observed = observe(query, config.default_aht_seconds).await?;
+    let observed = observe(query, config).await?;
     let config = config.clone();
     tokio::task::spawn_blocking(move || {
         Ok((
@@ -46,16 +46,35 @@ pub fn publish(metrics: &Metrics, cost: &CostReport, staff: &StaffingReport) {
     metrics.staffing_required_agents.reset();
     metrics.staffing_fte.reset();
     metrics.staffing_aht_seconds.reset();
+    metrics.staffing_aht_source_share.reset();
+    metrics.staffing_minimum_fte.reset();
     metrics.staffing_weekly_tickets.reset();
+    metrics.cost_plausibility_flags.reset();
+    for f in &cost.flags {
+        metrics
+            .cost_plausibility_flags
+            .with_label_values(&[f.check, f.subject.as_str()])
+            .set(1.0);
+    }
     let now = staff.hour_of_week_now as usize;
     for c in &staff.channels {
         let p = &c.plan;
         let l = [p.channel.as_str()];
-        let agents_now = c
-            .hours
-            .iter()
-            .find(|h| h.hour_of_week as usize == now)
-            .map_or(0, |h| h.staffing.agents);
+        let agents_now = c.agents.get(now).copied().unwrap_or(0);
+        for (source, share) in [
+            ("work_logged", p.aht.work_logged),
+            ("estimated", p.aht.estimated),
+            ("default", p.aht.default),
+        ] {
+            metrics
+                .staffing_aht_source_share
+                .with_label_values(&[p.channel.as_str(), source])
+                .set(share);
+        }
+        metrics
+            .staffing_minimum_fte
+            .with_label_values(&l)
+            .set(p.minimum_fte);
         metrics
             .staffing_required_agents
             .with_label_values(&l)

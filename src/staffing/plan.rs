@@ -26,15 +26,33 @@ pub struct Target {
     pub hours_per_fte_week: f64,
 }
 
-/// One queue: a channel's arrivals per hour of the week and the target it is staffed to.
+/// One queue: a channel's arrivals per hour of the week, the hours it is open and the target
+/// it is staffed to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Queue {
     /// The channel (`phone`, `email`, …).
     pub channel: String,
     /// Mean arrivals in each hour of the week (168 values, 0 = Monday 00:00 UTC).
     pub arrivals: Vec<f64>,
+    /// The hours of the week the channel is staffed (168 values).
+    pub open: Vec<bool>,
+    /// Agents on the queue in every open hour, however few tickets arrive.
+    pub minimum_agents: u32,
     /// Its target, handle time and limits.
     pub target: Target,
+}
+
+impl Queue {
+    /// A queue open around the clock with nobody on it in hours without arrivals.
+    pub fn always_open(channel: &str, arrivals: Vec<f64>, target: Target) -> Queue {
+        Queue {
+            channel: channel.to_string(),
+            arrivals,
+            open: vec![true; 168],
+            minimum_agents: 0,
+            target,
+        }
+    }
 }
 
 /// A staffed week.
@@ -46,20 +64,80 @@ pub struct Week {
     pub hours: Vec<Option<Staffing>>,
     /// Agent-hours on the queue.
     pub agent_hours: f64,
+    /// Agent-hours of open hours staffed at the minimum because the tickets would need no
+    /// more: the price of being open.
+    pub minimum_agent_hours: f64,
+    /// Open hours in the week.
+    pub open_hours: u32,
     /// Tickets arriving in the week.
     pub tickets: f64,
+    /// Arrivals per hour as the open hours see them (closed hours carried forward).
+    pub arrivals: Vec<f64>,
     /// FTE to employ: agent-hours / hours per FTE / (1 − shrinkage).
     pub fte: f64,
+    /// The part of `fte` that is minimum staffing.
+    pub minimum_fte: f64,
 }
 
-/// Staffs every hour of `profile` (arrivals per hour, 168 values) to `target`.
-pub fn staff_week(profile: &[f64], target: &Target) -> Result<Week, String> {
-    if profile.len() != 168 {
-        return Err(format!("a week has 168 hours, not {}", profile.len()));
+/// The arrivals of `profile` as the open hours of `open` see them: what arrives while the
+/// channel is closed waits for the next stretch of open hours and is spread evenly over it
+/// (the backlog is worked off in that stretch). Without any open hour the profile is kept.
+pub fn carry_into_open_hours(profile: &[f64], open: &[bool]) -> Vec<f64> {
+    let n = profile.len();
+    if open.len() != n || open.iter().all(|&o| o) || !open.iter().any(|&o| o) {
+        return profile.to_vec();
     }
-    let mut hours = Vec::with_capacity(168);
-    for &rate in profile {
-        hours.push(if rate <= 0.0 {
+    let mut out: Vec<f64> = profile
+        .iter()
+        .zip(open)
+        .map(|(&r, &o)| if o { r } else { 0.0 })
+        .collect();
+    // Start just after an open hour, so that every closed stretch is met whole.
+    let start = (0..n)
+        .find(|&h| open[h] && !open[(h + 1) % n])
+        .map_or(0, |h| h + 1);
+    let mut waiting = 0.0;
+    for i in (start..start + n).map(|h| h % n) {
+        if !open[i] {
+            waiting += profile[i];
+        } else if waiting > 0.0 {
+            let stretch: Vec<usize> = (0..n)
+                .map(|k| (i + k) % n)
+                .take_while(|&j| open[j])
+                .collect();
+            let share = waiting / stretch.len() as f64;
+            for j in stretch {
+                out[j] += share;
+            }
+            waiting = 0.0;
+        }
+    }
+    out
+}
+
+/// Staffs every hour of `profile` (arrivals per hour, 168 values) to `target`, with
+/// everybody in the open hours of `open` and at least `minimum` agents in each of them; what
+/// arrives in closed hours is carried into the next open ones ([`carry_into_open_hours`]).
+pub fn staff_week(
+    profile: &[f64],
+    open: &[bool],
+    minimum: u32,
+    target: &Target,
+) -> Result<Week, String> {
+    if profile.len() != 168 || open.len() != 168 {
+        return Err(format!(
+            "a week has 168 hours, not {} (arrivals) and {} (open hours)",
+            profile.len(),
+            open.len()
+        ));
+    }
+    let carried = carry_into_open_hours(profile, open);
+    let open_somewhere = open.iter().any(|&o| o);
+    let (mut hours, mut agents) = (Vec::with_capacity(168), Vec::with_capacity(168));
+    let mut minimum_agent_hours = 0.0;
+    for (h, &rate) in carried.iter().enumerate() {
+        let staffed = open[h] || !open_somewhere;
+        let figures = if rate <= 0.0 {
             None
         } else {
             Some(
@@ -73,14 +151,29 @@ pub fn staff_week(profile: &[f64], target: &Target) -> Result<Week, String> {
                 }
                 .required()?,
             )
-        });
+        };
+        let needed = figures.map_or(0, |s| s.agents);
+        let n = if staffed { needed.max(minimum) } else { needed };
+        if staffed && minimum > 0 && needed <= minimum {
+            minimum_agent_hours += f64::from(n);
+        }
+        hours.push(figures);
+        agents.push(n);
     }
-    let agents: Vec<u32> = hours.iter().map(|h| h.map_or(0, |s| s.agents)).collect();
     let agent_hours: f64 = agents.iter().map(|&n| f64::from(n)).sum();
+    let fte = |h: f64| h / target.hours_per_fte_week / (1.0 - target.shrinkage);
     Ok(Week {
-        fte: agent_hours / target.hours_per_fte_week / (1.0 - target.shrinkage),
+        fte: fte(agent_hours),
+        minimum_fte: fte(minimum_agent_hours),
+        open_hours: if open_somewhere {
+            open.iter().filter(|&&o| o).count() as u32
+        } else {
+            168
+        },
         tickets: profile.iter().sum(),
+        arrivals: carried,
         agent_hours,
+        minimum_agent_hours,
         agents,
         hours,
     })
@@ -94,7 +187,7 @@ pub fn staff_queues(queues: &[Queue], scale: f64) -> Result<Vec<Week>, String> {
         .iter()
         .map(|q| {
             let scaled: Vec<f64> = q.arrivals.iter().map(|r| r * scale).collect();
-            staff_week(&scaled, &q.target)
+            staff_week(&scaled, &q.open, q.minimum_agents, &q.target)
         })
         .collect()
 }
@@ -229,7 +322,8 @@ mod tests {
     #[test]
     fn a_flat_week_by_hand() {
         // 200 calls an hour at 180 s, 80 % in 20 s: 14 agents every hour (erlang tests).
-        let w = staff_week(&[200.0; 168], &target()).unwrap();
+        let all = [true; 168];
+        let w = staff_week(&[200.0; 168], &all, 0, &target()).unwrap();
         assert!(w.agents.iter().all(|&n| n == 14));
         assert_eq!(w.agent_hours, 14.0 * 168.0);
         // 2,352 agent-hours / 40 h / 0.7 = 84 FTE.
@@ -238,8 +332,11 @@ mod tests {
         // Closed hours need nobody.
         let mut office = vec![0.0; 168];
         office[9] = 200.0;
-        assert_eq!(staff_week(&office, &target()).unwrap().agent_hours, 14.0);
-        assert!(staff_week(&[1.0; 24], &target()).is_err());
+        assert_eq!(
+            staff_week(&office, &all, 0, &target()).unwrap().agent_hours,
+            14.0
+        );
+        assert!(staff_week(&[1.0; 24], &all, 0, &target()).is_err());
     }
 
     #[test]
@@ -250,11 +347,7 @@ mod tests {
                 profile[day * 24 + hour] = 20.0;
             }
         }
-        let q = [Queue {
-            channel: "phone".into(),
-            arrivals: profile,
-            target: target(),
-        }];
+        let q = [Queue::always_open("phone", profile, target())];
         let one = compare(&q, &in_house(), &msp(20.0), 0.0, 1.0).unwrap();
         let ten = compare(&q, &in_house(), &msp(20.0), 0.0, 10.0).unwrap();
         assert!((one.tickets - 20.0 * 50.0 * WEEKS_PER_MONTH).abs() < 1e-9);
@@ -285,25 +378,21 @@ mod tests {
 
     #[test]
     fn queues_are_staffed_apart_to_their_own_targets() {
-        let phone = Queue {
-            channel: "phone".into(),
-            arrivals: vec![200.0; 168],
-            target: target(),
-        };
+        let phone = Queue::always_open("phone", vec![200.0; 168], target());
         // E-mail: 20 an hour at 30 minutes, answered within 4 hours (first response), at most
         // 85 % busy: a load of 10 erlangs needs ceil(10 / 0.85) = 12 agents; the wait target
         // is met long before.
-        let email = Queue {
-            channel: "email".into(),
-            arrivals: vec![20.0; 168],
-            target: Target {
+        let email = Queue::always_open(
+            "email",
+            vec![20.0; 168],
+            Target {
                 aht_seconds: 1800.0,
                 answer_within_seconds: 4.0 * 3600.0,
                 service_level: 0.9,
                 max_occupancy: 0.85,
                 ..target()
             },
-        };
+        );
         let weeks = staff_queues(&[phone.clone(), email.clone()], 1.0).unwrap();
         assert!(weeks[0].agents.iter().all(|&n| n == 14));
         assert!(weeks[1].agents.iter().all(|&n| n == 12));
@@ -322,10 +411,57 @@ mod tests {
     }
 
     fn weeks_queue() -> Queue {
-        Queue {
-            channel: "chat".into(),
-            arrivals: vec![50.0; 168],
-            target: target(),
-        }
+        Queue::always_open("chat", vec![50.0; 168], target())
+    }
+
+    #[test]
+    fn closed_hours_carry_their_tickets_and_open_hours_keep_a_minimum() {
+        // Open Monday–Friday 09:00–17:00 (40 hours); one ticket every hour of the week.
+        let open: Vec<bool> = (0..168)
+            .map(|h| h < 120 && (9..17).contains(&(h % 24)))
+            .collect();
+        let carried = carry_into_open_hours(&[1.0; 168], &open);
+        assert!(
+            (carried.iter().sum::<f64>() - 168.0).abs() < 1e-9,
+            "nothing lost"
+        );
+        assert!(carried.iter().zip(&open).all(|(&r, &o)| o || r == 0.0));
+        // Friday 17:00 → Monday 09:00 is 64 closed hours, spread over Monday's 8 open ones.
+        assert!(
+            (carried[9] - (1.0 + 64.0 / 8.0)).abs() < 1e-9,
+            "{}",
+            carried[9]
+        );
+        // Tuesday: the 16 hours of Monday night over Tuesday's 8.
+        assert!((carried[33] - 3.0).abs() < 1e-9);
+        // Staffed: every open hour has at least 2 agents, closed hours none.
+        let t = Target {
+            aht_seconds: 600.0,
+            answer_within_seconds: 14_400.0,
+            service_level: 0.9,
+            max_occupancy: 0.85,
+            ..target()
+        };
+        let w = staff_week(&[1.0; 168], &open, 2, &t).unwrap();
+        assert_eq!(w.open_hours, 40);
+        assert!(
+            w.agents
+                .iter()
+                .zip(&open)
+                .all(|(&n, &o)| if o { n >= 2 } else { n == 0 })
+        );
+        // 9 tickets an hour at 10 minutes are 1.5 erlangs: 2 agents, at the floor; every
+        // open hour is minimum staffing.
+        assert_eq!(w.agent_hours, 80.0);
+        assert_eq!(w.minimum_agent_hours, 80.0);
+        assert!((w.minimum_fte - 80.0 / 40.0 / 0.7).abs() < 1e-9);
+        assert!((w.fte - w.minimum_fte).abs() < 1e-12);
+        // A busy channel is above the floor: none of it is minimum staffing.
+        let busy = staff_week(&[200.0; 168], &[true; 168], 1, &target()).unwrap();
+        assert_eq!(busy.minimum_agent_hours, 0.0);
+        // A channel without any open hour is staffed where tickets arrive (never dropped).
+        let shut = staff_week(&[1.0; 168], &[false; 168], 1, &t).unwrap();
+        assert_eq!(shut.open_hours, 168);
+        assert!(shut.agents.iter().all(|&n| n == 1));
     }
 }

@@ -2,11 +2,12 @@
 //!
 //! - `workload`: tickets per channel and hour of the week (0 = Monday 00:00–01:00 UTC … 167),
 //!   and the mean arrivals per hour, over the weeks the data spans (at least one);
-//! - `handle_times`: per channel and current tier, tickets, how many have work logged, the
-//!   average handle time in minutes (work logged, or the time spent `in_progress` when none was
-//!   logged), the resolution rate and the escalation rate. The time in progress is only
-//!   computed for tickets without logged work, which keeps the window function off most of
-//!   the events of a desk that logs its work.
+//! - `handle_times`: per channel and current tier, tickets, how many have work logged and how
+//!   many have an estimate instead (no work logged, some active time in progress: see
+//!   `tickets.active_minutes`), the mean of each, the mean handle time of the tickets with
+//!   either (`aht_minutes`; tickets with neither take the configured default in the cost
+//!   model), the resolution rate and the escalation rate. Both come from maintained ticket
+//!   columns: no window over the events.
 
 /// `CREATE VIEW` statements, in order.
 pub const VIEWS: &[&str] = &[
@@ -23,23 +24,18 @@ pub const VIEWS: &[&str] = &[
      FROM tickets CROSS JOIN span \
      GROUP BY 1, 2",
     "CREATE VIEW handle_times AS \
-     WITH steps AS ( \
-       SELECT CAST(ticket_id AS VARCHAR) AS ticket_id, CAST(status_after AS VARCHAR) AS status, \
-              date_part('epoch', LEAD(occurred_at) OVER (PARTITION BY ticket_id \
-                                                          ORDER BY occurred_at, log_offset)) \
-              - date_part('epoch', occurred_at) AS seconds \
-       FROM ticket_events \
-       WHERE ticket_id IN (SELECT ticket_id FROM tickets WHERE handle_minutes = 0)), \
-     progress AS ( \
-       SELECT ticket_id, SUM(seconds) / 60.0 AS minutes \
-       FROM steps WHERE status = 'in_progress' AND seconds IS NOT NULL GROUP BY ticket_id) \
-     SELECT CAST(t.channel AS VARCHAR) AS channel, t.tier, COUNT(*) AS tickets, \
-            COUNT(*) FILTER (WHERE t.handle_minutes > 0) AS with_work_logged, \
-            AVG(CASE WHEN t.handle_minutes > 0 THEN CAST(t.handle_minutes AS DOUBLE) \
-                     ELSE p.minutes END) AS aht_minutes, \
-            AVG(CASE WHEN t.resolved_at IS NOT NULL THEN 1.0 ELSE 0.0 END) AS resolution_rate, \
-            AVG(CASE WHEN t.escalation_count > 0 THEN 1.0 ELSE 0.0 END) AS escalation_rate \
-     FROM tickets t LEFT JOIN progress p ON t.ticket_id = p.ticket_id \
+     SELECT CAST(channel AS VARCHAR) AS channel, tier, COUNT(*) AS tickets, \
+            COUNT(*) FILTER (WHERE handle_minutes > 0) AS with_work_logged, \
+            COUNT(*) FILTER (WHERE handle_minutes = 0 AND active_minutes > 0) AS estimated, \
+            AVG(CAST(handle_minutes AS DOUBLE)) FILTER (WHERE handle_minutes > 0) \
+              AS work_logged_minutes, \
+            AVG(active_minutes) FILTER (WHERE handle_minutes = 0 AND active_minutes > 0) \
+              AS estimated_minutes, \
+            AVG(CASE WHEN handle_minutes > 0 THEN CAST(handle_minutes AS DOUBLE) \
+                     WHEN active_minutes > 0 THEN active_minutes END) AS aht_minutes, \
+            AVG(CASE WHEN resolved_at IS NOT NULL THEN 1.0 ELSE 0.0 END) AS resolution_rate, \
+            AVG(CASE WHEN escalation_count > 0 THEN 1.0 ELSE 0.0 END) AS escalation_rate \
+     FROM tickets \
      GROUP BY 1, 2",
 ];
 
@@ -107,7 +103,9 @@ mod tests {
                 "ticket.resolved",
                 json!({"resolution_code": "fixed", "first_contact": false}),
             ),
-            // B: phone, Monday 09:40, no work logged: 90 minutes in progress, then resolved.
+            // B: phone, Monday 09:40, no work logged: in progress at 10:00, a reply at 10:05,
+            // parked at 11:30, resolved at 13:00. Active: 5 minutes, then 15 of the 85 (the
+            // cap after one event); the time parked does not count.
             event(
                 &mut n,
                 "B",
@@ -128,6 +126,13 @@ mod tests {
                 MONDAY + 10 * HOUR,
                 "ticket.status_changed",
                 status("open", "in_progress"),
+            ),
+            event(
+                &mut n,
+                "B",
+                MONDAY + 10 * HOUR + 300_000,
+                "ticket.commented",
+                json!({"public": true, "author_role": "agent"}),
             ),
             event(
                 &mut n,
@@ -189,15 +194,27 @@ mod tests {
         assert_eq!(h[0]["escalation_rate"], 1.0);
         assert_eq!(h[0]["resolution_rate"], 0.0);
         assert_eq!(
-            h[0]["aht_minutes"],
-            Value::Null,
+            (&h[0]["aht_minutes"], &h[0]["estimated"]),
+            (&Value::Null, &json!(0)),
             "no work, never in progress"
         );
         assert_eq!(h[1]["channel"], "phone");
         assert_eq!(h[1]["tickets"], 2);
         assert_eq!(h[1]["with_work_logged"], 1);
-        // A: 45 minutes logged; B: 90 minutes in progress. Mean 67.5.
-        assert_eq!(h[1]["aht_minutes"], 67.5);
+        assert_eq!(h[1]["estimated"], 1);
+        // A: 45 minutes logged; B: 20 active minutes. Mean 32.5.
+        assert_eq!(h[1]["work_logged_minutes"], 45.0);
+        assert_eq!(h[1]["estimated_minutes"], 20.0);
+        assert_eq!(h[1]["aht_minutes"], 32.5);
+        let t = rows("select ticket_id, active_minutes from tickets order by 1").await;
+        assert_eq!(
+            t,
+            vec![
+                json!({"ticket_id": "A", "active_minutes": 0.0}),
+                json!({"ticket_id": "B", "active_minutes": 20.0}),
+                json!({"ticket_id": "C", "active_minutes": 0.0}),
+            ]
+        );
         assert_eq!(h[1]["resolution_rate"], 1.0);
         assert_eq!(h[1]["escalation_rate"], 0.0);
     }
