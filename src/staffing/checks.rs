@@ -150,3 +150,76 @@ fn share(s: AhtSource, c: &ChannelPlan) -> f64 {
         AhtSource::Default => c.aht.default,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::staffing::hours::HoursSource;
+    use crate::staffing::model::AhtEvidence;
+
+    fn channel(tickets_per_week: f64, aht_minutes: f64, fte: f64, minimum_fte: f64) -> ChannelPlan {
+        ChannelPlan {
+            channel: "portal".into(),
+            realtime: false,
+            answer_within_seconds: 14_400.0,
+            service_level: 0.9,
+            tickets_per_week,
+            aht_seconds: aht_minutes * 60.0,
+            aht: AhtEvidence::work_logged_only(600.0),
+            calendar: "24x7".into(),
+            calendar_source: HoursSource::AroundTheClock,
+            open_hours: 168,
+            peak_agents: 1,
+            agent_hours: 168.0,
+            fte,
+            minimum_fte,
+        }
+    }
+
+    fn month(tickets: f64, fte: f64, in_house: f64) -> Comparison {
+        Comparison {
+            scale: 1.0,
+            tickets,
+            handle_minutes: 0.0,
+            fte,
+            in_house,
+            outsourced: 0.0,
+            in_house_per_ticket: in_house / tickets,
+            outsourced_per_ticket: 0.0,
+        }
+    }
+
+    #[test]
+    fn results_outside_the_ranges_are_flagged_with_their_reason() {
+        let config = Config::load(None).unwrap().cost;
+        // A believable desk: 2,000 tickets a month, 6 FTE, $20 a ticket, 15-minute AHT.
+        let fine = flags(
+            &[channel(460.0, 15.0, 6.0, 0.0)],
+            Some(&month(2000.0, 6.0, 40_000.0)),
+            &config,
+        );
+        assert!(fine.is_empty(), "{fine:?}");
+        // The wrong answer of issue 17: days of "handle time", $5,423 a ticket, 2,076 FTE for
+        // 2,137 tickets a month.
+        let wrong = flags(
+            &[channel(493.0, 5970.3, 2076.1, 0.0)],
+            Some(&month(2137.0, 2076.1, 11_589_358.15)),
+            &config,
+        );
+        let checks: Vec<&str> = wrong.iter().map(|f| f.check).collect();
+        assert_eq!(
+            checks,
+            ["cost_per_ticket", "tickets_per_agent_month", "aht_minutes"]
+        );
+        assert!(wrong[0].reason.contains("$5423.19"), "{}", wrong[0].reason);
+        assert_eq!(wrong[1].range, [100.0, 800.0]);
+        // A small channel kept open around the clock, and handle times that are defaults.
+        let mut idle = channel(5.0, 10.0, 6.0, 5.8);
+        idle.aht = AhtEvidence::default_only(600.0);
+        let f = flags(&[idle], None, &config);
+        let checks: Vec<&str> = f.iter().map(|f| f.check).collect();
+        assert_eq!(checks, ["aht_default", "minimum_staffing"]);
+        assert!(f[1].reason.contains("168 open hours"), "{}", f[1].reason);
+    }
+}
