@@ -593,4 +593,31 @@ mod tests {
             Ok(())
         });
     }
+
+    #[test]
+    fn bad_cost_hours_are_refused_naming_the_key() {
+        for (text, key) in [
+            (
+                "[cost]\nopen-hours = { phone = \"office\" }\n",
+                "cost.open-hours.phone",
+            ),
+            (
+                "[cost]\nopen-hours = { fax = \"24x7\" }\n",
+                "cost.open-hours",
+            ),
+            (
+                "[cost]\nchannel-default-aht-seconds = { chat = 0.0 }\n",
+                "cost.channel-default-aht-seconds.chat",
+            ),
+            (
+                "[cost]\nplausible-cost-per-ticket = [60.0, 5.0]\n",
+                "cost.plausible-cost-per-ticket",
+            ),
+        ] {
+            let e = Config::from_toml(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        let ok = Config::from_toml("[cost]\nopen-hours = { phone = \"24x7\" }\n").unwrap();
+        assert_eq!(ok.cost.open_hours["phone"], "24x7");
+    }
 }
