@@ -5,7 +5,8 @@
 //!    evaluated in log space for every candidate N (the straightforward way that does not
 //!    overflow), measured in the same run; both must give the same agents.
 //! 2. The model over `--view-tickets` simulated tickets: the workload read by SQL (`workload`,
-//!    `handle_times`, breaches), then the month, break-even and sensitivity, and the week per
+//!    `handle_times`, the ticket groups that choose each channel's calendar, the newest ticket,
+//!    breaches), then the month, break-even and sensitivity, and the week per
 //!    hour. The reference is DataFusion's plain `GROUP BY channel` count over the same snapshot.
 
 use deskwatch::projection::{Projection, Snapshot};
@@ -132,7 +133,7 @@ fn model(tickets: u64) -> anyhow::Result<()> {
         t_ref * 1000.0
     );
     println!(
-        "  workload read (3 SQL queries)             {:>10.1} ms   {:.2} of the reference",
+        "  workload read (5 SQL queries)             {:>10.1} ms   {:.2} of the reference",
         t_observe * 1000.0,
         t_ref / t_observe
     );
