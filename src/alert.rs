@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::projection::Millis;
+use crate::base::Millis;
 use crate::sla::alerts::{AlertInfo, AlertUpdate, ProblemAlert};
 use crate::sla::rules::AlertsConfig;
 use crate::telemetry::Metrics;

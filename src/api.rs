@@ -25,8 +25,9 @@ use crate::config::{Config, Role, Token};
 use crate::event::parse_batch;
 use crate::projection::Outcome;
 use crate::query::to_json_rows;
+use crate::query::workload::observe;
 use crate::service::{Receipt, Service, ServiceError};
-use crate::staffing::model::{Observed, WhatIf, WhatIfRequest, observe, report, staffing};
+use crate::staffing::model::{Observed, WhatIf, WhatIfRequest, report, staffing};
 
 /// Shared state of the handlers.
 #[derive(Debug, Clone)]
@@ -396,10 +397,10 @@ async fn ticket_page(q: &crate::query::QueryEngine, id: &str) -> Result<Value, A
 async fn sla_listing(
     state: &AppState,
     headers: &HeaderMap,
-    listing: crate::sla::listing::Listing,
-    filter: &crate::sla::listing::SlaFilter,
+    listing: crate::query::sla_listing::Listing,
+    filter: &crate::query::sla_listing::SlaFilter,
 ) -> Result<Response, ApiError> {
-    use crate::sla::listing::{ListingError, list};
+    use crate::query::sla_listing::{ListingError, list};
     authorize(state, headers, Role::Read)?;
     let (query, filter) = (state.service.query.clone(), filter.clone());
     let batches = state
@@ -420,9 +421,9 @@ async fn sla_listing(
 }
 
 type FilterQuery =
-    Result<Query<crate::sla::listing::SlaFilter>, axum::extract::rejection::QueryRejection>;
+    Result<Query<crate::query::sla_listing::SlaFilter>, axum::extract::rejection::QueryRejection>;
 
-fn filter_of(q: FilterQuery) -> Result<crate::sla::listing::SlaFilter, ApiError> {
+fn filter_of(q: FilterQuery) -> Result<crate::query::sla_listing::SlaFilter, ApiError> {
     q.map(|Query(f)| f).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -442,7 +443,7 @@ async fn get_at_risk(
     sla_listing(
         &state,
         &headers,
-        crate::sla::listing::Listing::AtRisk,
+        crate::query::sla_listing::Listing::AtRisk,
         &filter,
     )
     .await
@@ -458,7 +459,7 @@ async fn get_breaches(
     sla_listing(
         &state,
         &headers,
-        crate::sla::listing::Listing::Breaches,
+        crate::query::sla_listing::Listing::Breaches,
         &filter,
     )
     .await
@@ -567,14 +568,29 @@ async fn cost_inputs(
     Ok((what_if, observed))
 }
 
-/// Runs a model on a blocking thread; its errors (a target no staffing meets) are 422.
+/// Runs a model on a blocking thread; its errors (a target no staffing meets, a what-if out of
+/// range) are 422, a failed thread 500.
 async fn run_model<T: serde::Serialize + Send + 'static>(
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+    f: impl FnOnce() -> Result<T, crate::staffing::StaffingError> + Send + 'static,
 ) -> Result<Response, ApiError> {
+    use crate::staffing::StaffingError;
     let out = tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unmet_target", e))?;
+        .map_err(|e| {
+            tracing::error!(error = %e, "the cost model failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the cost model failed",
+            )
+        })?
+        .map_err(|e| {
+            let code = match e {
+                StaffingError::WhatIf { .. } => "invalid_parameter",
+                _ => "unmet_target",
+            };
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
+        })?;
     Ok(axum::Json(out).into_response())
 }
 

@@ -19,9 +19,9 @@ use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::arrow::ipc::writer::FileWriter;
 use serde::{Deserialize, Serialize};
 
+use crate::base::interner::{Interner, Sym};
 use crate::log::LogPosition;
 use crate::projection::history::{History, OpenChunk};
-use crate::projection::interner::{Interner, Sym};
 use crate::projection::{Counters, Projection, TicketState, tables};
 
 /// First bytes of a checkpoint file.
@@ -66,7 +66,7 @@ struct Body {
     open: OpenChunk,
     counters: Counters,
     sla: crate::sla::SlaState,
-    text: crate::recurring::state::TextState,
+    text: crate::clustering::state::TextState,
 }
 
 /// A projection loaded from disk, with the log position it covers.

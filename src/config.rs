@@ -195,7 +195,7 @@ impl Config {
     pub fn setup(&self) -> crate::projection::Setup {
         crate::projection::Setup {
             rules: self.sla_rules(),
-            text: std::sync::Arc::new(crate::recurring::state::TextSetup::new(
+            text: std::sync::Arc::new(crate::clustering::state::TextSetup::new(
                 self.recurring.similarity,
                 self.recurring.glossary.clone(),
             )),

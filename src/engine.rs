@@ -7,15 +7,17 @@
 //! never holds an event the log does not. Start-up loads the newest checkpoint and replays only
 //! the tail of the log; a projection is therefore always a function of the log.
 
+pub mod replay;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::checkpoint::{CheckpointError, Checkpoints};
+use crate::clustering::state::TextSetup;
 use crate::event::TicketEvent;
 use crate::log::embedded::EmbeddedLog;
 use crate::log::{AppendRecord, EventLog, LogError, LogPosition};
 use crate::projection::{Outcome, Projection, Snapshot};
-use crate::recurring::state::TextSetup;
 use crate::sla::Rules;
 
 /// Errors of the engine.
@@ -133,7 +135,7 @@ impl Engine {
         }
         let reader = self.log.reader(&self.position)?;
         let position = &mut self.position;
-        crate::projection::replay(&mut self.projection, reader, |partition, offset, error| {
+        replay::replay(&mut self.projection, reader, |partition, offset, error| {
             if let Some(e) = error {
                 recovery.invalid_records += 1;
                 tracing::warn!(offset, error = %e, "log record is not a valid event; skipped");

@@ -4,10 +4,11 @@
 //! Records are keyed by ticket id, so one ticket's events stay in one partition, in order. The
 //! producer is idempotent with `acks=all`; an append returns only once the broker acknowledged
 //! every record. The consumer side (a consumer-group member projecting the partitions it owns)
-//! lives in [`consumer`]; [`crate::log::kafka`] puts both behind the [`crate::log::EventLog`]
+//! lives in [`consumer`]; [`log`] puts both behind the [`crate::log::EventLog`]
 //! trait.
 
 pub mod consumer;
+pub mod log;
 
 use std::time::Duration;
 
@@ -71,6 +72,12 @@ pub enum KafkaLogError {
         /// Why.
         reason: String,
     },
+}
+
+impl From<KafkaLogError> for crate::log::LogError {
+    fn from(e: KafkaLogError) -> crate::log::LogError {
+        crate::log::LogError::Broker(Box::new(e))
+    }
 }
 
 /// A property value, with `env:NAME` read from the environment.

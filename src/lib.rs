@@ -7,7 +7,12 @@
 
 pub mod alert;
 pub mod api;
+#[cfg(test)]
+mod architecture;
+pub mod base;
 pub mod checkpoint;
+pub mod clock;
+pub mod clustering;
 pub mod config;
 pub mod engine;
 pub mod event;
@@ -15,7 +20,9 @@ pub mod fuzz;
 pub mod import;
 pub mod kafka;
 pub mod log;
+pub mod monitor;
 pub mod projection;
+pub mod quality;
 pub mod query;
 pub mod recurring;
 pub mod replay;

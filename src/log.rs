@@ -3,10 +3,10 @@
 //! This module owns the [`EventLog`] trait that the engine appends to and replays from, and the
 //! position type stored in checkpoints. It does not parse events: a record is bytes.
 //! Implementations: [`embedded::EmbeddedLog`] (segment files on local disk, the default) and
-//! [`kafka::KafkaLog`] (a partitioned Kafka topic).
+//! [`crate::kafka::log::KafkaLog`] (a partitioned Kafka topic, in the Kafka module: the log does
+//! not know its implementations).
 
 pub mod embedded;
-pub mod kafka;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -68,9 +68,9 @@ pub enum LogError {
         /// Next offset to be written.
         end: u64,
     },
-    /// The Kafka broker failed or did not acknowledge.
+    /// The broker behind the log (Kafka) failed or did not acknowledge.
     #[error(transparent)]
-    Kafka(#[from] crate::kafka::KafkaLogError),
+    Broker(Box<dyn std::error::Error + Send + Sync>),
     /// A record is larger than the log accepts.
     #[error("a record of {size} bytes exceeds the {max}-byte limit")]
     RecordTooLarge {

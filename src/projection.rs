@@ -11,19 +11,16 @@
 //! index holds row numbers, not strings. [`tables`] turns state into Arrow record batches.
 
 pub mod history;
-pub mod interner;
-pub mod replay;
+pub mod sla_table;
 pub mod tables;
-
-pub use replay::replay;
 
 use datafusion::arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use std::sync::Arc;
 
+use crate::clustering::state::{Catalog, TextSetup, TextState};
 use crate::event::{Channel, EventType, Payload, Priority, Role, Status, TicketEvent};
-use crate::recurring::state::{Catalog, TextSetup, TextState};
 use crate::sla::{Change, Rules, SlaState, Subject, TicketView};
 use history::{EventRow, History};
 use interner::{Interner, Sym};
@@ -35,8 +32,7 @@ use interner::{Interner, Sym};
 /// `handle_time_estimated_without_work_logs_is_within_30_percent_of_the_logged_truth` prints it).
 pub const ACTIVE_SESSION_CAP_MS: i64 = 15 * 60_000;
 
-/// Milliseconds since the Unix epoch, UTC.
-pub type Millis = i64;
+pub use crate::base::{Millis, interner};
 
 /// What happened to one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -388,7 +384,7 @@ impl Projection {
         &mut self,
         event: &TicketEvent,
         offset: u64,
-        tokens: Option<crate::recurring::text::Analysis>,
+        tokens: Option<crate::clustering::text::Analysis>,
     ) -> Outcome {
         if self.history.contains(&event.event_id) {
             self.counters.duplicates += 1;
@@ -407,7 +403,7 @@ impl Projection {
         &mut self,
         event: &TicketEvent,
         offset: u64,
-        tokens: Option<crate::recurring::text::Analysis>,
+        tokens: Option<crate::clustering::text::Analysis>,
     ) -> Outcome {
         let at = event.occurred_at.timestamp_millis();
         let existing = self
@@ -668,7 +664,7 @@ pub struct Snapshot {
     pub tickets: Vec<RecordBatch>,
     /// `ticket_events`.
     pub events: Vec<RecordBatch>,
-    /// Raw `sla_clocks` rows, one entry per ticket block (see [`crate::sla::table`]).
+    /// Raw `sla_clocks` rows, one entry per ticket block (see [`sla_table`]).
     pub sla: Vec<Option<RecordBatch>>,
     /// The rules the clocks run under (to value them at query time).
     pub sla_rules: Option<Arc<Rules>>,
@@ -746,7 +742,7 @@ impl Projection {
                     ));
                     let clocks = &self.sla.tickets;
                     let (s, e) = (start.min(clocks.len()), end.min(clocks.len()));
-                    sla.push(crate::sla::table::raw_batch(
+                    sla.push(sla_table::raw_batch(
                         &self.tickets[start..start + (e - s)],
                         &clocks[s..e],
                         &self.strings,

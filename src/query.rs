@@ -29,6 +29,8 @@ use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 mod guard;
+pub mod sla_listing;
+pub mod workload;
 
 use crate::projection::Snapshot;
 use crate::projection::tables::{EVENTS_SCHEMA, TICKETS_SCHEMA};
@@ -168,7 +170,7 @@ impl fmt::Debug for SlaClocksTable {
 #[async_trait]
 impl TableProvider for SlaClocksTable {
     fn schema(&self) -> SchemaRef {
-        crate::sla::table::SCHEMA.clone()
+        crate::projection::sla_table::SCHEMA.clone()
     }
 
     fn table_type(&self) -> TableType {
@@ -222,7 +224,7 @@ impl TableProvider for SlaClocksTable {
                     }
                     None => raw.clone(),
                 };
-                batches.push(crate::sla::table::evaluate(&raw, rules, now));
+                batches.push(crate::projection::sla_table::evaluate(&raw, rules, now));
             }
         }
         memory_scan(self.schema(), batches, self.partitions)?
@@ -719,7 +721,7 @@ impl QueryEngine {
             .map_err(classify)?;
         }
         // Views over the tables above (planning only: they read the snapshot when queried).
-        for view in crate::staffing::workload::VIEWS {
+        for view in workload::VIEWS {
             futures_executor::block_on(ctx.sql(view)).map_err(classify)?;
         }
         Ok(QueryEngine {

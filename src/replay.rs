@@ -17,9 +17,10 @@ use crate::event::{Payload, TicketEvent};
 use crate::log::LogReader;
 use crate::log::embedded::EmbeddedLog;
 use crate::projection::{Outcome, Projection, Snapshot};
+use crate::query::workload::observe;
 use crate::query::{QueryEngine, to_json_rows};
 use crate::recurring::view::{self, Filter};
-use crate::staffing::model::{WhatIf, observe, report};
+use crate::staffing::model::{WhatIf, report};
 
 /// Stops a replay from another thread.
 #[derive(Debug, Clone, Default)]
@@ -255,7 +256,7 @@ pub async fn side(snapshot: Snapshot, config: &Config, as_of: i64) -> Result<Sid
             .collect(),
     };
     let observed = observe(&query, &config.cost).await?;
-    let cost = report(&observed, &config.cost, WhatIf::default())?;
+    let cost = report(&observed, &config.cost, WhatIf::default()).map_err(|e| e.to_string())?;
     out.cost = CostSummary {
         tickets_per_month: cost.month.tickets,
         fte: cost.month.fte,

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
 use crate::alert::AlertSink;
+use crate::clock::{SLA_REPORT_EVERY, SLA_TICK, now_ms, sla_tick};
 use crate::config::{Config, LogKind, Storage};
 use crate::engine::{Engine, EngineError, Submission};
 use crate::event::TicketEvent;
@@ -26,7 +27,6 @@ use crate::kafka::{EventProducer, KafkaLogError};
 use crate::log::{AppendRecord, Placement};
 use crate::projection::Outcome;
 use crate::query::{QueryEngine, QueryError};
-use crate::sla::alerts::AlertUpdate;
 use crate::telemetry::Metrics;
 
 /// Most events decided in one group commit.
@@ -139,13 +139,13 @@ impl Service {
         let producer = EventProducer::new(settings)?;
         let alerts = crate::alert::start(&config.sla.alerts, metrics.clone());
         query.set_recurring(config.recurring.view());
-        crate::recurring::monitor::spawn(
+        crate::monitor::recurring::spawn(
             query.clone(),
             metrics.clone(),
             alerts.clone(),
             config.recurring.clone(),
         );
-        crate::staffing::monitor::spawn(query.clone(), metrics.clone(), config.cost.clone());
+        crate::monitor::cost::spawn(query.clone(), metrics.clone(), config.cost.clone());
         let projector = crate::kafka::consumer::start(
             settings,
             &config.storage,
@@ -181,19 +181,16 @@ impl Service {
         update_gauges(&metrics, &engine);
         let alerts = crate::alert::start(&config.sla.alerts, metrics.clone());
         query.set_recurring(config.recurring.view());
-        crate::recurring::monitor::spawn(
+        crate::monitor::recurring::spawn(
             query.clone(),
             metrics.clone(),
             alerts.clone(),
             config.recurring.clone(),
         );
-        crate::staffing::monitor::spawn(query.clone(), metrics.clone(), config.cost.clone());
+        crate::monitor::cost::spawn(query.clone(), metrics.clone(), config.cost.clone());
         // Bring the clocks to now, tell the dispatcher what is active, then follow changes.
-        let now = now_ms();
         let projection = engine.projection_mut();
-        projection.sla_mut().advance(now);
-        alerts.send(projection.active_alerts(now, false));
-        projection.sla_mut().set_recording(true);
+        let now = crate::clock::go_live(projection, &alerts);
         metrics.publish_sla(&projection.sla_report(now));
         let (tx, rx) = mpsc::sync_channel(1024);
         let ready = Arc::new(AtomicBool::new(true));
@@ -336,38 +333,6 @@ fn checkpoint(engine: &mut Engine, metrics: &Metrics) {
             tracing::error!(error = %e, "checkpoint failed; the log still has every event");
         }
     }
-}
-
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// How often the writer moves SLA time when no events arrive.
-pub const SLA_TICK: Duration = Duration::from_millis(100);
-/// How often SLA gauges are recomputed (a scan of every open clock).
-pub const SLA_REPORT_EVERY: Duration = Duration::from_secs(2);
-
-/// Moves a projection's SLA time to now and hands the resulting alerts over.
-pub fn sla_tick(
-    projection: &mut crate::projection::Projection,
-    alerts: &AlertSink,
-    metrics: &Metrics,
-) {
-    let updates = projection.sla_tick(now_ms());
-    if updates.is_empty() {
-        return;
-    }
-    let mut out: Vec<AlertUpdate> = Vec::with_capacity(updates.len());
-    for (u, delay) in updates {
-        metrics
-            .sla_alert_delay_seconds
-            .observe(delay.max(0) as f64 / 1000.0);
-        out.push(u);
-    }
-    alerts.send(out);
 }
 
 fn writer_loop(

@@ -22,9 +22,7 @@
 
 pub mod alerts;
 pub mod calendar;
-pub mod listing;
 pub mod rules;
-pub mod table;
 #[cfg(test)]
 mod tests;
 
@@ -34,9 +32,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::base::Millis;
+use crate::base::interner::Sym;
 use crate::event::{Priority, Status};
-use crate::projection::Millis;
-use crate::projection::interner::Sym;
 pub use rules::{Rules, RulesError, SlaConfig, Subject};
 
 /// The four clocks.

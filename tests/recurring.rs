@@ -174,8 +174,8 @@ resend-seconds = 1
 /// release's; and `deskwatch bench --clusters` prints the same comparison.
 #[test]
 fn real_ticket_text_clusters_at_least_as_well_as_tf_idf() {
-    use deskwatch::recurring::quality;
-    use deskwatch::recurring::state::TextSetup;
+    use deskwatch::clustering::state::TextSetup;
+    use deskwatch::quality;
 
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/text");
     if !dir.exists() {

@@ -220,7 +220,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let t = Instant::now();
     let mut projection = Projection::new();
     // The engine's recovery path: parsing and text analysis on a reader thread.
-    deskwatch::projection::replay(
+    deskwatch::engine::replay::replay(
         &mut projection,
         log.reader(&LogPosition::default())?,
         |_, _, _| {},

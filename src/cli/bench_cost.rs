@@ -11,9 +11,10 @@
 
 use deskwatch::projection::{Projection, Snapshot};
 use deskwatch::query::QueryEngine;
+use deskwatch::query::workload::observe;
 use deskwatch::simulate::{Params, Simulator};
 use deskwatch::staffing::erlang::Demand;
-use deskwatch::staffing::model::{WhatIf, observe, report, staffing};
+use deskwatch::staffing::model::{WhatIf, report, staffing};
 
 use super::bench::best;
 

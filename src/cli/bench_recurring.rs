@@ -14,9 +14,9 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
+use deskwatch::clustering::cluster::Clusterer;
+use deskwatch::clustering::text::Analyzer;
 use deskwatch::event::Payload;
-use deskwatch::recurring::cluster::Clusterer;
-use deskwatch::recurring::text::Analyzer;
 use deskwatch::simulate::{Params, Simulator};
 
 use super::bench::best;
@@ -145,7 +145,7 @@ fn text(tickets: u64) -> anyhow::Result<()> {
     }
     let normalized = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let tokens: Vec<deskwatch::recurring::text::Analysis> = texts
+    let tokens: Vec<deskwatch::clustering::text::Analysis> = texts
         .iter()
         .map(|(t, d)| analyzer.analyze(t, d.as_deref()))
         .collect();
@@ -188,10 +188,10 @@ fn text(tickets: u64) -> anyhow::Result<()> {
 /// `bench --clusters`: pair precision, recall and F1 of deskwatch's clusters and of the TF-IDF
 /// reference on each labelled file, and the placement cost per ticket.
 pub fn clusters(files: &[std::path::PathBuf], similarity: Option<f64>) -> anyhow::Result<()> {
-    use deskwatch::recurring::quality;
-    use deskwatch::recurring::state::TextSetup;
+    use deskwatch::clustering::state::TextSetup;
+    use deskwatch::quality;
 
-    let similarity = similarity.unwrap_or(deskwatch::recurring::cluster::DEFAULT_SIMILARITY);
+    let similarity = similarity.unwrap_or(deskwatch::clustering::cluster::DEFAULT_SIMILARITY);
     for file in files {
         let input =
             std::fs::File::open(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use deskwatch::clock::{SLA_TICK, now_ms, sla_tick};
 use deskwatch::event::{Actor, Channel, Created, Payload, Priority, Role, TicketEvent};
 use deskwatch::projection::Projection;
-use deskwatch::service::{SLA_TICK, now_ms, sla_tick};
 use deskwatch::simulate::{Params, Simulator};
 use deskwatch::sla::Rules;
 use deskwatch::sla::rules::AlertsConfig;

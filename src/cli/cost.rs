@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use deskwatch::query::QueryEngine;
-use deskwatch::staffing::model::{AhtSource, WhatIfRequest, observe, report};
+use deskwatch::query::workload::observe;
+use deskwatch::staffing::model::{AhtSource, WhatIfRequest, report};
 
 use super::query::load_snapshot;
 use super::{DataDir, Format};

@@ -7,7 +7,7 @@ use anyhow::Context;
 use deskwatch::config::{Config, LogKind};
 use deskwatch::engine::{Engine, Submission};
 use deskwatch::event::TicketEvent;
-use deskwatch::log::kafka::KafkaLog;
+use deskwatch::kafka::log::KafkaLog;
 use deskwatch::log::{AppendRecord, EventLog};
 use deskwatch::projection::{Outcome, Projection};
 

@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
+use deskwatch::query::sla_listing::{Listing, SlaFilter, list};
 use deskwatch::query::{OutputFormat, QueryEngine, render};
-use deskwatch::sla::listing::{Listing, SlaFilter, list};
 
 use super::DataDir;
 use super::query::load_snapshot;

@@ -368,11 +368,8 @@ impl Projector {
                     self.checkpoint_with(p, &mut state, true);
                 }
                 // Its alerts are the new owner's now.
-                self.alerts.send(
-                    state
-                        .projection
-                        .active_alerts(crate::service::now_ms(), true),
-                );
+                self.alerts
+                    .send(state.projection.active_alerts(crate::clock::now_ms(), true));
                 if state.since_checkpoint == 0 && state.next > 0 {
                     let _ = offsets.add_partition_offset(
                         &self.topic,
@@ -725,9 +722,9 @@ impl Projector {
     fn sla_tick(&self, report: bool) {
         let mut owned = lock(&self.owned);
         let mut total = crate::sla::SlaReport::default();
-        let now = crate::service::now_ms();
+        let now = crate::clock::now_ms();
         for state in owned.parts.values_mut().filter(|s| s.alerting) {
-            crate::service::sla_tick(&mut state.projection, &self.alerts, &self.metrics);
+            crate::clock::sla_tick(&mut state.projection, &self.alerts, &self.metrics);
             if report {
                 total.add(&state.projection.sla_report(now));
             }
@@ -776,11 +773,7 @@ impl Projector {
                     if lag == 0 && !state.alerting {
                         // Caught up: clocks to now, what is active to the dispatcher, then
                         // follow changes live.
-                        let now_ms = crate::service::now_ms();
-                        let projection = &mut state.projection;
-                        projection.sla_mut().advance(now_ms);
-                        self.alerts.send(projection.active_alerts(now_ms, false));
-                        projection.sla_mut().set_recording(true);
+                        crate::clock::go_live(&mut state.projection, &self.alerts);
                         state.alerting = true;
                         tracing::info!(partition = p, "partition caught up; SLA alerts live");
                     }
@@ -975,9 +968,9 @@ fn run(consumer: BaseConsumer<Projector>, stop: Arc<AtomicBool>) {
             unpublished = false;
             last_publish = Instant::now();
         }
-        if last_sla.elapsed() >= crate::service::SLA_TICK {
-            ctx.sla_tick(last_report.elapsed() >= crate::service::SLA_REPORT_EVERY);
-            if last_report.elapsed() >= crate::service::SLA_REPORT_EVERY {
+        if last_sla.elapsed() >= crate::clock::SLA_TICK {
+            ctx.sla_tick(last_report.elapsed() >= crate::clock::SLA_REPORT_EVERY);
+            if last_report.elapsed() >= crate::clock::SLA_REPORT_EVERY {
                 last_report = Instant::now();
             }
             last_sla = Instant::now();

@@ -11,8 +11,8 @@ use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::interner::{Interner, Sym};
 use super::tables;
+use crate::base::interner::{Interner, Sym};
 use crate::event::{EventType, Priority, Role, Status};
 
 /// Rows per sealed chunk.

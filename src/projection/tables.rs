@@ -15,7 +15,7 @@ use datafusion::arrow::datatypes::{
 
 use super::TicketState;
 use super::history::OpenChunk;
-use super::interner::{Interner, Sym};
+use crate::base::interner::{Interner, Sym};
 
 /// Tickets per block of the `tickets` table (the unit of incremental snapshots).
 pub const TICKET_BLOCK: usize = 16 * 1024;

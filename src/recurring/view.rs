@@ -40,8 +40,8 @@ use datafusion::arrow::datatypes::{
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
-use super::cluster::{Clusterer, cosine};
-use super::state::ClusterMeta;
+use crate::clustering::cluster::{Clusterer, cosine};
+use crate::clustering::state::ClusterMeta;
 use crate::projection::Snapshot;
 
 const HOUR_MS: f64 = 3_600_000.0;
@@ -705,13 +705,13 @@ const LABEL_TITLES: usize = 50;
 /// (ties: the shorter, then the first), lower-cased and masked, with the words no other title
 /// has (a person's name, a project) replaced by `…`. `None` without titles.
 fn representative(titles: &[String]) -> Option<String> {
-    static ANALYZER: std::sync::LazyLock<super::text::Analyzer> =
-        std::sync::LazyLock::new(super::text::Analyzer::default);
+    static ANALYZER: std::sync::LazyLock<crate::clustering::text::Analyzer> =
+        std::sync::LazyLock::new(crate::clustering::text::Analyzer::default);
     let shown: Vec<String> = titles.iter().map(|t| ANALYZER.display(t)).collect();
     let keys: Vec<Vec<String>> = shown
         .iter()
         .map(|t| {
-            let mut words: Vec<String> = t.split(' ').map(super::text::fold).collect();
+            let mut words: Vec<String> = t.split(' ').map(crate::clustering::text::fold).collect();
             words.sort_unstable();
             words.dedup();
             words
@@ -740,7 +740,7 @@ fn representative(titles: &[String]) -> Option<String> {
     let mut out: Vec<&str> = Vec::new();
     for w in shown[best].split(' ') {
         let unique = share
-            .get(super::text::fold(w).as_str())
+            .get(crate::clustering::text::fold(w).as_str())
             .copied()
             .unwrap_or(0)
             <= 1;

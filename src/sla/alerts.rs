@@ -2,7 +2,7 @@
 //! Delivery (queues, retries, receivers) is [`crate::alert`]'s.
 
 use super::ClockKind;
-use crate::projection::Millis;
+use crate::base::Millis;
 
 /// What an alert says about a ticket's clock.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 use chrono::{Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
-use crate::projection::Millis;
+use crate::base::Millis;
 
 /// Longest stretch searched for working time before giving up (a calendar whose windows are
 /// all holidays for ten years).

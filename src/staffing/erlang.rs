@@ -13,6 +13,8 @@
 
 use serde::Serialize;
 
+use super::StaffingError;
+
 /// The probability that a call waits, with `agents` agents and `load` erlangs offered; 1 when
 /// the queue is unstable (`agents ≤ load`).
 pub fn p_wait(agents: u32, load: f64) -> f64 {
@@ -97,25 +99,35 @@ impl Demand {
     }
 
     /// The fewest agents that meet the service level without exceeding the occupancy limit.
-    pub fn required(&self) -> Result<Staffing, String> {
+    pub fn required(&self) -> Result<Staffing, StaffingError> {
         let a = self.load();
         if !(a.is_finite() && a >= 0.0) {
-            return Err("the load (calls per hour × handle time) must be finite and ≥ 0".into());
+            return Err(StaffingError::Invalid(
+                "the load (calls per hour × handle time) must be finite and ≥ 0",
+            ));
         }
         if self.aht_seconds.is_nan() || self.aht_seconds <= 0.0 {
-            return Err("the handle time must be above 0".into());
+            return Err(StaffingError::Invalid("the handle time must be above 0"));
         }
         if !(0.0..1.0).contains(&self.service_level) {
-            return Err("the service level must be within 0 (inclusive) and 1 (exclusive)".into());
+            return Err(StaffingError::Invalid(
+                "the service level must be within 0 (inclusive) and 1 (exclusive)",
+            ));
         }
         if !(0.0..1.0).contains(&self.shrinkage) {
-            return Err("shrinkage must be within 0 (inclusive) and 1 (exclusive)".into());
+            return Err(StaffingError::Invalid(
+                "shrinkage must be within 0 (inclusive) and 1 (exclusive)",
+            ));
         }
         if !(self.max_occupancy > 0.0 && self.max_occupancy <= 1.0) {
-            return Err("the maximum occupancy must be within (0, 1]".into());
+            return Err(StaffingError::Invalid(
+                "the maximum occupancy must be within (0, 1]",
+            ));
         }
         if a > 1e6 {
-            return Err("more than a million erlangs: split the queue".into());
+            return Err(StaffingError::Invalid(
+                "more than a million erlangs: split the queue",
+            ));
         }
         // Start at the first stable count and at the occupancy limit, whichever is higher.
         let mut n = ((a / self.max_occupancy).ceil() as u32).max(a.floor() as u32 + 1);
@@ -127,7 +139,7 @@ impl Demand {
             }
             n += 1;
         }
-        Err(format!("no staffing up to {limit} agents meets the target"))
+        Err(StaffingError::UnmetTarget { limit })
     }
 }
 

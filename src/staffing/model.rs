@@ -1,6 +1,6 @@
-//! The cost model of `[cost]`, fed by the workload deskwatch observed: the hour-of-week
-//! arrivals (`workload`), the average handle time (`handle_times`) and the SLA breaches
-//! (`sla_clocks`). It gives this month in-house and outsourced, per ticket, the break-even
+//! The cost model of `[cost]`, fed by the workload deskwatch observed ([`Observed`], read by
+//! [`crate::query::workload::observe`]): the hour-of-week arrivals, the handle times with their
+//! evidence, the opening hours and the SLA breaches. It gives this month in-house and outsourced, per ticket, the break-even
 //! volume, the cost of the breaches, and the sensitivity to volume; what-ifs change the volume
 //! or the service target.
 
@@ -8,14 +8,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::StaffingError;
 use super::checks::{Flag, flags};
 use super::cost::{InHouse, Msp, Pricing, profile};
 use super::erlang::Staffing;
-use super::hours::{HoursSource, OpenHours, TicketGroup, channel_hours};
+use super::hours::{HoursSource, OpenHours};
 use super::plan::{
     Comparison, Queue, Target, WEEKS_PER_MONTH, Week, break_even, compare, staff_queues,
 };
-use crate::query::{QueryEngine, to_json_rows};
 
 /// `[cost]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -187,7 +187,7 @@ impl CostConfig {
         Ok(())
     }
 
-    fn pricing(&self) -> Result<Pricing, String> {
+    fn pricing(&self) -> Result<Pricing, StaffingError> {
         match self.msp_pricing.as_str() {
             "ticket" => Ok(Pricing::Ticket {
                 price: self.msp_price,
@@ -199,7 +199,7 @@ impl CostConfig {
             "handle-minute" => Ok(Pricing::HandleMinute {
                 price: self.msp_price,
             }),
-            other => Err(format!("unknown pricing `{other}`")),
+            other => Err(StaffingError::Pricing(other.to_string())),
         }
     }
 
@@ -232,7 +232,7 @@ impl CostConfig {
     }
 
     /// The provider's parameters.
-    pub fn msp(&self) -> Result<Msp, String> {
+    pub fn msp(&self) -> Result<Msp, StaffingError> {
         Ok(Msp {
             pricing: self.pricing()?,
             credit_per_breach: self.msp_credit_per_breach,
@@ -322,144 +322,6 @@ pub struct Observed {
     pub aht_seconds: f64,
     /// Breached SLA clocks per ticket.
     pub breaches_per_ticket: f64,
-}
-
-/// Reads the workload from the published snapshot: arrivals, handle times with their
-/// evidence, opening hours (under the snapshot's SLA rules) and breaches.
-pub async fn observe(query: &QueryEngine, config: &CostConfig) -> Result<Observed, String> {
-    let rows = |sql: &'static str| async move {
-        query
-            .sql(sql)
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|b| to_json_rows(&b).map_err(|e| e.to_string()))
-    };
-    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
-    let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
-    let mut channels: Vec<ChannelLoad> = Vec::new();
-    for r in rows("select channel, hour_of_week, arrivals_per_hour as a from workload").await? {
-        let channel = r["channel"].as_str().unwrap_or("").to_string();
-        let h = r["hour_of_week"].as_u64().unwrap_or(0) as usize;
-        let i = match channels.iter().position(|c| c.channel == channel) {
-            Some(i) => i,
-            None => {
-                let default = config.default_aht(&channel);
-                channels.push(ChannelLoad {
-                    channel,
-                    arrivals: vec![0.0; 168],
-                    tickets_per_week: 0.0,
-                    aht_seconds: default,
-                    aht: AhtEvidence::default_only(default),
-                    hours: OpenHours::always(HoursSource::AroundTheClock),
-                });
-                channels.len() - 1
-            }
-        };
-        if h < 168 {
-            channels[i].arrivals[h] += f(&r["a"]);
-        }
-    }
-    // Handle times, ticket by ticket: logged work, else the estimate, else the default.
-    let evidence = rows(
-        "select channel, sum(tickets) as n, sum(with_work_logged) as w, sum(estimated) as e, \
-                sum(work_logged_minutes * with_work_logged) as wm, \
-                sum(estimated_minutes * estimated) as em \
-         from handle_times group by channel",
-    )
-    .await?;
-    let (mut seconds, mut counted) = (0.0, 0.0);
-    for r in &evidence {
-        let Some(c) = channels.iter_mut().find(|c| r["channel"] == c.channel) else {
-            continue;
-        };
-        let (n, w, e) = (f(&r["n"]), f(&r["w"]), f(&r["e"]));
-        if n <= 0.0 {
-            continue;
-        }
-        let default = config.default_aht(&c.channel);
-        let d = (n - w - e).max(0.0);
-        c.aht_seconds = ((f(&r["wm"]) + f(&r["em"])) * 60.0 + d * default) / n;
-        let shares = [
-            (AhtSource::WorkLogged, w),
-            (AhtSource::Estimated, e),
-            (AhtSource::Default, d),
-        ];
-        let source = shares
-            .iter()
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .map_or(AhtSource::Default, |s| s.0);
-        c.aht = AhtEvidence {
-            source,
-            work_logged: w / n,
-            estimated: e / n,
-            default: d / n,
-            default_seconds: default,
-        };
-        (seconds, counted) = (seconds + c.aht_seconds * n, counted + n);
-    }
-    let aht_seconds = if counted > 0.0 {
-        seconds / counted
-    } else {
-        config.default_aht_seconds
-    };
-    // Opening hours: configured, or the SLA calendar of most of each channel's tickets, in
-    // the week of the newest ticket.
-    let groups: Vec<TicketGroup> = rows(
-        "select cast(channel as varchar) as channel, cast(priority as varchar) as priority, \
-                cast(tenant as varchar) as tenant, cast(category as varchar) as category, \
-                cast(service as varchar) as service, count(*) as n \
-         from tickets group by 1, 2, 3, 4, 5",
-    )
-    .await?
-    .iter()
-    .map(|r| TicketGroup {
-        channel: text(&r["channel"]).unwrap_or_default(),
-        priority: text(&r["priority"]).unwrap_or_default(),
-        tenant: text(&r["tenant"]),
-        category: text(&r["category"]).unwrap_or_default(),
-        service: text(&r["service"]),
-        tickets: r["n"].as_u64().unwrap_or(0),
-    })
-    .collect();
-    let newest = rows("select cast(max(created_at) as bigint) as t from tickets").await?;
-    let reference = newest
-        .first()
-        .and_then(|r| r["t"].as_i64())
-        .unwrap_or_default();
-    let snapshot = query.current();
-    let mut hours = channel_hours(
-        &groups,
-        &config.open_hours,
-        snapshot.sla_rules.as_deref(),
-        reference,
-    );
-    for c in &mut channels {
-        c.tickets_per_week = c.arrivals.iter().sum();
-        if let Some(h) = hours.remove(&c.channel) {
-            c.hours = h;
-        }
-    }
-    channels.sort_by(|a, b| {
-        b.tickets_per_week
-            .total_cmp(&a.tickets_per_week)
-            .then_with(|| a.channel.cmp(&b.channel))
-    });
-    let b = rows(
-        "select (select count(*) from sla_clocks where breached_at is not null) as b, \
-                (select count(*) from tickets) as t",
-    )
-    .await?;
-    let (breaches, tickets) = b.first().map_or((0.0, 0.0), |r| (f(&r["b"]), f(&r["t"])));
-    Ok(Observed {
-        tickets_per_week: channels.iter().map(|c| c.tickets_per_week).sum(),
-        channels,
-        aht_seconds,
-        breaches_per_ticket: if tickets > 0.0 {
-            breaches / tickets
-        } else {
-            0.0
-        },
-    })
 }
 
 /// A what-if.
@@ -672,8 +534,10 @@ pub fn report(
     observed: &Observed,
     config: &CostConfig,
     what_if: WhatIf,
-) -> Result<CostReport, String> {
-    what_if.validate().map_err(|(k, m)| format!("{k} {m}"))?;
+) -> Result<CostReport, StaffingError> {
+    what_if
+        .validate()
+        .map_err(|(name, problem)| StaffingError::WhatIf { name, problem })?;
     let queues = queues(observed, config, &what_if);
     let (inside, msp) = (config.in_house(), config.msp()?);
     let scale = what_if.scale();
@@ -767,8 +631,10 @@ pub fn staffing(
     config: &CostConfig,
     what_if: WhatIf,
     now_ms: i64,
-) -> Result<StaffingReport, String> {
-    what_if.validate().map_err(|(k, m)| format!("{k} {m}"))?;
+) -> Result<StaffingReport, StaffingError> {
+    what_if
+        .validate()
+        .map_err(|(name, problem)| StaffingError::WhatIf { name, problem })?;
     let queues = queues(observed, config, &what_if);
     let scale = what_if.scale();
     let weeks = staff_queues(&queues, scale)?;

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::StaffingError;
 use super::cost::{InHouse, Msp};
 use super::erlang::{Demand, Staffing};
 
@@ -123,13 +124,12 @@ pub fn staff_week(
     open: &[bool],
     minimum: u32,
     target: &Target,
-) -> Result<Week, String> {
+) -> Result<Week, StaffingError> {
     if profile.len() != 168 || open.len() != 168 {
-        return Err(format!(
-            "a week has 168 hours, not {} (arrivals) and {} (open hours)",
-            profile.len(),
-            open.len()
-        ));
+        return Err(StaffingError::Week {
+            arrivals: profile.len(),
+            open: open.len(),
+        });
     }
     let carried = carry_into_open_hours(profile, open);
     let open_somewhere = open.iter().any(|&o| o);
@@ -182,7 +182,7 @@ pub fn staff_week(
 /// Staffs each queue at `scale` times its volume. Queues are staffed apart (no agent is
 /// counted on two channels at once), which is what a desk with dedicated phone and
 /// back-office teams does and an upper bound for one with fully blended agents.
-pub fn staff_queues(queues: &[Queue], scale: f64) -> Result<Vec<Week>, String> {
+pub fn staff_queues(queues: &[Queue], scale: f64) -> Result<Vec<Week>, StaffingError> {
     queues
         .iter()
         .map(|q| {
@@ -221,7 +221,7 @@ pub fn compare(
     msp: &Msp,
     breaches_per_ticket: f64,
     scale: f64,
-) -> Result<Comparison, String> {
+) -> Result<Comparison, StaffingError> {
     let weeks = staff_queues(queues, scale)?;
     let fte: f64 = weeks.iter().map(|w| w.fte).sum();
     let tickets: f64 = weeks.iter().map(|w| w.tickets).sum::<f64>() * WEEKS_PER_MONTH;
@@ -257,8 +257,8 @@ pub fn break_even(
     in_house: &InHouse,
     msp: &Msp,
     breaches_per_ticket: f64,
-) -> Result<Option<f64>, String> {
-    let diff = |s: f64| -> Result<f64, String> {
+) -> Result<Option<f64>, StaffingError> {
+    let diff = |s: f64| -> Result<f64, StaffingError> {
         let c = compare(queues, in_house, msp, breaches_per_ticket, s)?;
         Ok(c.in_house - c.outsourced)
     };

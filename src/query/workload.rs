@@ -1,4 +1,5 @@
-//! The workload the desk actually sees, as SQL views over the projected tables:
+//! The workload the desk actually sees, as SQL views over the projected tables, and the
+//! cost model's inputs read from them ([`observe`]):
 //!
 //! - `workload`: tickets per channel and hour of the week (0 = Monday 00:00–01:00 UTC … 167),
 //!   and the mean arrivals per hour, over the weeks the data spans (at least one);
@@ -38,6 +39,149 @@ pub const VIEWS: &[&str] = &[
      FROM tickets \
      GROUP BY 1, 2",
 ];
+
+use crate::staffing::hours::{HoursSource, OpenHours, TicketGroup, channel_hours};
+use crate::staffing::model::{AhtEvidence, AhtSource, ChannelLoad, CostConfig, Observed};
+
+use super::{QueryEngine, to_json_rows};
+
+/// Reads the workload from the published snapshot: arrivals, handle times with their
+/// evidence, opening hours (under the snapshot's SLA rules) and breaches.
+pub async fn observe(query: &QueryEngine, config: &CostConfig) -> Result<Observed, String> {
+    let rows = |sql: &'static str| async move {
+        query
+            .sql(sql)
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|b| to_json_rows(&b).map_err(|e| e.to_string()))
+    };
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    let mut channels: Vec<ChannelLoad> = Vec::new();
+    for r in rows("select channel, hour_of_week, arrivals_per_hour as a from workload").await? {
+        let channel = r["channel"].as_str().unwrap_or("").to_string();
+        let h = r["hour_of_week"].as_u64().unwrap_or(0) as usize;
+        let i = match channels.iter().position(|c| c.channel == channel) {
+            Some(i) => i,
+            None => {
+                let default = config.default_aht(&channel);
+                channels.push(ChannelLoad {
+                    channel,
+                    arrivals: vec![0.0; 168],
+                    tickets_per_week: 0.0,
+                    aht_seconds: default,
+                    aht: AhtEvidence::default_only(default),
+                    hours: OpenHours::always(HoursSource::AroundTheClock),
+                });
+                channels.len() - 1
+            }
+        };
+        if h < 168 {
+            channels[i].arrivals[h] += f(&r["a"]);
+        }
+    }
+    // Handle times, ticket by ticket: logged work, else the estimate, else the default.
+    let evidence = rows(
+        "select channel, sum(tickets) as n, sum(with_work_logged) as w, sum(estimated) as e, \
+                sum(work_logged_minutes * with_work_logged) as wm, \
+                sum(estimated_minutes * estimated) as em \
+         from handle_times group by channel",
+    )
+    .await?;
+    let (mut seconds, mut counted) = (0.0, 0.0);
+    for r in &evidence {
+        let Some(c) = channels.iter_mut().find(|c| r["channel"] == c.channel) else {
+            continue;
+        };
+        let (n, w, e) = (f(&r["n"]), f(&r["w"]), f(&r["e"]));
+        if n <= 0.0 {
+            continue;
+        }
+        let default = config.default_aht(&c.channel);
+        let d = (n - w - e).max(0.0);
+        c.aht_seconds = ((f(&r["wm"]) + f(&r["em"])) * 60.0 + d * default) / n;
+        let shares = [
+            (AhtSource::WorkLogged, w),
+            (AhtSource::Estimated, e),
+            (AhtSource::Default, d),
+        ];
+        let source = shares
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(AhtSource::Default, |s| s.0);
+        c.aht = AhtEvidence {
+            source,
+            work_logged: w / n,
+            estimated: e / n,
+            default: d / n,
+            default_seconds: default,
+        };
+        (seconds, counted) = (seconds + c.aht_seconds * n, counted + n);
+    }
+    let aht_seconds = if counted > 0.0 {
+        seconds / counted
+    } else {
+        config.default_aht_seconds
+    };
+    // Opening hours: configured, or the SLA calendar of most of each channel's tickets, in
+    // the week of the newest ticket.
+    let groups: Vec<TicketGroup> = rows(
+        "select cast(channel as varchar) as channel, cast(priority as varchar) as priority, \
+                cast(tenant as varchar) as tenant, cast(category as varchar) as category, \
+                cast(service as varchar) as service, count(*) as n \
+         from tickets group by 1, 2, 3, 4, 5",
+    )
+    .await?
+    .iter()
+    .map(|r| TicketGroup {
+        channel: text(&r["channel"]).unwrap_or_default(),
+        priority: text(&r["priority"]).unwrap_or_default(),
+        tenant: text(&r["tenant"]),
+        category: text(&r["category"]).unwrap_or_default(),
+        service: text(&r["service"]),
+        tickets: r["n"].as_u64().unwrap_or(0),
+    })
+    .collect();
+    let newest = rows("select cast(max(created_at) as bigint) as t from tickets").await?;
+    let reference = newest
+        .first()
+        .and_then(|r| r["t"].as_i64())
+        .unwrap_or_default();
+    let snapshot = query.current();
+    let mut hours = channel_hours(
+        &groups,
+        &config.open_hours,
+        snapshot.sla_rules.as_deref(),
+        reference,
+    );
+    for c in &mut channels {
+        c.tickets_per_week = c.arrivals.iter().sum();
+        if let Some(h) = hours.remove(&c.channel) {
+            c.hours = h;
+        }
+    }
+    channels.sort_by(|a, b| {
+        b.tickets_per_week
+            .total_cmp(&a.tickets_per_week)
+            .then_with(|| a.channel.cmp(&b.channel))
+    });
+    let b = rows(
+        "select (select count(*) from sla_clocks where breached_at is not null) as b, \
+                (select count(*) from tickets) as t",
+    )
+    .await?;
+    let (breaches, tickets) = b.first().map_or((0.0, 0.0), |r| (f(&r["b"]), f(&r["t"])));
+    Ok(Observed {
+        tickets_per_week: channels.iter().map(|c| c.tickets_per_week).sum(),
+        channels,
+        aht_seconds,
+        breaches_per_ticket: if tickets > 0.0 {
+            breaches / tickets
+        } else {
+            0.0
+        },
+    })
+}
 
 #[cfg(test)]
 mod tests {

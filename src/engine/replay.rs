@@ -6,9 +6,9 @@
 
 use std::sync::mpsc;
 
-use super::Projection;
 use crate::event::{EventError, Payload, TicketEvent};
 use crate::log::{LogError, LogReader};
+use crate::projection::Projection;
 
 /// Records handed from the reader to the projection at a time.
 const BATCH: usize = 1024;
@@ -17,7 +17,7 @@ type Parsed = (
     u32,
     u64,
     Result<TicketEvent, EventError>,
-    Option<crate::recurring::text::Analysis>,
+    Option<crate::clustering::text::Analysis>,
 );
 
 /// Applies every record of `reader` to `projection` in order. `each(partition, offset, error)`

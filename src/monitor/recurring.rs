@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::view::{self, Call, Filter, Issue, RecurringConfig, Report};
 use crate::alert::AlertSink;
 use crate::query::QueryEngine;
+use crate::recurring::view::{self, Call, Filter, Issue, RecurringConfig, Report};
 use crate::sla::alerts::{AlertUpdate, ProblemAlert};
 use crate::telemetry::Metrics;
 

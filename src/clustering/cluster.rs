@@ -529,7 +529,7 @@ fn top_terms(v: &Vector, n: usize) -> Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recurring::text::Analyzer;
+    use crate::clustering::text::Analyzer;
 
     #[test]
     fn variants_join_and_unrelated_tickets_do_not() {
@@ -558,7 +558,7 @@ mod tests {
     #[test]
     fn the_same_order_gives_the_same_ids() {
         let a = Analyzer::default();
-        let texts: Vec<crate::recurring::text::Analysis> =
+        let texts: Vec<crate::clustering::text::Analysis> =
             crate::simulate::Simulator::new(crate::simulate::Params {
                 tickets: 300,
                 seed: 3,
@@ -607,8 +607,8 @@ mod quality {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::clustering::text::Analyzer;
     use crate::event::Payload;
-    use crate::recurring::text::Analyzer;
 
     /// Injected problems of the simulator: how many of each problem's tickets share one
     /// cluster (recall), and how many tickets of that cluster on the problem's configuration
@@ -678,7 +678,7 @@ mod quality {
 #[cfg(test)]
 mod names {
     use super::*;
-    use crate::recurring::text::Analyzer;
+    use crate::clustering::text::Analyzer;
 
     /// A routine request whose titles each carry a different person's name is one call, and
     /// the other routine calls between them stay apart. (Known limit: when the same full name

@@ -13,9 +13,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use super::{AppendRecord, EventLog, LogError, LogPosition, LogReader, Placement, Record};
+use super::{EventProducer, KafkaLogError, client_config};
 use crate::config;
-use crate::kafka::{EventProducer, KafkaLogError, client_config};
+use crate::log::{AppendRecord, EventLog, LogError, LogPosition, LogReader, Placement, Record};
 
 /// How long a metadata or watermark request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,7 +38,7 @@ impl std::fmt::Debug for KafkaLog {
 }
 
 fn client_error(e: rdkafka::error::KafkaError) -> LogError {
-    LogError::Kafka(KafkaLogError::Client(e))
+    LogError::from(KafkaLogError::Client(e))
 }
 
 impl KafkaLog {
@@ -72,7 +72,7 @@ fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Vec<u32>, LogError
         return Ok(Vec::new());
     };
     if let Some(e) = t.error() {
-        return Err(LogError::Kafka(KafkaLogError::CreateTopic {
+        return Err(LogError::from(KafkaLogError::CreateTopic {
             topic: topic.to_owned(),
             reason: format!("{:?}", rdkafka::error::RDKafkaErrorCode::from(e)),
         }));
@@ -149,7 +149,7 @@ impl LogReader for KafkaReader {
                 return Ok(None);
             }
             if last_progress.elapsed() > READ_STALL {
-                return Err(LogError::Kafka(KafkaLogError::Client(
+                return Err(LogError::from(KafkaLogError::Client(
                     rdkafka::error::KafkaError::MessageConsumption(
                         rdkafka::error::RDKafkaErrorCode::OperationTimedOut,
                     ),

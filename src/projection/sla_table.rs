@@ -16,9 +16,10 @@ use datafusion::arrow::datatypes::{
     DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit, UInt8Type, UInt16Type,
 };
 
-use super::{Clock, ClockKind, Phase, Rules, TicketSla};
-use crate::projection::interner::Interner;
-use crate::projection::{Millis, TicketState};
+use super::TicketState;
+use crate::base::Millis;
+use crate::base::interner::Interner;
+use crate::sla::{Clock, ClockKind, Phase, Rules, TicketSla};
 
 fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))

@@ -7,8 +7,8 @@ use datafusion::prelude::{Expr, col, lit};
 use datafusion::scalar::ScalarValue;
 use serde::Deserialize;
 
-use super::ClockKind;
-use crate::query::{QueryEngine, QueryError};
+use super::{QueryEngine, QueryError};
+use crate::sla::ClockKind;
 
 /// Which clocks to list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::state::TextSetup;
+use crate::clustering::state::TextSetup;
 use crate::event::TicketEvent;
 use crate::projection::{Projection, Snapshot};
 
@@ -126,7 +126,7 @@ pub fn evaluate(rows: &[Labelled], setup: TextSetup) -> anyhow::Result<Evaluatio
     let setup = std::sync::Arc::new(setup);
     let groups: Vec<&str> = rows.iter().map(|r| r.group.as_str()).collect();
     let mut projection = Projection::new();
-    projection.text = super::state::TextState::new(setup.clone());
+    projection.text = crate::clustering::state::TextState::new(setup.clone());
     let base = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")?.to_utc();
     // A ticket needs a title: an export without one gets the description's first words, as
     // a help desk's own list shows it.
@@ -190,7 +190,7 @@ pub fn evaluate(rows: &[Labelled], setup: TextSetup) -> anyhow::Result<Evaluatio
     }
     let place = started.elapsed().as_secs_f64();
     let snapshot = projection.snapshot(&Snapshot::default());
-    let canon = super::view::canonical(&snapshot);
+    let canon = crate::recurring::view::canonical(&snapshot);
     let text = projection.text();
     let clusters: Vec<u64> = (0..rows.len())
         .map(|i| {

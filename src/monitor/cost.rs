@@ -4,8 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::model::{CostConfig, CostReport, StaffingReport, WhatIf, observe, report, staffing};
 use crate::query::QueryEngine;
+use crate::query::workload::observe;
+use crate::staffing::model::{CostConfig, CostReport, StaffingReport, WhatIf, report, staffing};
 use crate::telemetry::Metrics;
 
 /// Both reports for the snapshot `query` publishes now, without a what-if.
@@ -18,8 +19,8 @@ pub async fn compute(
     let config = config.clone();
     tokio::task::spawn_blocking(move || {
         Ok((
-            report(&observed, &config, WhatIf::default())?,
-            staffing(&observed, &config, WhatIf::default(), now_ms)?,
+            report(&observed, &config, WhatIf::default()).map_err(|e| e.to_string())?,
+            staffing(&observed, &config, WhatIf::default(), now_ms).map_err(|e| e.to_string())?,
         ))
     })
     .await

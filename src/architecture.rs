@@ -1,0 +1,192 @@
+//! The shape of the crate, checked: dependencies between top-level modules go one way, and the
+//! cores (state and math) do no I/O and know nothing of the shell. Read from the `use
+//! crate::…` paths of `src/` (comments and test code left out), so that a change that breaks
+//! the shape fails `cargo test`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Modules holding state and math only.
+const CORES: &[&str] = &[
+    "base",
+    "event",
+    "projection",
+    "sla",
+    "clustering",
+    "recurring",
+    "staffing",
+];
+
+/// What a core may not name: I/O, the wall clock, the runtime, and the shell's modules.
+const FORBIDDEN_IN_CORES: &[&str] = &[
+    "tokio::",
+    "reqwest::",
+    "std::fs",
+    "std::net",
+    "SystemTime::now",
+    "Utc::now",
+    "Local::now",
+    "Instant::now",
+    "crate::query",
+    "crate::api",
+    "crate::service",
+    "crate::telemetry",
+    "crate::log",
+    "crate::kafka",
+    "crate::monitor",
+    "crate::clock",
+    "crate::alert",
+];
+
+/// Library functions that still return `Result<_, String>` (issue 18: typed errors). The count
+/// may only go down.
+const STRING_ERRORS_AT_MOST: usize = 21;
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n != "tests") {
+                rust_files(&p, out);
+            }
+        } else if p.extension().is_some_and(|e| e == "rs")
+            && p.file_name().is_some_and(|n| n != "tests.rs")
+        {
+            out.push(p);
+        }
+    }
+}
+
+/// The library's top-level modules and the code of each (comments and tests left out).
+fn modules() -> BTreeMap<String, String> {
+    let src = src();
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    for e in std::fs::read_dir(&src).unwrap().flatten() {
+        let p = e.path();
+        let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
+        if ["lib", "main", "cli", "web", "architecture"].contains(&stem.as_str()) {
+            continue;
+        }
+        if p.is_dir() || p.extension().is_some_and(|x| x == "rs") {
+            names.insert(stem);
+        }
+    }
+    names
+        .into_iter()
+        .map(|m| {
+            let mut files = vec![src.join(format!("{m}.rs"))];
+            rust_files(&src.join(&m), &mut files);
+            let mut code = String::new();
+            for f in files.iter().filter(|f| f.exists()) {
+                let text = std::fs::read_to_string(f).unwrap();
+                for line in text.lines() {
+                    let t = line.trim_start();
+                    if t.starts_with("#[cfg(test)]") {
+                        break;
+                    }
+                    if !t.starts_with("//") {
+                        code.push_str(line);
+                        code.push('\n');
+                    }
+                }
+            }
+            (m, code)
+        })
+        .collect()
+}
+
+/// The top-level modules `code` names through `crate::`.
+fn uses(code: &str, modules: &BTreeMap<String, String>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = code;
+    while let Some(i) = rest.find("crate::") {
+        rest = &rest[i + "crate::".len()..];
+        let names: Vec<&str> = if let Some(group) = rest.strip_prefix('{') {
+            // `crate::{a::X, b}`: the first segment of each item.
+            let end = group.find('}').unwrap_or(group.len());
+            group[..end]
+                .split(',')
+                .map(|item| item.trim().split("::").next().unwrap_or(""))
+                .collect()
+        } else {
+            vec![
+                rest.split(|c: char| !c.is_alphanumeric() && c != '_')
+                    .next()
+                    .unwrap_or(""),
+            ]
+        };
+        for n in names {
+            if modules.contains_key(n) {
+                out.insert(n.to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn dependencies_between_top_level_modules_go_one_way() {
+    let modules = modules();
+    assert!(modules.contains_key("projection") && modules.contains_key("query"));
+    let graph: BTreeMap<&str, BTreeSet<String>> = modules
+        .iter()
+        .map(|(m, code)| {
+            let mut deps = uses(code, &modules);
+            deps.remove(m);
+            (m.as_str(), deps)
+        })
+        .collect();
+    let mut both_ways = Vec::new();
+    for (a, deps) in &graph {
+        for b in deps {
+            if a < &b.as_str() && graph[b.as_str()].contains(*a) {
+                both_ways.push(format!("{a} ↔ {b}"));
+            }
+        }
+    }
+    assert!(
+        both_ways.is_empty(),
+        "two-way dependencies between top-level modules: {both_ways:?}"
+    );
+}
+
+#[test]
+fn the_cores_do_no_io_and_know_nothing_of_the_shell() {
+    let modules = modules();
+    let mut found = Vec::new();
+    for core in CORES {
+        let code = &modules[*core];
+        for f in FORBIDDEN_IN_CORES {
+            if code.contains(f) {
+                found.push(format!("{core} uses {f}"));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+#[test]
+fn string_errors_only_go_down() {
+    let modules = modules();
+    let n: usize = modules
+        .values()
+        .map(|code| {
+            code.lines()
+                .filter(|l| l.contains("Result<") && l.contains(", String>"))
+                .count()
+        })
+        .sum();
+    assert!(
+        n <= STRING_ERRORS_AT_MOST,
+        "{n} library signatures return Result<_, String> (at most {STRING_ERRORS_AT_MOST}): use a typed error"
+    );
+    eprintln!("Result<_, String> in library code: {n}");
+}

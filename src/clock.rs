@@ -1,0 +1,51 @@
+//! Time for projections, for both drivers of one (the embedded writer in [`crate::service`]
+//! and the Kafka projector in [`crate::kafka::consumer`]): the wall clock, the SLA tick that
+//! moves a projection's clocks to now and hands the resulting alerts over, the cadence of the
+//! SLA gauges, and the step that takes a projection live once it has caught up with its log.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::alert::AlertSink;
+use crate::base::Millis;
+use crate::projection::Projection;
+use crate::sla::alerts::AlertUpdate;
+use crate::telemetry::Metrics;
+
+/// Now, in milliseconds since the Unix epoch (0 if the system clock is before it).
+pub fn now_ms() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// How often a driver moves SLA time when no events arrive.
+pub const SLA_TICK: Duration = Duration::from_millis(100);
+/// How often SLA gauges are recomputed (a scan of every open clock).
+pub const SLA_REPORT_EVERY: Duration = Duration::from_secs(2);
+
+/// Takes a projection that has caught up with its log live: its clocks move to now, the
+/// dispatcher learns what is active, and from then on every change is recorded as an alert
+/// update. Returns the instant used.
+pub fn go_live(projection: &mut Projection, alerts: &AlertSink) -> Millis {
+    let now = now_ms();
+    projection.sla_mut().advance(now);
+    alerts.send(projection.active_alerts(now, false));
+    projection.sla_mut().set_recording(true);
+    now
+}
+
+/// Moves a projection's SLA time to now and hands the resulting alerts over.
+pub fn sla_tick(projection: &mut Projection, alerts: &AlertSink, metrics: &Metrics) {
+    let updates = projection.sla_tick(now_ms());
+    if updates.is_empty() {
+        return;
+    }
+    let mut out: Vec<AlertUpdate> = Vec::with_capacity(updates.len());
+    for (u, delay) in updates {
+        metrics
+            .sla_alert_delay_seconds
+            .observe(delay.max(0) as f64 / 1000.0);
+        out.push(u);
+    }
+    alerts.send(out);
+}
