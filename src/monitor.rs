@@ -5,3 +5,16 @@
 
 pub mod cost;
 pub mod recurring;
+
+/// A monitor that stopped for good: its thread panicked. The service ends with it.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    /// The monitor's work failed in a way the next refresh would not mend.
+    #[error("the {monitor} monitor failed: {detail}")]
+    Failed {
+        /// Which monitor.
+        monitor: &'static str,
+        /// What happened.
+        detail: String,
+    },
+}

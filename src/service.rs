@@ -16,6 +16,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::alert::AlertSink;
 use crate::clock::{SLA_REPORT_EVERY, SLA_TICK, now_ms, sla_tick};
@@ -25,6 +27,7 @@ use crate::event::TicketEvent;
 use crate::kafka::consumer::ProjectorHandle;
 use crate::kafka::{EventProducer, KafkaLogError};
 use crate::log::{AppendRecord, Placement};
+use crate::monitor::MonitorError;
 use crate::projection::Outcome;
 use crate::query::{QueryEngine, QueryError};
 use crate::telemetry::Metrics;
@@ -94,6 +97,45 @@ pub struct Service {
     pub replays: tokio::sync::Semaphore,
     /// Where SLA and problem alerts go; [`AlertSink::close`] flushes it after [`Service::shutdown`].
     pub alerts: AlertSink,
+    /// The monitors (recurring view, cost and staffing), under `stop`.
+    monitors: tokio::sync::Mutex<JoinSet<Result<(), MonitorError>>>,
+    /// Cancelled by [`Service::shutdown`]: the monitors end.
+    stop: CancellationToken,
+}
+
+/// Starts the monitors on the current tokio runtime (none: none are started, as in a CLI
+/// command that only reads).
+fn start_monitors(
+    config: &Config,
+    query: &QueryEngine,
+    metrics: &Metrics,
+    alerts: &AlertSink,
+    stop: &CancellationToken,
+) -> JoinSet<Result<(), MonitorError>> {
+    let mut set = JoinSet::new();
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return set;
+    };
+    set.spawn_on(
+        crate::monitor::recurring::run(
+            query.clone(),
+            metrics.clone(),
+            alerts.clone(),
+            config.recurring.clone(),
+            stop.clone(),
+        ),
+        &handle,
+    );
+    set.spawn_on(
+        crate::monitor::cost::run(
+            query.clone(),
+            metrics.clone(),
+            config.cost.clone(),
+            stop.clone(),
+        ),
+        &handle,
+    );
+    set
 }
 
 #[derive(Debug)]
@@ -139,13 +181,8 @@ impl Service {
         let producer = EventProducer::new(settings)?;
         let alerts = crate::alert::start(&config.sla.alerts, metrics.clone());
         query.set_recurring(config.recurring.view());
-        crate::monitor::recurring::spawn(
-            query.clone(),
-            metrics.clone(),
-            alerts.clone(),
-            config.recurring.clone(),
-        );
-        crate::monitor::cost::spawn(query.clone(), metrics.clone(), config.cost.clone());
+        let stop = CancellationToken::new();
+        let monitors = start_monitors(config, &query, &metrics, &alerts, &stop);
         let projector = crate::kafka::consumer::start(
             settings,
             &config.storage,
@@ -166,6 +203,8 @@ impl Service {
             config: Arc::new(config.clone()),
             replays: tokio::sync::Semaphore::new(1),
             alerts,
+            monitors: tokio::sync::Mutex::new(monitors),
+            stop,
         })
     }
 
@@ -181,13 +220,8 @@ impl Service {
         update_gauges(&metrics, &engine);
         let alerts = crate::alert::start(&config.sla.alerts, metrics.clone());
         query.set_recurring(config.recurring.view());
-        crate::monitor::recurring::spawn(
-            query.clone(),
-            metrics.clone(),
-            alerts.clone(),
-            config.recurring.clone(),
-        );
-        crate::monitor::cost::spawn(query.clone(), metrics.clone(), config.cost.clone());
+        let stop = CancellationToken::new();
+        let monitors = start_monitors(config, &query, &metrics, &alerts, &stop);
         // Bring the clocks to now, tell the dispatcher what is active, then follow changes.
         let projection = engine.projection_mut();
         let now = crate::clock::go_live(projection, &alerts);
@@ -219,6 +253,8 @@ impl Service {
             config: Arc::new(config.clone()),
             replays: tokio::sync::Semaphore::new(1),
             alerts,
+            monitors: tokio::sync::Mutex::new(monitors),
+            stop,
         })
     }
 
@@ -275,8 +311,43 @@ impl Service {
         }
     }
 
+    /// Waits until a monitor fails (its error) or `cancel` is cancelled (`Ok`). A monitor that
+    /// ends without failing was stopped by [`Service::shutdown`].
+    pub async fn watch(&self, cancel: &CancellationToken) -> Result<(), MonitorError> {
+        let mut monitors = self.monitors.lock().await;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                done = monitors.join_next() => match done {
+                    None => {
+                        cancel.cancelled().await;
+                        return Ok(());
+                    }
+                    Some(Ok(Ok(()))) => {}
+                    Some(Ok(Err(e))) => return Err(e),
+                    Some(Err(e)) => {
+                        return Err(MonitorError::Failed {
+                            monitor: "background",
+                            detail: e.to_string(),
+                        });
+                    }
+                },
+            }
+        }
+    }
+
+    /// Adds a task to the monitors (tests: a monitor that fails).
+    #[cfg(test)]
+    pub(crate) async fn add_monitor(
+        &self,
+        task: impl std::future::Future<Output = Result<(), MonitorError>> + Send + 'static,
+    ) {
+        self.monitors.lock().await.spawn(task);
+    }
+
     /// Stops after a final checkpoint (Kafka: and leaves the consumer group).
     pub fn shutdown(&self) {
+        self.stop.cancel();
         match &self.backend {
             Backend::Embedded { tx, writer, .. } => {
                 let _ = tx.send(Command::Shutdown);
@@ -442,4 +513,46 @@ fn writer_loop(
         checkpoint(&mut engine, &metrics);
     }
     tracing::info!("writer stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start() -> (tempfile::TempDir, Service) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::load(None).unwrap();
+        config.storage.data_dir = dir.path().to_path_buf();
+        let service = Service::start(&config, Metrics::new().unwrap()).unwrap();
+        (dir, service)
+    }
+
+    #[tokio::test]
+    async fn a_failing_monitor_ends_the_service_with_its_error() {
+        let (_dir, service) = start();
+        service
+            .add_monitor(async {
+                Err(MonitorError::Failed {
+                    monitor: "test",
+                    detail: "broken".into(),
+                })
+            })
+            .await;
+        let cancel = CancellationToken::new();
+        let e = service.watch(&cancel).await.unwrap_err();
+        assert_eq!(e.to_string(), "the test monitor failed: broken");
+        // A panicking one too.
+        service
+            .add_monitor(async { panic!("the view's thread died") })
+            .await;
+        assert!(service.watch(&cancel).await.is_err());
+        // Shut down, the real monitors end, and watching ends with the token.
+        service.shutdown();
+        cancel.cancel();
+        assert!(service.watch(&cancel).await.is_ok());
+        let mut monitors = service.monitors.lock().await;
+        while let Some(done) = monitors.join_next().await {
+            assert!(matches!(done, Ok(Ok(()))), "{done:?}");
+        }
+    }
 }

@@ -96,6 +96,9 @@ where
             .context("HTTP server failed")
     });
     tasks.spawn(extra(service.clone(), cancel.clone()));
+    // A monitor that fails ends the service with its error.
+    let (s, c) = (service.clone(), cancel.clone());
+    tasks.spawn(async move { s.watch(&c).await.context("a background task failed") });
     let mut result = Ok(());
     while let Some(done) = tasks.join_next().await {
         let outcome = done.map_err(anyhow::Error::from).and_then(|r| r);

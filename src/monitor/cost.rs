@@ -4,18 +4,26 @@
 
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
+
+use super::MonitorError;
 use crate::query::QueryEngine;
 use crate::query::workload::observe;
 use crate::staffing::model::{CostConfig, CostReport, StaffingReport, WhatIf, report, staffing};
 use crate::telemetry::Metrics;
 
-/// Both reports for the snapshot `query` publishes now, without a what-if.
+/// Both reports for the snapshot `query` publishes now, without a what-if. The outer error is
+/// the model's thread failing (a bug: the monitor stops the service); the inner one a workload
+/// the model cannot staff or read (logged, tried again at the next refresh).
 pub async fn compute(
     query: &QueryEngine,
     config: &CostConfig,
     now_ms: i64,
-) -> Result<(CostReport, StaffingReport), String> {
-    let observed = observe(query, config).await?;
+) -> Result<Result<(CostReport, StaffingReport), String>, MonitorError> {
+    let observed = match observe(query, config).await {
+        Ok(o) => o,
+        Err(e) => return Ok(Err(e)),
+    };
     let config = config.clone();
     tokio::task::spawn_blocking(move || {
         Ok((
@@ -24,7 +32,10 @@ pub async fn compute(
         ))
     })
     .await
-    .map_err(|e| e.to_string())?
+    .map_err(|e| MonitorError::Failed {
+        monitor: "cost",
+        detail: e.to_string(),
+    })
 }
 
 /// Sets the gauges from the two reports (channels no longer seen are removed).
@@ -92,35 +103,39 @@ pub fn publish(metrics: &Metrics, cost: &CostReport, staff: &StaffingReport) {
     }
 }
 
-/// Starts the refresh loop on the current tokio runtime (none: does nothing).
-pub fn spawn(query: QueryEngine, metrics: Metrics, config: CostConfig) {
-    let Ok(handle) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    handle.spawn(async move {
-        let every = Duration::from_secs(config.refresh_seconds.max(1));
-        loop {
-            let started = Instant::now();
-            let now = chrono::Utc::now().timestamp_millis();
-            let mut empty = true;
-            match compute(&query, &config, now).await {
-                Ok((cost, staff)) => {
-                    metrics
-                        .cost_model_seconds
-                        .set(started.elapsed().as_secs_f64());
-                    empty = cost.tickets_per_week == 0.0;
-                    publish(&metrics, &cost, &staff);
-                }
-                Err(e) => tracing::warn!(error = %e, "the cost model could not be computed"),
+/// Refreshes the gauges every `refresh-seconds` until `stop`; ends with an error only when the
+/// model's thread failed.
+pub async fn run(
+    query: QueryEngine,
+    metrics: Metrics,
+    config: CostConfig,
+    stop: CancellationToken,
+) -> Result<(), MonitorError> {
+    let every = Duration::from_secs(config.refresh_seconds.max(1));
+    loop {
+        let started = Instant::now();
+        let now = crate::clock::now_ms();
+        let mut empty = true;
+        match compute(&query, &config, now).await? {
+            Ok((cost, staff)) => {
+                metrics
+                    .cost_model_seconds
+                    .set(started.elapsed().as_secs_f64());
+                empty = cost.tickets_per_week == 0.0;
+                publish(&metrics, &cost, &staff);
             }
-            // Until there is a workload (a fresh start, a demo loading its history), look again
-            // soon rather than a whole refresh period later.
-            tokio::time::sleep(if empty {
-                every.min(Duration::from_secs(2))
-            } else {
-                every
-            })
-            .await;
+            Err(e) => tracing::warn!(error = %e, "the cost model could not be computed"),
         }
-    });
+        // Until there is a workload (a fresh start, a demo loading its history), look again
+        // soon rather than a whole refresh period later.
+        let wait = if empty {
+            every.min(Duration::from_secs(2))
+        } else {
+            every
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
 }

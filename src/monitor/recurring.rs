@@ -6,6 +6,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
+
+use super::MonitorError;
 use crate::alert::AlertSink;
 use crate::query::QueryEngine;
 use crate::recurring::view::{self, Call, Filter, Issue, RecurringConfig, Report};
@@ -126,47 +129,51 @@ pub fn problem_updates(
     out
 }
 
-/// Starts the refresh loop on the current tokio runtime (none: does nothing).
-pub fn spawn(query: QueryEngine, metrics: Metrics, alerts: AlertSink, config: RecurringConfig) {
-    let Ok(handle) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    handle.spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(config.refresh_seconds.max(1)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut alerted: HashMap<String, i64> = HashMap::new();
-        loop {
-            tick.tick().await;
-            let (snapshot, settings) = (query.current(), query.recurring());
-            let k = config.top_k;
-            let computed = tokio::task::spawn_blocking(move || {
-                let started = Instant::now();
-                let canon = view::canonical(&snapshot);
-                let report =
-                    view::compute_with(&snapshot, &canon, &settings, None, &Filter::default());
-                let seconds = started.elapsed().as_secs_f64();
-                let (_, _, _, calls) = view::top_calls_with(
-                    &snapshot,
-                    &canon,
-                    &settings,
-                    None,
-                    None,
-                    k,
-                    &Filter::default(),
-                );
-                (report, calls, seconds)
-            })
-            .await;
-            let Ok((report, calls, seconds)) = computed else {
-                tracing::error!("the recurring view could not be computed");
-                continue;
-            };
-            metrics.recurring_view_seconds.set(seconds);
-            publish(&metrics, &report, &calls, k);
-            if config.alerts {
-                let now = chrono::Utc::now().timestamp_millis();
-                alerts.send(problem_updates(&report, &config.window, &mut alerted, now));
-            }
+/// Refreshes the view, its metrics and its alerts every `refresh-seconds` until `stop`; ends
+/// with an error only when the view's thread failed.
+pub async fn run(
+    query: QueryEngine,
+    metrics: Metrics,
+    alerts: AlertSink,
+    config: RecurringConfig,
+    stop: CancellationToken,
+) -> Result<(), MonitorError> {
+    let mut tick = tokio::time::interval(Duration::from_secs(config.refresh_seconds.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut alerted: HashMap<String, i64> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
         }
-    });
+        let (snapshot, settings) = (query.current(), query.recurring());
+        let k = config.top_k;
+        let (report, calls, seconds) = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let canon = view::canonical(&snapshot);
+            let report = view::compute_with(&snapshot, &canon, &settings, None, &Filter::default());
+            let seconds = started.elapsed().as_secs_f64();
+            let (_, _, _, calls) = view::top_calls_with(
+                &snapshot,
+                &canon,
+                &settings,
+                None,
+                None,
+                k,
+                &Filter::default(),
+            );
+            (report, calls, seconds)
+        })
+        .await
+        .map_err(|e| MonitorError::Failed {
+            monitor: "recurring",
+            detail: e.to_string(),
+        })?;
+        metrics.recurring_view_seconds.set(seconds);
+        publish(&metrics, &report, &calls, k);
+        if config.alerts {
+            let now = crate::clock::now_ms();
+            alerts.send(problem_updates(&report, &config.window, &mut alerted, now));
+        }
+    }
 }
