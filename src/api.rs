@@ -548,11 +548,7 @@ async fn cost_inputs(
     let observed = state
         .service
         .query
-        .bounded(async move {
-            observe(&query, &cost)
-                .await
-                .map_err(crate::query::QueryError::Execution)
-        })
+        .bounded(async move { observe(&query, &cost).await })
         .await
         .map_err(|e| match e {
             crate::query::QueryError::Execution(detail) => {

@@ -38,10 +38,6 @@ const FORBIDDEN_IN_CORES: &[&str] = &[
     "crate::alert",
 ];
 
-/// Library functions that still return `Result<_, String>` (issue 18: typed errors). The count
-/// may only go down.
-const STRING_ERRORS_AT_MOST: usize = 21;
-
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
@@ -174,7 +170,7 @@ fn the_cores_do_no_io_and_know_nothing_of_the_shell() {
 }
 
 #[test]
-fn string_errors_only_go_down() {
+fn library_errors_are_typed() {
     let modules = modules();
     let n: usize = modules
         .values()
@@ -184,9 +180,8 @@ fn string_errors_only_go_down() {
                 .count()
         })
         .sum();
-    assert!(
-        n <= STRING_ERRORS_AT_MOST,
-        "{n} library signatures return Result<_, String> (at most {STRING_ERRORS_AT_MOST}): use a typed error"
+    assert_eq!(
+        n, 0,
+        "library signatures returning Result<_, String>: use a typed error (thiserror)"
     );
-    eprintln!("Result<_, String> in library code: {n}");
 }

@@ -5,3 +5,36 @@ pub mod interner;
 
 /// Milliseconds since the Unix epoch, UTC.
 pub type Millis = i64;
+
+/// Saved state that cannot be used as it is: built under other settings (the caller replays
+/// the log instead), or inconsistent with itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    /// The settings that decide the state changed since it was saved.
+    #[error("the {0} changed since this checkpoint")]
+    OtherSettings(&'static str),
+    /// The saved parts do not agree.
+    #[error("inconsistent state: {0}")]
+    Inconsistent(String),
+}
+
+/// A setting or parameter that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// The text is not of the expected form.
+    #[error("`{text}` is not {expected}")]
+    Form {
+        /// What was given.
+        text: String,
+        /// What is expected.
+        expected: &'static str,
+    },
+    /// The value parses but is out of range.
+    #[error("`{text}` {problem}")]
+    Range {
+        /// What was given.
+        text: String,
+        /// Its range.
+        problem: &'static str,
+    },
+}

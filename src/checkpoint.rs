@@ -19,6 +19,7 @@ use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::arrow::ipc::writer::FileWriter;
 use serde::{Deserialize, Serialize};
 
+use crate::base::RestoreError;
 use crate::base::interner::{Interner, Sym};
 use crate::log::LogPosition;
 use crate::projection::history::{History, OpenChunk};
@@ -55,6 +56,23 @@ pub enum CheckpointError {
         /// Cause.
         source: std::io::Error,
     },
+}
+
+/// Why a checkpoint file cannot be used: it is skipped, and the log replayed.
+#[derive(Debug, thiserror::Error)]
+enum Unreadable {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a checkpoint of this deskwatch version (the log is replayed)")]
+    Version,
+    #[error("checksum mismatch (torn or damaged file)")]
+    Checksum,
+    #[error("cannot decode: {0}")]
+    Decode(#[from] postcard::Error),
+    #[error("history chunk {path}: {detail}")]
+    Chunk { path: PathBuf, detail: String },
+    #[error(transparent)]
+    State(#[from] RestoreError),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -214,17 +232,17 @@ impl Checkpoints {
         Ok(None)
     }
 
-    fn load(&self, path: &Path) -> Result<Loaded, String> {
-        let bytes = fs::read(path).map_err(|e| e.to_string())?;
+    fn load(&self, path: &Path) -> Result<Loaded, Unreadable> {
+        let bytes = fs::read(path)?;
         if bytes.len() < MAGIC.len() + 4 || &bytes[..MAGIC.len()] != MAGIC {
-            return Err("not a checkpoint of this deskwatch version (the log is replayed)".into());
+            return Err(Unreadable::Version);
         }
         let (body, trailer) = bytes[MAGIC.len()..].split_at(bytes.len() - MAGIC.len() - 4);
         let expected = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
         if crc32fast::hash(body) != expected {
-            return Err("checksum mismatch (torn or damaged file)".into());
+            return Err(Unreadable::Checksum);
         }
-        let body: Body = postcard::from_bytes(body).map_err(|e| e.to_string())?;
+        let body: Body = postcard::from_bytes(body)?;
         // Not preallocated from the count: a damaged count must not ask for gigabytes.
         let mut sealed = Vec::new();
         for n in 0..body.sealed_chunks as usize {
@@ -237,12 +255,12 @@ impl Checkpoints {
         let strings = Interner::from_strings(body.strings);
         if strings.len() != count {
             // Symbols are positions in the list: a repeated string would shift every later one.
-            return Err("the string table repeats a string".into());
+            return Err(inconsistent("the string table repeats a string").into());
         }
         let mut ticket_by_sym = vec![u32::MAX; strings.len()];
         for (i, t) in tickets.iter().enumerate() {
             if t.ticket_id.index() >= ticket_by_sym.len() {
-                return Err("ticket refers to an unknown string".into());
+                return Err(inconsistent("ticket refers to an unknown string").into());
             }
             ticket_by_sym[t.ticket_id.index()] = i as u32;
         }
@@ -267,7 +285,11 @@ impl Checkpoints {
 /// Checks what the checksum cannot: that the state refers only to what it holds (strings,
 /// event ids, tickets). A body that passes its checksum but fails here was written by a bug or
 /// altered; it is skipped like a damaged file, and the log replayed.
-fn validate(body: &Body) -> Result<(), String> {
+fn inconsistent(m: impl Into<String>) -> RestoreError {
+    RestoreError::Inconsistent(m.into())
+}
+
+fn validate(body: &Body) -> Result<(), RestoreError> {
     let strings = body.strings.len();
     let sym = |s: Sym| s.index() < strings;
     let opt = |s: Option<Sym>| s.is_none_or(sym);
@@ -284,20 +306,24 @@ fn validate(body: &Body) -> Result<(), String> {
             && opt(t.resolution_code)
             && opt(t.kb_article);
         if !ok {
-            return Err(format!(
+            return Err(inconsistent(format!(
                 "ticket {i} refers to a string the checkpoint does not hold"
-            ));
+            )));
         }
     }
     let open = &body.open;
     if open.id_ends.len() != open.rows.len() {
-        return Err("open history chunk: ids and rows differ in number".into());
+        return Err(inconsistent(
+            "open history chunk: ids and rows differ in number",
+        ));
     }
     let mut start = 0usize;
     for &end in &open.id_ends {
         let end = end as usize;
         if end < start || end > open.ids.len() || !open.ids.is_char_boundary(end) {
-            return Err("open history chunk: event id bounds out of range".into());
+            return Err(inconsistent(
+                "open history chunk: event id bounds out of range",
+            ));
         }
         start = end;
     }
@@ -309,18 +335,19 @@ fn validate(body: &Body) -> Result<(), String> {
             && opt(r.agent)
             && opt(r.note);
         if !ok {
-            return Err(format!(
+            return Err(inconsistent(format!(
                 "history row {i} refers to a string the checkpoint does not hold"
-            ));
+            )));
         }
     }
     if body.sla.tickets.len() > body.tickets.len() {
-        return Err("SLA state holds more tickets than the checkpoint".into());
+        return Err(inconsistent(
+            "SLA state holds more tickets than the checkpoint",
+        ));
     }
     body.text
         .check(body.tickets.len())
-        .map_err(|e| format!("text clusters: {e}"))?;
-    Ok(())
+        .map_err(|e| inconsistent(format!("text clusters: {e}")))
 }
 
 fn write_chunk(path: &Path, batch: &RecordBatch) -> Result<(), CheckpointError> {
@@ -346,14 +373,18 @@ fn write_chunk(path: &Path, batch: &RecordBatch) -> Result<(), CheckpointError> 
     fs::rename(&tmp, path).map_err(werr)
 }
 
-fn read_chunk(path: &Path) -> Result<RecordBatch, String> {
-    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut reader = FileReader::try_new(BufReader::new(file), None)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+fn read_chunk(path: &Path) -> Result<RecordBatch, Unreadable> {
+    let bad = |detail: String| Unreadable::Chunk {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let file = File::open(path).map_err(|e| bad(e.to_string()))?;
+    let mut reader =
+        FileReader::try_new(BufReader::new(file), None).map_err(|e| bad(e.to_string()))?;
     match reader.next() {
         Some(Ok(batch)) => Ok(batch),
-        Some(Err(e)) => Err(format!("{}: {e}", path.display())),
-        None => Err(format!("{}: empty chunk", path.display())),
+        Some(Err(e)) => Err(bad(e.to_string())),
+        None => Err(bad("empty chunk".into())),
     }
 }
 

@@ -32,7 +32,7 @@ use interner::{Interner, Sym};
 /// `handle_time_estimated_without_work_logs_is_within_30_percent_of_the_logged_truth` prints it).
 pub const ACTIVE_SESSION_CAP_MS: i64 = 15 * 60_000;
 
-pub use crate::base::{Millis, interner};
+pub use crate::base::{Millis, RestoreError, interner};
 
 /// What happened to one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -196,13 +196,13 @@ impl Projection {
 
     /// Attaches `rules` to a projection loaded from a checkpoint; fails when its clocks were
     /// computed under other rules (the caller then replays the log).
-    pub fn attach_rules(&mut self, rules: Arc<Rules>) -> Result<(), String> {
+    pub fn attach_rules(&mut self, rules: Arc<Rules>) -> Result<(), RestoreError> {
         self.sla.attach(rules)
     }
 
     /// Attaches `rules` and the text settings to a projection loaded from a checkpoint; fails
     /// when either differs from what the state was built under (the caller then replays).
-    pub fn attach(&mut self, rules: Arc<Rules>, text: Arc<TextSetup>) -> Result<(), String> {
+    pub fn attach(&mut self, rules: Arc<Rules>, text: Arc<TextSetup>) -> Result<(), RestoreError> {
         self.sla.attach(rules)?;
         self.text.attach(text)
     }

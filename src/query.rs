@@ -373,9 +373,14 @@ pub enum ByteSize {
 }
 
 impl std::str::FromStr for ByteSize {
-    type Err = String;
+    type Err = crate::base::ParseError;
 
-    fn from_str(text: &str) -> Result<ByteSize, String> {
+    fn from_str(text: &str) -> Result<ByteSize, crate::base::ParseError> {
+        use crate::base::ParseError;
+        let form = |expected| ParseError::Form {
+            text: text.to_string(),
+            expected,
+        };
         let t = text.trim();
         if t.eq_ignore_ascii_case("auto") {
             return Ok(ByteSize::Auto);
@@ -384,7 +389,7 @@ impl std::str::FromStr for ByteSize {
         let (number, unit) = t.split_at(split);
         let n: u64 = number
             .parse()
-            .map_err(|_| format!("`{text}` is not a size (e.g. \"auto\", \"512MiB\", \"4GiB\")"))?;
+            .map_err(|_| form("a size (e.g. \"auto\", \"512MiB\", \"4GiB\")"))?;
         let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "k" | "kb" => 1_000,
@@ -395,15 +400,18 @@ impl std::str::FromStr for ByteSize {
             "gib" => 1 << 30,
             "t" | "tb" => 1_000_000_000_000,
             "tib" => 1 << 40,
-            other => {
-                return Err(format!(
-                    "`{other}` is not a size unit (B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)"
+            _ => {
+                return Err(form(
+                    "a size with a unit of B, KiB, MiB, GiB, TiB, KB, MB, GB or TB",
                 ));
             }
         };
         n.checked_mul(scale)
             .map(ByteSize::Bytes)
-            .ok_or_else(|| format!("`{text}` is too large"))
+            .ok_or_else(|| ParseError::Range {
+                text: text.to_string(),
+                problem: "is too large",
+            })
     }
 }
 

@@ -76,21 +76,41 @@ pub struct Projected {
     pub newest: Option<i64>,
 }
 
+/// Why a what-if replay did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The stored log could not be read.
+    #[error(transparent)]
+    Log(#[from] crate::log::LogError),
+    /// The figures could not be read from a replayed snapshot.
+    #[error(transparent)]
+    Query(#[from] crate::query::QueryError),
+    /// The cost model could not be computed.
+    #[error(transparent)]
+    Cost(#[from] crate::staffing::StaffingError),
+    /// The request went away (or timed out) and the projections stopped.
+    #[error("the replay was cancelled")]
+    Cancelled,
+    /// A projection thread failed.
+    #[error("a replay thread failed")]
+    Failed,
+}
+
 /// Projects the tickets of `range` from `reader` under `config`.
 pub fn project(
     mut reader: Box<dyn LogReader>,
     config: &Config,
     range: Range,
     cancel: &Cancel,
-) -> Result<Projected, String> {
+) -> Result<Projected, ReplayError> {
     let setup = config.setup();
     let mut projection = Projection::with_setup(setup.rules, setup.text);
     let filtered = range.from.is_some() || range.to.is_some();
     let mut chosen: HashSet<String> = HashSet::new();
     let (mut tickets, mut events, mut newest) = (0u64, 0u64, None::<i64>);
-    while let Some(r) = reader.next_record().map_err(|e| e.to_string())? {
+    while let Some(r) = reader.next_record()? {
         if r.offset % 4096 == 0 && cancel.is_cancelled() {
-            return Err("the replay was cancelled".into());
+            return Err(ReplayError::Cancelled);
         }
         let Ok(event) = TicketEvent::from_json(r.payload) else {
             continue;
@@ -214,8 +234,8 @@ fn group(rows: &[serde_json::Value]) -> SlaGroup {
 }
 
 /// SLA, recurring and cost figures of a projected history under `config`, valued at `as_of`.
-pub async fn side(snapshot: Snapshot, config: &Config, as_of: i64) -> Result<Side, String> {
-    let query = QueryEngine::valued_at(Some(as_of)).map_err(|e| e.to_string())?;
+pub async fn side(snapshot: Snapshot, config: &Config, as_of: i64) -> Result<Side, ReplayError> {
+    let query = QueryEngine::valued_at(Some(as_of))?;
     let settings = config.recurring.view();
     query.set_recurring(settings.clone());
     query.publish(snapshot);
@@ -228,8 +248,7 @@ pub async fn side(snapshot: Snapshot, config: &Config, as_of: i64) -> Result<Sid
              from sla_clocks group by priority, clock",
         )
         .await
-        .map_err(|e| e.to_string())
-        .and_then(|b| to_json_rows(&b).map_err(|e| e.to_string()))?;
+        .and_then(|b| to_json_rows(&b))?;
     let mut out = Side::default();
     for r in &rows {
         let (p, c) = (
@@ -256,7 +275,7 @@ pub async fn side(snapshot: Snapshot, config: &Config, as_of: i64) -> Result<Sid
             .collect(),
     };
     let observed = observe(&query, &config.cost).await?;
-    let cost = report(&observed, &config.cost, WhatIf::default()).map_err(|e| e.to_string())?;
+    let cost = report(&observed, &config.cost, WhatIf::default())?;
     out.cost = CostSummary {
         tickets_per_month: cost.month.tickets,
         fte: cost.month.fte,
@@ -273,7 +292,7 @@ pub async fn replay(
     base: Arc<Config>,
     other: Arc<Config>,
     range: Range,
-) -> Result<ReplayReport, String> {
+) -> Result<ReplayReport, ReplayError> {
     // Dropping this future (a request that timed out or went away) stops the projections.
     let cancel = Cancel::default();
     let _stop = cancel.on_drop();
@@ -281,18 +300,16 @@ pub async fn replay(
     let (before, after) = tokio::task::spawn_blocking(move || {
         std::thread::scope(|s| {
             let dir = &log_dir;
-            let open = move || EmbeddedLog::read_only(dir).map_err(|e| e.to_string());
+            let open = move || EmbeddedLog::read_only(dir);
             let c = &cancel;
             let before = s.spawn(move || project(open()?, &b, range, c));
             let after = project(open()?, &o, range, c)?;
-            let before = before
-                .join()
-                .map_err(|_| "the replay under the base configuration failed".to_string())??;
-            Ok::<_, String>((before, after))
+            let before = before.join().map_err(|_| ReplayError::Failed)??;
+            Ok::<_, ReplayError>((before, after))
         })
     })
     .await
-    .map_err(|e| e.to_string())??;
+    .map_err(|_| ReplayError::Failed)??;
     let as_of = range.to.or(before.newest).unwrap_or(0);
     let (tickets, events) = (before.tickets, before.events);
     let before = side(before.snapshot, &base, as_of).await?;

@@ -52,7 +52,7 @@ pub enum ServiceError {
     Stopped,
     /// The log could not make the events durable; none of them were accepted.
     #[error("the events could not be made durable: {0}")]
-    Durability(String),
+    Durability(Arc<dyn std::error::Error + Send + Sync>),
     /// The writer thread could not be started.
     #[error("cannot start the writer thread: {0}")]
     Thread(std::io::Error),
@@ -76,7 +76,7 @@ pub type Item = (TicketEvent, Vec<u8>);
 enum Command {
     Submit {
         items: Vec<Item>,
-        reply: oneshot::Sender<Result<Vec<Outcome>, String>>,
+        reply: oneshot::Sender<Result<Vec<Outcome>, Arc<dyn std::error::Error + Send + Sync>>>,
     },
     Shutdown,
 }
@@ -287,7 +287,7 @@ impl Service {
                 let placements = producer
                     .append(&records)
                     .await
-                    .map_err(|e| ServiceError::Durability(e.to_string()))?;
+                    .map_err(|e| ServiceError::Durability(Arc::new(e)))?;
                 self.metrics
                     .log_append_seconds
                     .observe(started.elapsed().as_secs_f64());
@@ -492,9 +492,9 @@ fn writer_loop(
             Err(e) => {
                 // The engine rebuilt its state from disk; keep following SLA changes.
                 engine.projection_mut().sla_mut().set_recording(true);
-                let text = e.to_string();
+                let e: Arc<dyn std::error::Error + Send + Sync> = Arc::new(e);
                 for (_, reply) in group {
-                    let _ = reply.send(Err(text.clone()));
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }

@@ -32,8 +32,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::base::Millis;
 use crate::base::interner::Sym;
+use crate::base::{Millis, RestoreError};
 use crate::event::{Priority, Status};
 pub use rules::{Rules, RulesError, SlaConfig, Subject};
 
@@ -274,9 +274,9 @@ impl SlaState {
 
     /// Attaches the rules to a state loaded from a checkpoint and rebuilds the queue. Fails
     /// when the state was computed under other rules.
-    pub fn attach(&mut self, rules: Arc<Rules>) -> Result<(), String> {
+    pub fn attach(&mut self, rules: Arc<Rules>) -> Result<(), RestoreError> {
         if self.fingerprint != rules.fingerprint {
-            return Err("the SLA configuration changed since this checkpoint".into());
+            return Err(RestoreError::OtherSettings("SLA configuration"));
         }
         self.rules = Some(rules);
         self.queue.clear();

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::text::Analysis;
+use crate::base::RestoreError;
 
 /// Cosine similarity at which a ticket joins a cluster, by default.
 pub const DEFAULT_SIMILARITY: f64 = 0.5;
@@ -188,10 +189,12 @@ impl Clusterer {
     }
 
     /// Checks restored state: every indexed cluster exists.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), RestoreError> {
         let n = self.clusters.len();
         if self.postings.values().flatten().any(|&c| c as usize >= n) {
-            return Err("the text index names a cluster the state does not hold".into());
+            return Err(RestoreError::Inconsistent(
+                "the text index names a cluster the state does not hold".into(),
+            ));
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cluster::{Clusterer, DEFAULT_SIMILARITY};
 use super::text::{Analysis, Analyzer};
+use crate::base::RestoreError;
 
 /// Clusters per sealed catalog chunk (the unit a snapshot shares instead of copying).
 const CATALOG_CHUNK: usize = 1024;
@@ -147,11 +148,9 @@ impl TextState {
 
     /// Attaches `setup` to state loaded from a checkpoint; fails when it was built under other
     /// settings.
-    pub fn attach(&mut self, setup: Arc<TextSetup>) -> Result<(), String> {
+    pub fn attach(&mut self, setup: Arc<TextSetup>) -> Result<(), RestoreError> {
         if setup.fingerprint() != self.fingerprint {
-            return Err(
-                "the text clustering settings changed since the checkpoint was taken".into(),
-            );
+            return Err(RestoreError::OtherSettings("text clustering settings"));
         }
         self.setup = Some(setup);
         Ok(())
@@ -201,9 +200,10 @@ impl TextState {
 
     /// Checks a restored state against the number of tickets it was saved with: every placed
     /// ticket exists and names a cluster the state holds.
-    pub fn check(&self, tickets: usize) -> Result<(), String> {
+    pub fn check(&self, tickets: usize) -> Result<(), RestoreError> {
+        let bad = |m: &str| Err(RestoreError::Inconsistent(m.into()));
         if self.ticket_cluster.len() > tickets {
-            return Err("more tickets placed than the checkpoint holds".into());
+            return bad("more tickets placed than the checkpoint holds");
         }
         let clusters = self.sealed.iter().map(|c| c.len()).sum::<usize>() + self.open.len();
         if self
@@ -211,10 +211,10 @@ impl TextState {
             .iter()
             .any(|&c| c != u32::MAX && c as usize >= clusters)
         {
-            return Err("a ticket names a cluster the state does not hold".into());
+            return bad("a ticket names a cluster the state does not hold");
         }
         if self.clusterer.len() != clusters {
-            return Err("the text clusters and their catalog disagree".into());
+            return bad("the text clusters and their catalog disagree");
         }
         self.clusterer.check()
     }

@@ -542,29 +542,61 @@ fn fmt_ms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Why an instant does not parse in the mapping's format.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TimeError {
+    /// Not RFC 3339.
+    #[error("not RFC 3339 ({0})")]
+    Rfc3339(chrono::ParseError),
+    /// Not a number of seconds.
+    #[error("not a number of seconds ({0})")]
+    Seconds(std::num::ParseFloatError),
+    /// Not a number of milliseconds.
+    #[error("not a number of milliseconds ({0})")]
+    Millis(std::num::ParseIntError),
+    /// Does not match the pattern.
+    #[error("does not match `{pattern}` ({source})")]
+    Pattern {
+        /// The mapping's pattern.
+        pattern: String,
+        /// Why.
+        source: chrono::ParseError,
+    },
+    /// A local time that does not exist.
+    #[error("{naive} does not exist in {tz} (a daylight-saving gap)")]
+    Gap {
+        /// The local time.
+        naive: NaiveDateTime,
+        /// The time zone.
+        tz: Tz,
+    },
+}
+
 /// Parses an instant in the mapping's format; naive times are in `tz`.
-pub fn parse_time(raw: &str, format: &str, tz: Tz) -> Result<i64, String> {
+pub fn parse_time(raw: &str, format: &str, tz: Tz) -> Result<i64, TimeError> {
     match format {
         "rfc3339" => DateTime::parse_from_rfc3339(raw)
             .map(|t| t.timestamp_millis())
-            .map_err(|e| format!("not RFC 3339 ({e})")),
+            .map_err(TimeError::Rfc3339),
         "epoch-seconds" => raw
             .parse::<f64>()
             .map(|s| (s * 1000.0).round() as i64)
-            .map_err(|e| format!("not a number of seconds ({e})")),
-        "epoch-millis" => raw
-            .parse::<i64>()
-            .map_err(|e| format!("not a number of milliseconds ({e})")),
+            .map_err(TimeError::Seconds),
+        "epoch-millis" => raw.parse::<i64>().map_err(TimeError::Millis),
         pattern => {
             if let Ok(t) = DateTime::parse_from_str(raw, pattern) {
                 return Ok(t.timestamp_millis());
             }
-            let naive = NaiveDateTime::parse_from_str(raw, pattern)
-                .map_err(|e| format!("does not match `{pattern}` ({e})"))?;
+            let naive = NaiveDateTime::parse_from_str(raw, pattern).map_err(|source| {
+                TimeError::Pattern {
+                    pattern: pattern.to_string(),
+                    source,
+                }
+            })?;
             tz.from_local_datetime(&naive)
                 .earliest()
                 .map(|t| t.timestamp_millis())
-                .ok_or_else(|| format!("{naive} does not exist in {tz} (a daylight-saving gap)"))
+                .ok_or(TimeError::Gap { naive, tz })
         }
     }
 }

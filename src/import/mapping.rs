@@ -269,6 +269,11 @@ impl Meaning {
     }
 }
 
+/// What is wrong inside a mapping, naming the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MappingProblem(pub String);
+
 /// A mapping that failed to load or check; the message names the key.
 #[derive(Debug, thiserror::Error)]
 #[error("mapping {path}: {message}")]
@@ -292,7 +297,7 @@ impl Mapping {
         let m: Mapping = Figment::from(Toml::file(path))
             .extract()
             .map_err(|e| err(e.to_string()))?;
-        m.check().map_err(err)?;
+        m.check().map_err(|p| err(p.0))?;
         Ok(m)
     }
 
@@ -305,21 +310,21 @@ impl Mapping {
         let m: Mapping = Figment::from(Toml::string(text))
             .extract()
             .map_err(|e| err(e.to_string()))?;
-        m.check().map_err(err)?;
+        m.check().map_err(|p| err(p.0))?;
         Ok(m)
     }
 
     /// Checks what the types cannot; the message names the key.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), MappingProblem> {
         if self.name.trim().is_empty() || self.name.len() > 40 {
-            return Err("`name` must be 1–40 characters".into());
+            return Err(MappingProblem("`name` must be 1–40 characters".into()));
         }
         match self.mode {
             Mode::Snapshot if self.fields.status.is_none() => {
-                return Err("snapshot mode needs `fields.status`".into());
+                return Err(MappingProblem("snapshot mode needs `fields.status`".into()));
             }
             Mode::Event if self.fields.activity.is_none() => {
-                return Err("event mode needs `fields.activity`".into());
+                return Err(MappingProblem("event mode needs `fields.activity`".into()));
             }
             _ => {}
         }
@@ -327,55 +332,67 @@ impl Mapping {
             match Meaning::parse(v) {
                 Some(Meaning::Status(_) | Meaning::Skip) => {}
                 _ => {
-                    return Err(format!(
+                    return Err(MappingProblem(format!(
                         "`values.status.\"{k}\"`: `{v}` is not a status or `skip`"
-                    ));
+                    )));
                 }
             }
         }
         for (k, v) in &self.activities {
             if Meaning::parse(v).is_none() {
-                return Err(format!(
+                return Err(MappingProblem(format!(
                     "`activities.\"{k}\"`: `{v}` is not a status, comment, public-comment, requester-comment or skip"
-                ));
+                )));
             }
         }
         for (k, v) in &self.values.priority {
             if Priority::parse(v).is_none() {
-                return Err(format!("`values.priority.\"{k}\"`: `{v}` is not P1–P4"));
+                return Err(MappingProblem(format!(
+                    "`values.priority.\"{k}\"`: `{v}` is not P1–P4"
+                )));
             }
         }
         for (k, v) in &self.values.channel {
             if Channel::parse(v).is_none() {
-                return Err(format!("`values.channel.\"{k}\"`: `{v}` is not a channel"));
+                return Err(MappingProblem(format!(
+                    "`values.channel.\"{k}\"`: `{v}` is not a channel"
+                )));
             }
         }
         for (k, v) in &self.values.tier {
             if !matches!(v.as_str(), "1" | "2" | "3") {
-                return Err(format!("`values.tier.\"{k}\"`: `{v}` is not 1, 2 or 3"));
+                return Err(MappingProblem(format!(
+                    "`values.tier.\"{k}\"`: `{v}` is not 1, 2 or 3"
+                )));
             }
         }
         for s in &self.derive.first_response_statuses {
             if Status::parse(s).is_none() {
-                return Err(format!(
+                return Err(MappingProblem(format!(
                     "`derive.first-response-statuses`: `{s}` is not a status"
-                ));
+                )));
             }
         }
         if !(1..=3).contains(&self.derive.default_tier) {
-            return Err("`derive.default-tier` must be 1, 2 or 3".into());
+            return Err(MappingProblem(
+                "`derive.default-tier` must be 1, 2 or 3".into(),
+            ));
         }
         if self.csv.delimiter.len() != 1 && self.csv.delimiter != "\\t" {
-            return Err("`csv.delimiter` must be one ASCII character".into());
+            return Err(MappingProblem(
+                "`csv.delimiter` must be one ASCII character".into(),
+            ));
         }
         if self.csv.quote.len() != 1 {
-            return Err("`csv.quote` must be one ASCII character".into());
+            return Err(MappingProblem(
+                "`csv.quote` must be one ASCII character".into(),
+            ));
         }
         if self.time.time_zone.parse::<chrono_tz::Tz>().is_err() {
-            return Err(format!(
+            return Err(MappingProblem(format!(
                 "`time.time-zone`: `{}` is not an IANA time zone",
                 self.time.time_zone
-            ));
+            )));
         }
         Ok(())
     }

@@ -238,6 +238,7 @@ fn times_and_mappings_are_checked() {
     assert!(
         parse_time("2026-03-29 02:30", "%Y-%m-%d %H:%M", Paris)
             .unwrap_err()
+            .to_string()
             .contains("daylight-saving")
     );
     assert!(parse_time("yesterday", "rfc3339", Paris).is_err());

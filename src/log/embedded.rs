@@ -354,7 +354,7 @@ fn scan(path: &Path, last: bool, repair: bool) -> Result<(u64, u64, u64), LogErr
                 }
                 Ok(None) => break,
                 Err(detail) => {
-                    problem = Some(detail);
+                    problem = Some(detail.to_string());
                     break;
                 }
             }
@@ -387,38 +387,47 @@ fn scan(path: &Path, last: bool, repair: bool) -> Result<(u64, u64, u64), LogErr
     }
 }
 
+/// What is wrong with a frame that cannot be read.
+#[derive(Debug, thiserror::Error)]
+enum FrameError {
+    #[error("torn frame header ({0} bytes)")]
+    TornHeader(u64),
+    #[error("unreadable frame header: {0}")]
+    Header(std::io::Error),
+    #[error("frame length {0} runs past the end of the segment")]
+    Length(usize),
+    #[error("unreadable frame: {0}")]
+    Body(std::io::Error),
+    #[error("checksum mismatch")]
+    Checksum,
+}
+
 /// Reads one frame into `payload`. `Ok(None)` at a clean end; `Err` describes a torn or bad frame.
 fn read_frame(
     reader: &mut impl Read,
     payload: &mut Vec<u8>,
     remaining: u64,
-) -> Result<Option<u64>, String> {
+) -> Result<Option<u64>, FrameError> {
     if remaining == 0 {
         return Ok(None);
     }
     if remaining < FRAME_HEADER as u64 {
-        return Err(format!("torn frame header ({remaining} bytes)"));
+        return Err(FrameError::TornHeader(remaining));
     }
     let mut header = [0u8; FRAME_HEADER];
-    reader
-        .read_exact(&mut header)
-        .map_err(|e| format!("unreadable frame header: {e}"))?;
+    reader.read_exact(&mut header).map_err(FrameError::Header)?;
     let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
     let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
     if len > MAX_RECORD_BYTES || (FRAME_HEADER + len) as u64 > remaining {
-        return Err(format!(
-            "frame length {len} runs past the end of the segment"
-        ));
+        return Err(FrameError::Length(len));
     }
     payload.resize(len, 0);
-    reader
-        .read_exact(payload)
-        .map_err(|e| format!("unreadable frame: {e}"))?;
+    reader.read_exact(payload).map_err(FrameError::Body)?;
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&header[..4]);
     hasher.update(payload);
     if hasher.finalize() != crc {
-        return Err("checksum mismatch".to_string());
+        return Err(FrameError::Checksum);
     }
     Ok(Some((FRAME_HEADER + len) as u64))
 }
@@ -506,7 +515,7 @@ impl LogReader for EmbeddedReader {
                     return Err(LogError::Corrupt {
                         path: seg.path.clone(),
                         position: seg.pos,
-                        detail,
+                        detail: detail.to_string(),
                     });
                 }
             }

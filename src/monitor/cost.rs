@@ -12,6 +12,17 @@ use crate::query::workload::observe;
 use crate::staffing::model::{CostConfig, CostReport, StaffingReport, WhatIf, report, staffing};
 use crate::telemetry::Metrics;
 
+/// Why the cost model could not be computed this time (tried again at the next refresh).
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The workload could not be read.
+    #[error(transparent)]
+    Read(#[from] crate::query::QueryError),
+    /// The model could not staff it.
+    #[error(transparent)]
+    Model(#[from] crate::staffing::StaffingError),
+}
+
 /// Both reports for the snapshot `query` publishes now, without a what-if. The outer error is
 /// the model's thread failing (a bug: the monitor stops the service); the inner one a workload
 /// the model cannot staff or read (logged, tried again at the next refresh).
@@ -19,16 +30,16 @@ pub async fn compute(
     query: &QueryEngine,
     config: &CostConfig,
     now_ms: i64,
-) -> Result<Result<(CostReport, StaffingReport), String>, MonitorError> {
+) -> Result<Result<(CostReport, StaffingReport), ModelError>, MonitorError> {
     let observed = match observe(query, config).await {
         Ok(o) => o,
-        Err(e) => return Ok(Err(e)),
+        Err(e) => return Ok(Err(e.into())),
     };
     let config = config.clone();
     tokio::task::spawn_blocking(move || {
         Ok((
-            report(&observed, &config, WhatIf::default()).map_err(|e| e.to_string())?,
-            staffing(&observed, &config, WhatIf::default(), now_ms).map_err(|e| e.to_string())?,
+            report(&observed, &config, WhatIf::default())?,
+            staffing(&observed, &config, WhatIf::default(), now_ms)?,
         ))
     })
     .await

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::tables;
+use crate::base::RestoreError;
 use crate::base::interner::{Interner, Sym};
 use crate::event::{EventType, Priority, Role, Status};
 
@@ -86,19 +87,24 @@ pub struct History {
 
 impl History {
     /// Rebuilds a history from sealed chunks and the open rows (checkpoint load).
-    pub fn restore(sealed: Vec<RecordBatch>, open: OpenChunk) -> Result<History, String> {
+    pub fn restore(sealed: Vec<RecordBatch>, open: OpenChunk) -> Result<History, RestoreError> {
         let mut sealed_ids = Vec::with_capacity(sealed.len());
         for (i, batch) in sealed.iter().enumerate() {
             if batch.num_rows() != CHUNK_ROWS {
-                return Err(format!(
+                return Err(RestoreError::Inconsistent(format!(
                     "sealed chunk {i} has {} rows, expected {CHUNK_ROWS}",
                     batch.num_rows()
-                ));
+                )));
             }
             let ids = batch
                 .column_by_name(tables::EVENT_ID)
                 .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-                .ok_or_else(|| format!("sealed chunk {i} has no {} column", tables::EVENT_ID))?;
+                .ok_or_else(|| {
+                    RestoreError::Inconsistent(format!(
+                        "sealed chunk {i} has no {} column",
+                        tables::EVENT_ID
+                    ))
+                })?;
             sealed_ids.push(ids.clone());
         }
         let mut history = History {

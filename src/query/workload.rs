@@ -43,18 +43,13 @@ pub const VIEWS: &[&str] = &[
 use crate::staffing::hours::{HoursSource, OpenHours, TicketGroup, channel_hours};
 use crate::staffing::model::{AhtEvidence, AhtSource, ChannelLoad, CostConfig, Observed};
 
-use super::{QueryEngine, to_json_rows};
+use super::{QueryEngine, QueryError, to_json_rows};
 
 /// Reads the workload from the published snapshot: arrivals, handle times with their
 /// evidence, opening hours (under the snapshot's SLA rules) and breaches.
-pub async fn observe(query: &QueryEngine, config: &CostConfig) -> Result<Observed, String> {
-    let rows = |sql: &'static str| async move {
-        query
-            .sql(sql)
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|b| to_json_rows(&b).map_err(|e| e.to_string()))
-    };
+pub async fn observe(query: &QueryEngine, config: &CostConfig) -> Result<Observed, QueryError> {
+    let rows =
+        |sql: &'static str| async move { query.sql(sql).await.and_then(|b| to_json_rows(&b)) };
     let f = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
     let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
     let mut channels: Vec<ChannelLoad> = Vec::new();

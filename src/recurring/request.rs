@@ -45,7 +45,7 @@ fn resolve(
 ) -> Result<(ViewSettings, Option<i64>, Filter), BadParameter> {
     let mut settings = base.clone();
     if let Some(w) = &r.window {
-        settings.window_ms = parse_window(w).map_err(|e| BadParameter("window", e))?;
+        settings.window_ms = parse_window(w).map_err(|e| BadParameter("window", e.to_string()))?;
     }
     if let Some(n) = r.min_tickets {
         if n == 0 {

@@ -40,6 +40,7 @@ use datafusion::arrow::datatypes::{
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
+use crate::base::ParseError;
 use crate::clustering::cluster::{Clusterer, cosine};
 use crate::clustering::state::ClusterMeta;
 use crate::projection::Snapshot;
@@ -104,8 +105,11 @@ pub struct RecurringConfig {
 }
 
 /// A wall-clock duration like `7d`, `36h`, `2w` or `90m`, in ms.
-pub fn parse_window(text: &str) -> Result<i64, String> {
-    let bad = || format!("`{text}` is not a window like 7d, 24h, 2w or 90m");
+pub fn parse_window(text: &str) -> Result<i64, ParseError> {
+    let bad = || ParseError::Form {
+        text: text.to_string(),
+        expected: "a window like 7d, 24h, 2w or 90m",
+    };
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (n, unit) = t.split_at(split);
@@ -118,7 +122,10 @@ pub fn parse_window(text: &str) -> Result<i64, String> {
         _ => return Err(bad()),
     };
     if n <= 0 {
-        return Err(format!("`{text}` must be longer than zero"));
+        return Err(ParseError::Range {
+            text: text.to_string(),
+            problem: "must be longer than zero",
+        });
     }
     n.checked_mul(unit_ms).ok_or_else(bad)
 }
@@ -138,7 +145,7 @@ impl RecurringConfig {
             return bad("fingerprint", "names a field twice".into());
         }
         if let Err(e) = parse_window(&self.window) {
-            return bad("window", e);
+            return bad("window", e.to_string());
         }
         if self.baseline_windows == 0 {
             return bad("baseline-windows", "must be at least 1".into());

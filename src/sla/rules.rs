@@ -25,6 +25,7 @@ use serde::Deserialize;
 
 use super::ClockKind;
 use super::calendar::Calendar;
+use crate::base::ParseError;
 use crate::event::{Channel, Priority, Status};
 
 /// A problem with `[sla]`, naming the key.
@@ -260,9 +261,9 @@ impl Rules {
                         "is not a clock (time-to-own, first-response, next-reply, resolution)",
                     );
                 };
-                let ms = parse_duration(&t.within).map_err(|problem| RulesError {
+                let ms = parse_duration(&t.within).map_err(|e| RulesError {
                     key: format!("{tkey}.within"),
-                    problem,
+                    problem: e.to_string(),
                 })?;
                 let Some(&calendar) = calendar_index.get(&t.calendar) else {
                     return err(
@@ -457,7 +458,12 @@ fn parse_window(text: &str) -> Option<(u32, u32)> {
 }
 
 /// Parses `1h30m`, `15m`, `90s`, `4h` into milliseconds; more than zero.
-pub fn parse_duration(text: &str) -> Result<i64, String> {
+pub fn parse_duration(text: &str) -> Result<i64, ParseError> {
+    let form = |expected| ParseError::Form {
+        text: text.to_string(),
+        expected,
+    };
+    const DURATION: &str = "a duration like 15m, 4h or 1h30m";
     let mut total: i64 = 0;
     let mut number = String::new();
     let mut any = false;
@@ -471,27 +477,26 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
             'm' => 60_000,
             's' => 1_000,
             'd' | 'w' => {
-                return Err(format!(
-                    "`{text}`: write business time in h/m/s; a business day depends on the \
-                     calendar, so `{c}` would be ambiguous"
+                return Err(form(
+                    "business time in h/m/s: a business day depends on the calendar, so days \
+                     and weeks would be ambiguous",
                 ));
             }
-            _ => return Err(format!("`{text}` is not a duration like 15m, 4h or 1h30m")),
+            _ => return Err(form(DURATION)),
         };
-        let n: i64 = number
-            .parse()
-            .map_err(|_| format!("`{text}` is not a duration like 15m, 4h or 1h30m"))?;
+        let n: i64 = number.parse().map_err(|_| form(DURATION))?;
         total = total.saturating_add(n.saturating_mul(unit));
         number.clear();
         any = true;
     }
     if !number.is_empty() || !any {
-        return Err(format!(
-            "`{text}` is not a duration like 15m, 4h or 1h30m (unit required)"
-        ));
+        return Err(form("a duration like 15m, 4h or 1h30m (unit required)"));
     }
     if total <= 0 {
-        return Err("must be more than zero".into());
+        return Err(ParseError::Range {
+            text: text.to_string(),
+            problem: "must be more than zero",
+        });
     }
     Ok(total)
 }
@@ -606,6 +611,11 @@ mod tests {
         assert_eq!(parse_duration("90s"), Ok(90_000));
         assert!(parse_duration("15").is_err());
         assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("3d").unwrap_err().contains("ambiguous"));
+        assert!(
+            parse_duration("3d")
+                .unwrap_err()
+                .to_string()
+                .contains("ambiguous")
+        );
     }
 }
