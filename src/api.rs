@@ -38,28 +38,74 @@ pub struct AppState {
     pub tokens: Arc<Vec<Token>>,
 }
 
+/// What went wrong, as the client sees it. Each kind has one HTTP status ([`Kind::status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The request is malformed or names something invalid.
+    Invalid,
+    /// No or an unknown bearer token.
+    Unauthenticated,
+    /// The token lacks the role.
+    Forbidden,
+    /// Nothing by that name.
+    NotFound,
+    /// Well-formed, but it cannot be done (a target no staffing meets, a query too large).
+    Unprocessable,
+    /// It took longer than allowed and was cancelled.
+    Timeout,
+    /// Busy, stopping, or the log did not confirm: retry.
+    Unavailable,
+    /// Not with this backend.
+    NotImplemented,
+    /// A failure of the service itself; the detail is in the log, not in the answer.
+    Internal,
+}
+
+impl Kind {
+    /// The one place a kind becomes a status.
+    fn status(self) -> StatusCode {
+        match self {
+            Kind::Invalid => StatusCode::BAD_REQUEST,
+            Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Kind::Forbidden => StatusCode::FORBIDDEN,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            Kind::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
 /// An error as the API reports it.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
+    kind: Kind,
     code: &'static str,
     message: String,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    fn new(kind: Kind, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
-            status,
+            kind,
             code,
             message: message.into(),
         }
+    }
+
+    /// A failure of the service: `detail` goes to the log, the client gets `public`.
+    fn internal(detail: &dyn std::fmt::Display, public: &'static str) -> ApiError {
+        tracing::error!(error = %detail, "{public}");
+        ApiError::new(Kind::Internal, "internal", public)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, axum::Json(body)).into_response()
+        (self.kind.status(), axum::Json(body)).into_response()
     }
 }
 
@@ -67,31 +113,27 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> ApiError {
         match e {
             ServiceError::Busy => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+                Kind::Unavailable,
                 "busy",
                 "too many submissions are waiting; retry shortly",
             ),
             ServiceError::Stopped => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+                Kind::Unavailable,
                 "stopping",
                 "the service is shutting down",
             ),
             ServiceError::Durability(detail) => {
                 tracing::error!(%detail, "events not made durable");
                 ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                    Kind::Unavailable,
                     "not_durable",
                     "the log did not confirm the events; retrying is safe: events already stored are recognised by event_id",
                 )
             }
-            other => {
-                tracing::error!(error = %other, "request failed");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "the events could not be made durable; none were accepted; retry",
-                )
-            }
+            other => ApiError::internal(
+                &other,
+                "the events could not be made durable; none were accepted; retry",
+            ),
         }
     }
 }
@@ -99,26 +141,19 @@ impl From<ServiceError> for ApiError {
 impl From<crate::query::QueryError> for ApiError {
     fn from(e: crate::query::QueryError) -> ApiError {
         use crate::query::QueryError as Q;
-        let (status, code) = match &e {
-            Q::Invalid(_) | Q::NotReadOnly(_) | Q::Execution(_) => {
-                (StatusCode::BAD_REQUEST, "invalid_query")
-            }
-            Q::ResourcesExhausted(_) => (StatusCode::UNPROCESSABLE_ENTITY, "resources_exhausted"),
-            Q::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
-            Q::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+        let (kind, code) = match &e {
+            Q::Invalid(_) | Q::NotReadOnly(_) | Q::Execution(_) => (Kind::Invalid, "invalid_query"),
+            Q::ResourcesExhausted(_) => (Kind::Unprocessable, "resources_exhausted"),
+            Q::Timeout(_) => (Kind::Timeout, "timeout"),
+            Q::Busy(_) => (Kind::Unavailable, "busy"),
             Q::Write { .. } => {
-                tracing::error!(error = %e, "a query result could not be rendered");
-                return ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "the result could not be rendered",
-                );
+                return ApiError::internal(&e, "the result could not be rendered");
             }
         };
         if code != "invalid_query" {
             tracing::warn!(error = %e, "query refused");
         }
-        ApiError::new(status, code, e.to_string())
+        ApiError::new(kind, code, e.to_string())
     }
 }
 
@@ -159,7 +194,7 @@ fn authorize(state: &AppState, headers: &HeaderMap, role: Role) -> Result<(), Ap
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| {
             ApiError::new(
-                StatusCode::UNAUTHORIZED,
+                Kind::Unauthenticated,
                 "unauthenticated",
                 "send an Authorization: Bearer <token> header",
             )
@@ -173,7 +208,7 @@ fn authorize(state: &AppState, headers: &HeaderMap, role: Role) -> Result<(), Ap
     }
     let Some(token) = holder else {
         return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
+            Kind::Unauthenticated,
             "unauthenticated",
             "the bearer token is not valid",
         ));
@@ -182,7 +217,7 @@ fn authorize(state: &AppState, headers: &HeaderMap, role: Role) -> Result<(), Ap
         Ok(())
     } else {
         Err(ApiError::new(
-            StatusCode::FORBIDDEN,
+            Kind::Forbidden,
             "forbidden",
             format!("token '{}' lacks the {role:?} role", token.name),
         ))
@@ -196,10 +231,10 @@ async fn post_events(
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, Role::Ingest)?;
     let entries = parse_batch(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))?;
+        .map_err(|e| ApiError::new(Kind::Invalid, "invalid_body", e.to_string()))?;
     if entries.is_empty() {
         return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
+            Kind::Invalid,
             "empty_body",
             "send a JSON array of events or NDJSON, one event per line",
         ));
@@ -290,7 +325,7 @@ async fn post_query(
     authorize(&state, &headers, Role::Read)?;
     let request: QueryRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
-            StatusCode::BAD_REQUEST,
+            Kind::Invalid,
             "invalid_body",
             format!("expected {{\"sql\": \"SELECT …\"}}: {e}"),
         )
@@ -347,14 +382,10 @@ fn internal_query(e: crate::query::QueryError) -> ApiError {
     use crate::query::QueryError as Q;
     match e {
         Q::ResourcesExhausted(_) | Q::Timeout(_) | Q::Busy(_) => ApiError::from(e),
-        other => {
-            tracing::error!(error = %other, "an internal query failed");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the query behind this page failed; see the service log",
-            )
-        }
+        other => ApiError::internal(
+            &other,
+            "the query behind this page failed; see the service log",
+        ),
     }
 }
 
@@ -367,7 +398,7 @@ async fn ticket_page(q: &crate::query::QueryEngine, id: &str) -> Result<Value, A
     let ticket = to_json_rows(&ticket).map_err(internal_query)?;
     let Some(ticket) = ticket.into_iter().next() else {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
+            Kind::NotFound,
             "not_found",
             format!("no ticket {id}"),
         ));
@@ -409,14 +440,14 @@ async fn sla_listing(
         .bounded(async move {
             Ok(list(&query, listing, &filter).await.map_err(|e| match e {
                 ListingError::Filter(..) => {
-                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_filter", e.to_string())
+                    ApiError::new(Kind::Invalid, "invalid_filter", e.to_string())
                 }
                 ListingError::Query(q) => ApiError::from(q),
             }))
         })
         .await??;
     let rows = to_json_rows(&batches)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+        .map_err(|e| ApiError::internal(&e, "the listing could not be rendered"))?;
     Ok(axum::Json(json!({"count": rows.len(), "clocks": rows})).into_response())
 }
 
@@ -426,7 +457,7 @@ type FilterQuery =
 fn filter_of(q: FilterQuery) -> Result<crate::query::sla_listing::SlaFilter, ApiError> {
     q.map(|Query(f)| f).map_err(|e| {
         ApiError::new(
-            StatusCode::BAD_REQUEST,
+            Kind::Invalid,
             "invalid_filter",
             format!("{e} (filters: tenant, group, priority, clock, from, to, limit)"),
         )
@@ -467,7 +498,7 @@ async fn get_breaches(
 
 fn bad_parameter(e: impl std::fmt::Display, names: &str) -> ApiError {
     ApiError::new(
-        StatusCode::BAD_REQUEST,
+        Kind::Invalid,
         "invalid_parameter",
         format!("{e} (parameters: {names})"),
     )
@@ -552,12 +583,7 @@ async fn cost_inputs(
         .await
         .map_err(|e| match e {
             crate::query::QueryError::Execution(detail) => {
-                tracing::error!(error = %detail, "the workload could not be read");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "the workload could not be read",
-                )
+                ApiError::internal(&detail, "the workload could not be read")
             }
             other => ApiError::from(other),
         })?;
@@ -572,20 +598,13 @@ async fn run_model<T: serde::Serialize + Send + 'static>(
     use crate::staffing::StaffingError;
     let out = tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "the cost model failed");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the cost model failed",
-            )
-        })?
+        .map_err(|e| ApiError::internal(&e, "the cost model failed"))?
         .map_err(|e| {
             let code = match e {
                 StaffingError::WhatIf { .. } => "invalid_parameter",
                 _ => "unmet_target",
             };
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
+            ApiError::new(Kind::Unprocessable, code, e.to_string())
         })?;
     Ok(axum::Json(out).into_response())
 }
@@ -632,7 +651,7 @@ async fn post_replay(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, Role::Read)?;
-    let bad = |code: &'static str, m: String| ApiError::new(StatusCode::BAD_REQUEST, code, m);
+    let bad = |code: &'static str, m: String| ApiError::new(Kind::Invalid, code, m);
     let r: ReplayRequest = serde_json::from_slice(&body).map_err(|e| {
         bad(
             "invalid_request",
@@ -669,28 +688,21 @@ async fn post_replay(
     }
     let Some(dir) = state.service.log_dir() else {
         return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
+            Kind::NotImplemented,
             "not_supported",
             "replay reads the embedded log; with Kafka, run `deskwatch replay` on a data directory",
         ));
     };
     let _permit = state.service.replays.try_acquire().map_err(|_| {
         ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Unavailable,
             "busy",
             "a replay is running; retry when it is done",
         )
     })?;
     let report = crate::replay::replay(dir, state.service.config.clone(), Arc::new(other), range)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "replay failed");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the replay failed",
-            )
-        })?;
+        .map_err(|e| ApiError::internal(&e, "the replay failed"))?;
     Ok(axum::Json(report).into_response())
 }
 
