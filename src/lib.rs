@@ -1,9 +1,15 @@
 //! deskwatch: event-sourced analytics and SLA monitoring for IT help desks.
 //!
-//! The modules follow the data flow: [`event`] (the contract) → [`log`] (the durable, ordered
-//! record of events) → [`projection`] (events folded into ticket state and history, as Arrow)
-//! → [`checkpoint`] / [`engine`] (the single writer that ties them together) → [`query`] (SQL)
-//! → [`api`] (HTTP). [`simulate`] produces realistic event streams with known ground truth.
+//! A functional core and an imperative shell, with dependencies going one way (the README's
+//! architecture section has the table; a test in `architecture.rs` keeps it so):
+//!
+//! - leaf and contract: [`base`] (shared value types), [`event`];
+//! - cores, state and math only: [`sla`], [`clustering`], [`projection`], [`recurring`],
+//!   [`staffing`];
+//! - storage: [`log`], [`checkpoint`], [`engine`];
+//! - reading: [`query`], [`quality`], [`replay`];
+//! - shell: [`clock`], [`kafka`], [`alert`], [`monitor`], [`telemetry`], [`service`], [`api`],
+//!   [`import`], [`simulate`], [`config`], [`shutdown`].
 
 pub mod alert;
 pub mod api;

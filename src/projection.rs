@@ -379,7 +379,7 @@ impl Projection {
     }
 
     /// Like [`Projection::apply`], with the text tokens of a `ticket.created` event already
-    /// computed by [`Projection::text_setup`]'s analyzer (on another thread, see [`replay`]).
+    /// computed by [`Projection::text_setup`]'s analyzer (on another thread, see [`crate::engine::replay`]).
     pub fn apply_prepared(
         &mut self,
         event: &TicketEvent,
