@@ -157,387 +157,138 @@ pub struct Metrics {
     published: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Vec<String>, u64>>>,
 }
 
+/// Creates metrics and registers them in one step.
+struct Reg<'a>(&'a Registry);
+
+impl Reg<'_> {
+    fn add<M: prometheus::core::Collector + Clone + 'static>(
+        &self,
+        m: M,
+    ) -> Result<M, prometheus::Error> {
+        self.0.register(Box::new(m.clone()))?;
+        Ok(m)
+    }
+
+    fn counter(&self, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
+        self.add(IntCounter::new(name, help)?)
+    }
+
+    fn counter_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntCounterVec, prometheus::Error> {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels)?)
+    }
+
+    fn int_gauge(&self, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
+        self.add(IntGauge::new(name, help)?)
+    }
+
+    fn int_gauge_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntGaugeVec, prometheus::Error> {
+        self.add(IntGaugeVec::new(Opts::new(name, help), labels)?)
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> Result<prometheus::Gauge, prometheus::Error> {
+        self.add(prometheus::Gauge::new(name, help)?)
+    }
+
+    fn gauge_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<GaugeVec, prometheus::Error> {
+        self.add(GaugeVec::new(Opts::new(name, help), labels)?)
+    }
+
+    fn histogram(
+        &self,
+        name: &str,
+        help: &str,
+        buckets: Vec<f64>,
+    ) -> Result<Histogram, prometheus::Error> {
+        self.add(Histogram::with_opts(
+            HistogramOpts::new(name, help).buckets(buckets),
+        )?)
+    }
+}
+
 impl Metrics {
     /// Creates and registers every metric; a registration failure is a start-up error.
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
+        let reg = Reg(&registry);
         let m = Metrics {
-            ingest_events: IntCounterVec::new(
-                Opts::new(
-                    "deskwatch_ingest_events_total",
-                    "Submitted events by outcome.",
-                ),
-                &[LABEL_OUTCOME],
-            )?,
-            ingest_rejected: IntCounterVec::new(
-                Opts::new(
-                    "deskwatch_ingest_rejected_events_total",
-                    "Events refused (invalid or rejected by a state check), by reason.",
-                ),
-                &[LABEL_REASON],
-            )?,
-            log_appends: IntCounter::new(
-                "deskwatch_log_appends_total",
-                "Durable appends (one fsync each) to the event log.",
-            )?,
-            log_appended_events: IntCounter::new(
-                "deskwatch_log_appended_events_total",
-                "Events appended to the event log (acknowledged by the broker, for Kafka).",
-            )?,
-            log_append_seconds: Histogram::with_opts(
-                HistogramOpts::new(
-                    "deskwatch_log_append_duration_seconds",
-                    "Time of one durable append (write and fsync).",
-                )
-                .buckets(prometheus::exponential_buckets(0.0005, 2.0, 14)?),
-            )?,
-            log_end_offset: IntGauge::new(
-                "deskwatch_log_end_offset",
-                "Next offset to be written to the event log.",
-            )?,
-            log_size_bytes: IntGauge::new("deskwatch_log_size_bytes", "Event log size on disk.")?,
-            projection_position: IntGauge::new(
-                "deskwatch_projection_position",
-                "Next log offset the projection will apply.",
-            )?,
-            projection_lag_records: IntGauge::new(
-                "deskwatch_projection_lag_records",
-                "Log records not yet applied to the published projection.",
-            )?,
-            tickets: IntGauge::new("deskwatch_projection_tickets", "Tickets projected.")?,
-            events: IntGauge::new(
-                "deskwatch_projection_events",
-                "Events in the projected history.",
-            )?,
-            checkpoint_last_success_timestamp_seconds: IntGauge::new(
-                "deskwatch_checkpoint_last_success_timestamp_seconds",
-                "Unix time of the last successful checkpoint.",
-            )?,
-            checkpoint_failures: IntCounter::new(
-                "deskwatch_checkpoint_failures_total",
-                "Checkpoint attempts that failed.",
-            )?,
-            kafka_lag: IntGaugeVec::new(
-                Opts::new(
-                    "deskwatch_kafka_consumer_lag_records",
-                    "Records in an owned partition not yet projected (high watermark minus position).",
-                ),
-                &[LABEL_PARTITION],
-            )?,
-            kafka_records: IntCounterVec::new(
-                Opts::new(
-                    "deskwatch_kafka_consumed_records_total",
-                    "Records consumed from the event topic, per partition.",
-                ),
-                &[LABEL_PARTITION],
-            )?,
-            kafka_checkpoint_age: GaugeVec::new(
-                Opts::new(
-                    "deskwatch_kafka_checkpoint_age_seconds",
-                    "Seconds since the state of an owned partition was last checkpointed.",
-                ),
-                &[LABEL_PARTITION],
-            )?,
-            kafka_assigned_partitions: IntGauge::new(
-                "deskwatch_kafka_assigned_partitions",
-                "Partitions of the event topic this instance owns.",
-            )?,
-            kafka_errors: IntCounterVec::new(
-                Opts::new(
-                    "deskwatch_kafka_errors_total",
-                    "Errors reported by the Kafka client, by kind.",
-                ),
-                &["kind"],
-            )?,
-            dead_letters: IntCounterVec::new(
-                Opts::new(
-                    "deskwatch_dead_letters_total",
-                    "Records sent to the dead-letter topic, by reason.",
-                ),
-                &[LABEL_REASON],
-            )?,
-            dead_letter_failures: IntCounter::new(
-                "deskwatch_dead_letter_failures_total",
-                "Dead letters the broker did not acknowledge.",
-            )?,
-            dead_letters_undelivered: IntGauge::new(
-                "deskwatch_dead_letters_undelivered",
-                "Dead letters the broker has not acknowledged yet; their partitions are not checkpointed past them.",
-            )?,
-            sla_breaches: IntCounterVec::new(
-                Opts::new(
-                    "deskwatch_sla_breaches_total",
-                    "SLA clocks that reached their target, by clock, priority and tenant.",
-                ),
-                &["clock", "priority", "tenant"],
-            )?,
-            sla_completed: IntCounterVec::new(
-                Opts::new(
-                    "deskwatch_sla_clocks_completed_total",
-                    "SLA clocks stopped, by clock and result (met, breached).",
-                ),
-                &["clock", "result"],
-            )?,
-            sla_open_clocks: IntGaugeVec::new(
-                Opts::new(
-                    "deskwatch_sla_open_clocks",
-                    "Open SLA clocks by clock and state (running, paused).",
-                ),
-                &["clock", "state"],
-            )?,
-            sla_at_risk: IntGaugeVec::new(
-                Opts::new(
-                    "deskwatch_sla_at_risk_clocks",
-                    "Open SLA clocks by highest level reached (warning percent, 100 = breached).",
-                ),
-                &["clock", "level"],
-            )?,
-            sla_compliance_ratio: GaugeVec::new(
-                Opts::new(
-                    "deskwatch_sla_compliance_ratio",
-                    "Stopped clocks that met their target / all stopped clocks, by clock.",
-                ),
-                &["clock"],
-            )?,
-            sla_time_to_breach: IntGaugeVec::new(
-                Opts::new(
-                    "deskwatch_sla_time_to_breach_clocks",
-                    "Running clocks not yet breached with at most `within_seconds` seconds left (cumulative; +Inf: all).",
-                ),
-                &["clock", "within_seconds"],
-            )?,
-            sla_deadline_queue: IntGauge::new(
-                "deskwatch_sla_deadline_queue_entries",
-                "Entries in the SLA deadline queue.",
-            )?,
-            sla_alert_delay_seconds: Histogram::with_opts(
-                HistogramOpts::new(
-                    "deskwatch_sla_alert_delay_seconds",
-                    "Delay between a warning or breach instant and its alert leaving the projection.",
-                )
-                .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 30.0]),
-            )?,
-            recurring_tickets: IntGaugeVec::new(
-                Opts::new(
-                    "deskwatch_recurring_tickets",
-                    "Tickets in the recurring window, for the top fingerprints by tickets and the top problem candidates.",
-                ),
-                &RECURRING_LABELS,
-            )?,
-            recurring_spike_score: GaugeVec::new(
-                Opts::new(
-                    "deskwatch_recurring_spike_score",
-                    "Spike score (-log10 of the chance at the baseline rate) of the same fingerprints.",
-                ),
-                &RECURRING_LABELS,
-            )?,
-            recurring_fingerprints: IntGauge::new(
-                "deskwatch_recurring_fingerprints",
-                "Fingerprints with tickets in the recurring window.",
-            )?,
-            recurring_problem_candidates: IntGauge::new(
-                "deskwatch_recurring_problem_candidates",
-                "Problem-record candidates in the recurring window.",
-            )?,
-            recurring_problem: IntGaugeVec::new(
-                Opts::new(
-                    "deskwatch_recurring_problem",
-                    "1 for each problem candidate of the recurring window (top K by spike score).",
-                ),
-                &RECURRING_LABELS,
-            )?,
-            recurring_kb_candidates: IntGauge::new(
-                "deskwatch_recurring_knowledge_base_candidates",
-                "Knowledge-base candidates in the recurring window.",
-            )?,
-            top_calls_tickets: IntGaugeVec::new(
-                Opts::new(
-                    "deskwatch_top_calls_tickets",
-                    "Tickets of the most common calls (text clusters) in the recurring window.",
-                ),
-                &["rank", "cluster_id", "label"],
-            )?,
-            recurring_view_seconds: prometheus::Gauge::new(
-                "deskwatch_recurring_view_duration_seconds",
-                "Time the last recurring view took to compute.",
-            )?,
-            cost_monthly: GaugeVec::new(
-                Opts::new(
-                    "deskwatch_cost_monthly_dollars",
-                    "Monthly cost of the observed workload, by model (in_house, outsourced).",
-                ),
-                &["model"],
-            )?,
-            cost_per_ticket: GaugeVec::new(
-                Opts::new(
-                    "deskwatch_cost_per_ticket_dollars",
-                    "Cost per ticket of the observed workload, by model.",
-                ),
-                &["model"],
-            )?,
-            cost_sla_credits: prometheus::Gauge::new(
-                "deskwatch_cost_sla_credits_dollars",
-                "SLA credits the provider would refund in a month of the observed breaches.",
-            )?,
-            cost_break_even_tickets: prometheus::Gauge::new(
-                "deskwatch_cost_break_even_monthly_tickets",
-                "Tickets per month from which in-house costs no more than outsourcing (NaN: none within 1 % to 100× the volume).",
-            )?,
-            staffing_required_agents: IntGaugeVec::new(
-                Opts::new(
-                    "deskwatch_staffing_required_agents",
-                    "Agents the current hour of the week needs (Erlang C on the observed arrivals), by channel.",
-                ),
-                &["channel"],
-            )?,
-            staffing_fte: GaugeVec::new(
-                Opts::new(
-                    "deskwatch_staffing_fte",
-                    "Full-time equivalents to employ in-house (with shrinkage), by channel.",
-                ),
-                &["channel"],
-            )?,
-            staffing_aht_seconds: GaugeVec::new(
-                Opts::new(
-                    "deskwatch_staffing_aht_seconds",
-                    "Average handle time the staffing uses, by channel.",
-                ),
-                &["channel"],
-            )?,
-            staffing_aht_source_share: GaugeVec::new(
-                Opts::new(
-                    "deskwatch_staffing_aht_source_ratio",
-                    "Share of a channel's tickets whose handle time is work_logged, estimated or default.",
-                ),
-                &["channel", "source"],
-            )?,
-            staffing_minimum_fte: GaugeVec::new(
-                Opts::new(
-                    "deskwatch_staffing_minimum_fte",
-                    "FTE that staff open hours at the minimum because the tickets would need no more, by channel.",
-                ),
-                &["channel"],
-            )?,
-            cost_plausibility_flags: GaugeVec::new(
-                Opts::new(
-                    "deskwatch_cost_plausibility_flags",
-                    "1 for each cost or staffing result outside its published range, by check and subject (desk or channel).",
-                ),
-                &["check", "subject"],
-            )?,
-            staffing_weekly_tickets: GaugeVec::new(
-                Opts::new(
-                    "deskwatch_staffing_weekly_tickets",
-                    "Mean tickets per week observed, by channel.",
-                ),
-                &["channel"],
-            )?,
-            cost_model_seconds: prometheus::Gauge::new(
-                "deskwatch_cost_model_duration_seconds",
-                "Time the last cost and staffing model took (workload queries and Erlang C).",
-            )?,
-            alerts_active: IntGauge::new(
-                "deskwatch_alerts_active",
-                "Active SLA alerts (ticket, clock) known to the dispatcher.",
-            )?,
-            alerts_sent: IntCounterVec::new(
-                Opts::new("deskwatch_alerts_sent_total", "Alerts accepted by a receiver."),
-                &["receiver"],
-            )?,
-            alert_delivery_failures: IntCounterVec::new(
-                Opts::new(
-                    "deskwatch_alert_delivery_failures_total",
-                    "Failed alert deliveries (retried with backoff), by receiver.",
-                ),
-                &["receiver"],
-            )?,
-            alerts_queued: IntGaugeVec::new(
-                Opts::new(
-                    "deskwatch_alerts_queued",
-                    "Alerts waiting for delivery, by receiver.",
-                ),
-                &["receiver"],
-            )?,
-            alerts_dropped: IntCounterVec::new(
-                Opts::new(
-                    "deskwatch_alerts_dropped_total",
-                    "Alerts dropped: a full queue, the end of the shutdown grace period, or receiver=\"dispatcher\": the dispatcher was gone.",
-                ),
-                &["receiver"],
-            )?,
-            alerts_rejected: IntCounterVec::new(
-                Opts::new(
-                    "deskwatch_alerts_rejected_total",
-                    "Alerts a receiver refused with a 4xx (dropped alone; the rest delivered).",
-                ),
-                &["receiver"],
-            )?,
-            alert_delivery_seconds: Histogram::with_opts(HistogramOpts::new(
+            ingest_events: reg.counter_vec("deskwatch_ingest_events_total", "Submitted events by outcome.", &[LABEL_OUTCOME])?,
+            ingest_rejected: reg.counter_vec("deskwatch_ingest_rejected_events_total", "Events refused (invalid or rejected by a state check), by reason.", &[LABEL_REASON])?,
+            log_appends: reg.counter("deskwatch_log_appends_total", "Durable appends (one fsync each) to the event log.")?,
+            log_appended_events: reg.counter("deskwatch_log_appended_events_total", "Events appended to the event log (acknowledged by the broker, for Kafka).")?,
+            log_append_seconds: reg.histogram("deskwatch_log_append_duration_seconds", "Time of one durable append (write and fsync).", prometheus::exponential_buckets(0.0005, 2.0, 14)?)?,
+            log_end_offset: reg.int_gauge("deskwatch_log_end_offset", "Next offset to be written to the event log.")?,
+            log_size_bytes: reg.int_gauge("deskwatch_log_size_bytes", "Event log size on disk.")?,
+            projection_position: reg.int_gauge("deskwatch_projection_position", "Next log offset the projection will apply.")?,
+            projection_lag_records: reg.int_gauge("deskwatch_projection_lag_records", "Log records not yet applied to the published projection.")?,
+            tickets: reg.int_gauge("deskwatch_projection_tickets", "Tickets projected.")?,
+            events: reg.int_gauge("deskwatch_projection_events", "Events in the projected history.")?,
+            checkpoint_last_success_timestamp_seconds: reg.int_gauge("deskwatch_checkpoint_last_success_timestamp_seconds", "Unix time of the last successful checkpoint.")?,
+            checkpoint_failures: reg.counter("deskwatch_checkpoint_failures_total", "Checkpoint attempts that failed.")?,
+            kafka_lag: reg.int_gauge_vec("deskwatch_kafka_consumer_lag_records", "Records in an owned partition not yet projected (high watermark minus position).", &[LABEL_PARTITION])?,
+            kafka_records: reg.counter_vec("deskwatch_kafka_consumed_records_total", "Records consumed from the event topic, per partition.", &[LABEL_PARTITION])?,
+            kafka_checkpoint_age: reg.gauge_vec("deskwatch_kafka_checkpoint_age_seconds", "Seconds since the state of an owned partition was last checkpointed.", &[LABEL_PARTITION])?,
+            kafka_assigned_partitions: reg.int_gauge("deskwatch_kafka_assigned_partitions", "Partitions of the event topic this instance owns.")?,
+            kafka_errors: reg.counter_vec("deskwatch_kafka_errors_total", "Errors reported by the Kafka client, by kind.", &["kind"])?,
+            dead_letters: reg.counter_vec("deskwatch_dead_letters_total", "Records sent to the dead-letter topic, by reason.", &[LABEL_REASON])?,
+            dead_letter_failures: reg.counter("deskwatch_dead_letter_failures_total", "Dead letters the broker did not acknowledge.")?,
+            dead_letters_undelivered: reg.int_gauge("deskwatch_dead_letters_undelivered", "Dead letters the broker has not acknowledged yet; their partitions are not checkpointed past them.")?,
+            sla_breaches: reg.counter_vec("deskwatch_sla_breaches_total", "SLA clocks that reached their target, by clock, priority and tenant.", &["clock", "priority", "tenant"])?,
+            sla_completed: reg.counter_vec("deskwatch_sla_clocks_completed_total", "SLA clocks stopped, by clock and result (met, breached).", &["clock", "result"])?,
+            sla_open_clocks: reg.int_gauge_vec("deskwatch_sla_open_clocks", "Open SLA clocks by clock and state (running, paused).", &["clock", "state"])?,
+            sla_at_risk: reg.int_gauge_vec("deskwatch_sla_at_risk_clocks", "Open SLA clocks by highest level reached (warning percent, 100 = breached).", &["clock", "level"])?,
+            sla_compliance_ratio: reg.gauge_vec("deskwatch_sla_compliance_ratio", "Stopped clocks that met their target / all stopped clocks, by clock.", &["clock"])?,
+            sla_time_to_breach: reg.int_gauge_vec("deskwatch_sla_time_to_breach_clocks", "Running clocks not yet breached with at most `within_seconds` seconds left (cumulative; +Inf: all).", &["clock", "within_seconds"])?,
+            sla_deadline_queue: reg.int_gauge("deskwatch_sla_deadline_queue_entries", "Entries in the SLA deadline queue.")?,
+            sla_alert_delay_seconds: reg.histogram("deskwatch_sla_alert_delay_seconds", "Delay between a warning or breach instant and its alert leaving the projection.", vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 30.0])?,
+            recurring_tickets: reg.int_gauge_vec("deskwatch_recurring_tickets", "Tickets in the recurring window, for the top fingerprints by tickets and the top problem candidates.", &RECURRING_LABELS)?,
+            recurring_spike_score: reg.gauge_vec("deskwatch_recurring_spike_score", "Spike score (-log10 of the chance at the baseline rate) of the same fingerprints.", &RECURRING_LABELS)?,
+            recurring_fingerprints: reg.int_gauge("deskwatch_recurring_fingerprints", "Fingerprints with tickets in the recurring window.")?,
+            recurring_problem_candidates: reg.int_gauge("deskwatch_recurring_problem_candidates", "Problem-record candidates in the recurring window.")?,
+            recurring_problem: reg.int_gauge_vec("deskwatch_recurring_problem", "1 for each problem candidate of the recurring window (top K by spike score).", &RECURRING_LABELS)?,
+            recurring_kb_candidates: reg.int_gauge("deskwatch_recurring_knowledge_base_candidates", "Knowledge-base candidates in the recurring window.")?,
+            top_calls_tickets: reg.int_gauge_vec("deskwatch_top_calls_tickets", "Tickets of the most common calls (text clusters) in the recurring window.", &["rank", "cluster_id", "label"])?,
+            recurring_view_seconds: reg.gauge("deskwatch_recurring_view_duration_seconds", "Time the last recurring view took to compute.")?,
+            cost_monthly: reg.gauge_vec("deskwatch_cost_monthly_dollars", "Monthly cost of the observed workload, by model (in_house, outsourced).", &["model"])?,
+            cost_per_ticket: reg.gauge_vec("deskwatch_cost_per_ticket_dollars", "Cost per ticket of the observed workload, by model.", &["model"])?,
+            cost_sla_credits: reg.gauge("deskwatch_cost_sla_credits_dollars", "SLA credits the provider would refund in a month of the observed breaches.")?,
+            cost_break_even_tickets: reg.gauge("deskwatch_cost_break_even_monthly_tickets", "Tickets per month from which in-house costs no more than outsourcing (NaN: none within 1 % to 100× the volume).")?,
+            staffing_required_agents: reg.int_gauge_vec("deskwatch_staffing_required_agents", "Agents the current hour of the week needs (Erlang C on the observed arrivals), by channel.", &["channel"])?,
+            staffing_fte: reg.gauge_vec("deskwatch_staffing_fte", "Full-time equivalents to employ in-house (with shrinkage), by channel.", &["channel"])?,
+            staffing_aht_seconds: reg.gauge_vec("deskwatch_staffing_aht_seconds", "Average handle time the staffing uses, by channel.", &["channel"])?,
+            staffing_aht_source_share: reg.gauge_vec("deskwatch_staffing_aht_source_ratio", "Share of a channel's tickets whose handle time is work_logged, estimated or default.", &["channel", "source"])?,
+            staffing_minimum_fte: reg.gauge_vec("deskwatch_staffing_minimum_fte", "FTE that staff open hours at the minimum because the tickets would need no more, by channel.", &["channel"])?,
+            cost_plausibility_flags: reg.gauge_vec("deskwatch_cost_plausibility_flags", "1 for each cost or staffing result outside its published range, by check and subject (desk or channel).", &["check", "subject"])?,
+            staffing_weekly_tickets: reg.gauge_vec("deskwatch_staffing_weekly_tickets", "Mean tickets per week observed, by channel.", &["channel"])?,
+            cost_model_seconds: reg.gauge("deskwatch_cost_model_duration_seconds", "Time the last cost and staffing model took (workload queries and Erlang C).")?,
+            alerts_active: reg.int_gauge("deskwatch_alerts_active", "Active SLA alerts (ticket, clock) known to the dispatcher.")?,
+            alerts_sent: reg.counter_vec("deskwatch_alerts_sent_total", "Alerts accepted by a receiver.", &["receiver"])?,
+            alert_delivery_failures: reg.counter_vec("deskwatch_alert_delivery_failures_total", "Failed alert deliveries (retried with backoff), by receiver.", &["receiver"])?,
+            alerts_queued: reg.int_gauge_vec("deskwatch_alerts_queued", "Alerts waiting for delivery, by receiver.", &["receiver"])?,
+            alerts_dropped: reg.counter_vec("deskwatch_alerts_dropped_total", "Alerts dropped: a full queue, the end of the shutdown grace period, or receiver=\"dispatcher\": the dispatcher was gone.", &["receiver"])?,
+            alerts_rejected: reg.counter_vec("deskwatch_alerts_rejected_total", "Alerts a receiver refused with a 4xx (dropped alone; the rest delivered).", &["receiver"])?,
+            alert_delivery_seconds: reg.histogram(
                 "deskwatch_alert_delivery_duration_seconds",
                 "Time of one successful alert delivery request.",
-            ))?,
+                prometheus::DEFAULT_BUCKETS.to_vec(),
+            )?,
             published: Default::default(),
             registry,
         };
-        let r = &m.registry;
-        r.register(Box::new(m.sla_breaches.clone()))?;
-        r.register(Box::new(m.sla_completed.clone()))?;
-        r.register(Box::new(m.sla_open_clocks.clone()))?;
-        r.register(Box::new(m.sla_at_risk.clone()))?;
-        r.register(Box::new(m.sla_compliance_ratio.clone()))?;
-        r.register(Box::new(m.sla_time_to_breach.clone()))?;
-        r.register(Box::new(m.sla_deadline_queue.clone()))?;
-        r.register(Box::new(m.sla_alert_delay_seconds.clone()))?;
-        r.register(Box::new(m.alerts_active.clone()))?;
-        r.register(Box::new(m.recurring_tickets.clone()))?;
-        r.register(Box::new(m.recurring_spike_score.clone()))?;
-        r.register(Box::new(m.recurring_fingerprints.clone()))?;
-        r.register(Box::new(m.recurring_problem_candidates.clone()))?;
-        r.register(Box::new(m.recurring_kb_candidates.clone()))?;
-        r.register(Box::new(m.recurring_problem.clone()))?;
-        r.register(Box::new(m.top_calls_tickets.clone()))?;
-        r.register(Box::new(m.recurring_view_seconds.clone()))?;
-        r.register(Box::new(m.cost_monthly.clone()))?;
-        r.register(Box::new(m.cost_per_ticket.clone()))?;
-        r.register(Box::new(m.cost_sla_credits.clone()))?;
-        r.register(Box::new(m.cost_break_even_tickets.clone()))?;
-        r.register(Box::new(m.staffing_required_agents.clone()))?;
-        r.register(Box::new(m.staffing_fte.clone()))?;
-        r.register(Box::new(m.staffing_aht_seconds.clone()))?;
-        r.register(Box::new(m.staffing_aht_source_share.clone()))?;
-        r.register(Box::new(m.staffing_minimum_fte.clone()))?;
-        r.register(Box::new(m.cost_plausibility_flags.clone()))?;
-        r.register(Box::new(m.staffing_weekly_tickets.clone()))?;
-        r.register(Box::new(m.cost_model_seconds.clone()))?;
-        r.register(Box::new(m.alerts_sent.clone()))?;
-        r.register(Box::new(m.alert_delivery_failures.clone()))?;
-        r.register(Box::new(m.alerts_queued.clone()))?;
-        r.register(Box::new(m.alerts_dropped.clone()))?;
-        r.register(Box::new(m.alerts_rejected.clone()))?;
-        r.register(Box::new(m.alert_delivery_seconds.clone()))?;
-        r.register(Box::new(m.ingest_events.clone()))?;
-        r.register(Box::new(m.ingest_rejected.clone()))?;
-        r.register(Box::new(m.log_appends.clone()))?;
-        r.register(Box::new(m.log_appended_events.clone()))?;
-        r.register(Box::new(m.log_append_seconds.clone()))?;
-        r.register(Box::new(m.log_end_offset.clone()))?;
-        r.register(Box::new(m.log_size_bytes.clone()))?;
-        r.register(Box::new(m.projection_position.clone()))?;
-        r.register(Box::new(m.projection_lag_records.clone()))?;
-        r.register(Box::new(m.tickets.clone()))?;
-        r.register(Box::new(m.events.clone()))?;
-        r.register(Box::new(
-            m.checkpoint_last_success_timestamp_seconds.clone(),
-        ))?;
-        r.register(Box::new(m.checkpoint_failures.clone()))?;
-        r.register(Box::new(m.kafka_lag.clone()))?;
-        r.register(Box::new(m.kafka_records.clone()))?;
-        r.register(Box::new(m.kafka_checkpoint_age.clone()))?;
-        r.register(Box::new(m.kafka_assigned_partitions.clone()))?;
-        r.register(Box::new(m.kafka_errors.clone()))?;
-        r.register(Box::new(m.dead_letters.clone()))?;
-        r.register(Box::new(m.dead_letter_failures.clone()))?;
-        r.register(Box::new(m.dead_letters_undelivered.clone()))?;
         for outcome in ["applied", "duplicate", "rejected", "invalid"] {
             m.ingest_events.with_label_values(&[outcome]);
         }
