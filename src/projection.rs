@@ -421,59 +421,7 @@ impl Projection {
                     ),
                 );
             }
-            (Payload::Created(c), None) => {
-                let ticket_id = self.strings.intern(&event.ticket_id);
-                let state = TicketState {
-                    ticket_id,
-                    tenant: event.tenant.as_deref().map(|t| self.strings.intern(t)),
-                    status: Status::New,
-                    priority: c.effective_priority(),
-                    channel: c.channel,
-                    category: self.strings.intern(&c.category),
-                    subcategory: c.subcategory.as_deref().map(|s| self.strings.intern(s)),
-                    configuration_item: c
-                        .configuration_item
-                        .as_deref()
-                        .map(|s| self.strings.intern(s)),
-                    service: c.service.as_deref().map(|s| self.strings.intern(s)),
-                    requester: self.strings.intern(&c.requester),
-                    group: None,
-                    agent: None,
-                    tier: 0,
-                    title: c.title.as_str().into(),
-                    created_at: at,
-                    first_assigned_at: None,
-                    first_response_at: None,
-                    resolved_at: None,
-                    closed_at: None,
-                    reopen_count: 0,
-                    reassignment_count: 0,
-                    handoff_count: 0,
-                    escalation_count: 0,
-                    handle_minutes: 0,
-                    active_seconds: 0,
-                    last_event_at: at,
-                    event_count: 0,
-                    first_contact: None,
-                    resolution_code: None,
-                    kb_article: None,
-                };
-                let index = self.tickets.len();
-                if self.ticket_by_sym.len() <= ticket_id.index() {
-                    self.ticket_by_sym.resize(ticket_id.index() + 1, u32::MAX);
-                }
-                self.ticket_by_sym[ticket_id.index()] = index as u32;
-                self.tickets.push(state);
-                self.text.place(
-                    index,
-                    &event.ticket_id,
-                    at,
-                    &c.title,
-                    c.description.as_deref(),
-                    tokens,
-                );
-                index
-            }
+            (Payload::Created(c), None) => self.create(event, c, at, tokens),
             (_, None) => {
                 return reject(
                     "unknown_ticket",
@@ -512,83 +460,7 @@ impl Projection {
             public: None,
             note: None,
         };
-        match &event.payload {
-            Payload::Created(_) => {}
-            Payload::Assigned(a) => {
-                let group = strings.intern(&a.group);
-                let agent = a.agent.as_deref().map(|s| strings.intern(s));
-                if t.first_assigned_at.is_none() {
-                    t.first_assigned_at = Some(at);
-                } else if t.group != Some(group) {
-                    t.reassignment_count = t.reassignment_count.saturating_add(1);
-                }
-                if t.agent.is_some() && agent.is_some() && t.agent != agent {
-                    t.handoff_count = t.handoff_count.saturating_add(1);
-                }
-                t.group = Some(group);
-                t.agent = agent;
-                t.tier = a.tier;
-                if t.status == Status::New {
-                    t.status = Status::Open;
-                }
-                (row.group, row.agent, row.tier) = (Some(group), agent, Some(a.tier));
-            }
-            Payload::Escalated(e) => {
-                let group = strings.intern(&e.group);
-                t.escalation_count = t.escalation_count.saturating_add(1);
-                if t.first_assigned_at.is_some() && t.group != Some(group) {
-                    t.reassignment_count = t.reassignment_count.saturating_add(1);
-                }
-                t.group = Some(group);
-                t.agent = None;
-                t.tier = e.to_tier;
-                row.group = Some(group);
-                row.tier = Some(e.to_tier);
-                row.note = e.reason.as_deref().map(|s| strings.intern(s));
-            }
-            Payload::StatusChanged(s) => {
-                if s.from == Status::Resolved && !s.to.is_final() && s.to != Status::Resolved {
-                    t.reopen_count = t.reopen_count.saturating_add(1);
-                    t.resolved_at = None;
-                }
-                match s.to {
-                    Status::Resolved => t.resolved_at = Some(at),
-                    Status::Closed | Status::Cancelled => t.closed_at = Some(at),
-                    _ => {}
-                }
-                t.status = s.to;
-            }
-            Payload::PriorityChanged(p) => t.priority = p.to,
-            Payload::Commented(c) => {
-                if c.public && c.author_role == Role::Agent && t.first_response_at.is_none() {
-                    t.first_response_at = Some(at);
-                }
-                row.public = Some(c.public);
-            }
-            Payload::WorkLogged(w) => {
-                t.handle_minutes = t.handle_minutes.saturating_add(w.minutes);
-                row.agent = Some(strings.intern(&w.agent));
-                row.minutes = Some(w.minutes);
-            }
-            Payload::Resolved(r) => {
-                t.status = Status::Resolved;
-                t.resolved_at = Some(at);
-                t.first_contact = Some(r.first_contact);
-                t.resolution_code = Some(strings.intern(&r.resolution_code));
-                t.kb_article = r.kb_article.as_deref().map(|s| strings.intern(s));
-                row.note = t.resolution_code;
-            }
-            Payload::Reopened(r) => {
-                t.status = Status::Open;
-                t.reopen_count = t.reopen_count.saturating_add(1);
-                t.resolved_at = None;
-                row.note = r.reason.as_deref().map(|s| strings.intern(s));
-            }
-            Payload::Closed(_) => {
-                t.status = Status::Closed;
-                t.closed_at = Some(at);
-            }
-        }
+        fold(t, strings, &event.payload, at, &mut row);
         if before == Status::InProgress && at > t.last_event_at {
             let ms = (at - t.last_event_at).min(ACTIVE_SESSION_CAP_MS);
             t.active_seconds = t.active_seconds.saturating_add((ms / 1000) as u32);
@@ -597,44 +469,9 @@ impl Projection {
         t.event_count = t.event_count.saturating_add(1);
         row.status_after = t.status;
         row.priority_after = t.priority;
-        let change = match &event.payload {
-            Payload::Created(_) => Change::Created,
-            Payload::Assigned(_) => Change::Assigned,
-            Payload::PriorityChanged(_) => Change::Priority,
-            Payload::Commented(c) if c.public && c.author_role == Role::Agent => Change::AgentReply,
-            Payload::Commented(c) if c.public && c.author_role == Role::Requester => {
-                Change::RequesterComment
-            }
-            Payload::StatusChanged(_)
-            | Payload::Resolved(_)
-            | Payload::Reopened(_)
-            | Payload::Closed(_)
-                if before != t.status =>
-            {
-                Change::Status {
-                    from: before,
-                    to: t.status,
-                }
-            }
-            _ => Change::Other,
-        };
+        let change = sla_change(&event.payload, before, t.status);
         if change != Change::Other {
-            let t = &self.tickets[index];
-            let s = &self.strings;
-            let view = TicketView {
-                subject: Subject {
-                    priority: t.priority,
-                    tenant: t.tenant.map(|x| s.resolve(x)),
-                    category: s.resolve(t.category),
-                    channel: t.channel,
-                    service: t.service.map(|x| s.resolve(x)),
-                },
-                tenant: t.tenant,
-                status: t.status,
-                created_at: t.created_at,
-                responded: t.first_response_at.is_some(),
-            };
-            self.sla.apply(index, &view, change, at);
+            self.apply_sla(index, change, at);
         }
         self.history.push(&event.event_id, row, &self.strings);
         let block = index / tables::TICKET_BLOCK;
@@ -643,6 +480,87 @@ impl Projection {
         }
         self.dirty_blocks[block] = true;
         Outcome::Applied
+    }
+
+    /// Creates the ticket of a `ticket.created` event and places its text; its index.
+    fn create(
+        &mut self,
+        event: &TicketEvent,
+        c: &crate::event::Created,
+        at: Millis,
+        tokens: Option<crate::clustering::text::Analysis>,
+    ) -> usize {
+        let ticket_id = self.strings.intern(&event.ticket_id);
+        let state = TicketState {
+            ticket_id,
+            tenant: event.tenant.as_deref().map(|t| self.strings.intern(t)),
+            status: Status::New,
+            priority: c.effective_priority(),
+            channel: c.channel,
+            category: self.strings.intern(&c.category),
+            subcategory: c.subcategory.as_deref().map(|s| self.strings.intern(s)),
+            configuration_item: c
+                .configuration_item
+                .as_deref()
+                .map(|s| self.strings.intern(s)),
+            service: c.service.as_deref().map(|s| self.strings.intern(s)),
+            requester: self.strings.intern(&c.requester),
+            group: None,
+            agent: None,
+            tier: 0,
+            title: c.title.as_str().into(),
+            created_at: at,
+            first_assigned_at: None,
+            first_response_at: None,
+            resolved_at: None,
+            closed_at: None,
+            reopen_count: 0,
+            reassignment_count: 0,
+            handoff_count: 0,
+            escalation_count: 0,
+            handle_minutes: 0,
+            active_seconds: 0,
+            last_event_at: at,
+            event_count: 0,
+            first_contact: None,
+            resolution_code: None,
+            kb_article: None,
+        };
+        let index = self.tickets.len();
+        if self.ticket_by_sym.len() <= ticket_id.index() {
+            self.ticket_by_sym.resize(ticket_id.index() + 1, u32::MAX);
+        }
+        self.ticket_by_sym[ticket_id.index()] = index as u32;
+        self.tickets.push(state);
+        self.text.place(
+            index,
+            &event.ticket_id,
+            at,
+            &c.title,
+            c.description.as_deref(),
+            tokens,
+        );
+        index
+    }
+
+    /// Hands a change of ticket `index` to the SLA engine, with the ticket as it is now.
+    fn apply_sla(&mut self, index: usize, change: Change, at: Millis) {
+        let t = &self.tickets[index];
+        let s = &self.strings;
+        let view = TicketView {
+            subject: Subject {
+                priority: t.priority,
+                tenant: t.tenant.map(|x| s.resolve(x)),
+                category: s.resolve(t.category),
+                channel: t.channel,
+                service: t.service.map(|x| s.resolve(x)),
+            },
+            tenant: t.tenant,
+            status: t.status,
+            created_at: t.created_at,
+            responded: t.first_response_at.is_some(),
+        };
+        self.sla.apply(index, &view, change, at);
     }
 
     /// Approximate heap bytes held (for the benchmark and metrics).
@@ -654,6 +572,118 @@ impl Projection {
             + self.history.heap_bytes()
             + self.sla.heap_bytes()
             + self.text.heap_bytes()
+    }
+}
+
+/// What an applied event does to its ticket's state, and the history row's fields it sets.
+fn fold(
+    t: &mut TicketState,
+    strings: &mut Interner,
+    payload: &Payload,
+    at: Millis,
+    row: &mut EventRow,
+) {
+    match payload {
+        Payload::Created(_) => {}
+        Payload::Assigned(a) => {
+            let group = strings.intern(&a.group);
+            let agent = a.agent.as_deref().map(|s| strings.intern(s));
+            if t.first_assigned_at.is_none() {
+                t.first_assigned_at = Some(at);
+            } else if t.group != Some(group) {
+                t.reassignment_count = t.reassignment_count.saturating_add(1);
+            }
+            if t.agent.is_some() && agent.is_some() && t.agent != agent {
+                t.handoff_count = t.handoff_count.saturating_add(1);
+            }
+            t.group = Some(group);
+            t.agent = agent;
+            t.tier = a.tier;
+            if t.status == Status::New {
+                t.status = Status::Open;
+            }
+            (row.group, row.agent, row.tier) = (Some(group), agent, Some(a.tier));
+        }
+        Payload::Escalated(e) => {
+            let group = strings.intern(&e.group);
+            t.escalation_count = t.escalation_count.saturating_add(1);
+            if t.first_assigned_at.is_some() && t.group != Some(group) {
+                t.reassignment_count = t.reassignment_count.saturating_add(1);
+            }
+            t.group = Some(group);
+            t.agent = None;
+            t.tier = e.to_tier;
+            row.group = Some(group);
+            row.tier = Some(e.to_tier);
+            row.note = e.reason.as_deref().map(|s| strings.intern(s));
+        }
+        Payload::StatusChanged(s) => {
+            if s.from == Status::Resolved && !s.to.is_final() && s.to != Status::Resolved {
+                t.reopen_count = t.reopen_count.saturating_add(1);
+                t.resolved_at = None;
+            }
+            match s.to {
+                Status::Resolved => t.resolved_at = Some(at),
+                Status::Closed | Status::Cancelled => t.closed_at = Some(at),
+                _ => {}
+            }
+            t.status = s.to;
+        }
+        Payload::PriorityChanged(p) => t.priority = p.to,
+        Payload::Commented(c) => {
+            if c.public && c.author_role == Role::Agent && t.first_response_at.is_none() {
+                t.first_response_at = Some(at);
+            }
+            row.public = Some(c.public);
+        }
+        Payload::WorkLogged(w) => {
+            t.handle_minutes = t.handle_minutes.saturating_add(w.minutes);
+            row.agent = Some(strings.intern(&w.agent));
+            row.minutes = Some(w.minutes);
+        }
+        Payload::Resolved(r) => {
+            t.status = Status::Resolved;
+            t.resolved_at = Some(at);
+            t.first_contact = Some(r.first_contact);
+            t.resolution_code = Some(strings.intern(&r.resolution_code));
+            t.kb_article = r.kb_article.as_deref().map(|s| strings.intern(s));
+            row.note = t.resolution_code;
+        }
+        Payload::Reopened(r) => {
+            t.status = Status::Open;
+            t.reopen_count = t.reopen_count.saturating_add(1);
+            t.resolved_at = None;
+            row.note = r.reason.as_deref().map(|s| strings.intern(s));
+        }
+        Payload::Closed(_) => {
+            t.status = Status::Closed;
+            t.closed_at = Some(at);
+        }
+    }
+}
+
+/// The change an event is to the SLA engine (`before` and `after`: the ticket's status).
+fn sla_change(payload: &Payload, before: Status, after: Status) -> Change {
+    match payload {
+        Payload::Created(_) => Change::Created,
+        Payload::Assigned(_) => Change::Assigned,
+        Payload::PriorityChanged(_) => Change::Priority,
+        Payload::Commented(c) if c.public && c.author_role == Role::Agent => Change::AgentReply,
+        Payload::Commented(c) if c.public && c.author_role == Role::Requester => {
+            Change::RequesterComment
+        }
+        Payload::StatusChanged(_)
+        | Payload::Resolved(_)
+        | Payload::Reopened(_)
+        | Payload::Closed(_)
+            if before != after =>
+        {
+            Change::Status {
+                from: before,
+                to: after,
+            }
+        }
+        _ => Change::Other,
     }
 }
 
