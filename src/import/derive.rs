@@ -75,6 +75,46 @@ pub struct Keyed {
     pub at: i64,
 }
 
+/// What a row changes on a ticket that is not closed.
+struct Change {
+    target: Option<Status>,
+    reassign: bool,
+    priority: Option<Priority>,
+    group: Option<String>,
+    agent: Option<String>,
+    tier: u8,
+}
+
+/// The comment a row is, if any (a public agent comment is a response).
+fn comment(
+    meaning: Option<Meaning>,
+    t: &mut Track,
+    out: &mut Vec<Payload>,
+    requester_actor: &mut Vec<(usize, String)>,
+) {
+    match meaning {
+        Some(Meaning::Comment) => out.push(Payload::Commented(Commented {
+            public: false,
+            author_role: Role::Agent,
+        })),
+        Some(Meaning::PublicComment) => {
+            out.push(Payload::Commented(Commented {
+                public: true,
+                author_role: Role::Agent,
+            }));
+            t.responded = true;
+        }
+        Some(Meaning::RequesterComment) => {
+            out.push(Payload::Commented(Commented {
+                public: true,
+                author_role: Role::Requester,
+            }));
+            requester_actor.push((out.len() - 1, "requester".into()));
+        }
+        _ => {}
+    }
+}
+
 fn err(row: u64, ticket: &str, reason: &'static str, message: String) -> RowError {
     RowError {
         row,
@@ -235,7 +275,73 @@ impl Deriver {
         let (id, at, row) = (key.ticket.as_str(), key.at, r.row);
         let fail = |reason, message| Err(err(row, id, reason, message));
         let f = &m.fields;
-        let meaning = match m.mode {
+        let meaning = self.meaning(r, row, id)?;
+        if meaning == Some(Meaning::Skip) {
+            if let Some(t) = self.tracks.get_mut(id) {
+                t.rows += 1;
+            }
+            return Ok(RowOutcome::Skipped);
+        }
+        let priority = self.coded(&f.priority, r, row, id, "priority", |v| m.priority(v))?;
+        let tier = match &f.tier {
+            Some(s) => self.coded(s, r, row, id, "tier", |v| m.tier(v))?,
+            None => None,
+        };
+        let opt = |s: &Option<Source>| s.as_ref().and_then(|s| self.value(s, r));
+        let (group, agent) = (opt(&f.group), opt(&f.agent));
+        let actor_id = agent
+            .clone()
+            .or_else(|| opt(&f.actor))
+            .unwrap_or_else(|| "import".into());
+        let mut out: Vec<Payload> = Vec::new();
+        let mut requester_actor = Vec::new();
+        let created = !self.tracks.contains_key(id);
+        let mut t = self.track(r, key, priority, &mut out, &mut requester_actor)?;
+        let c = self.change(&t, meaning, more, priority, tier, group, agent);
+        if t.status.is_final() {
+            let changes =
+                c.reassign || c.priority.is_some() || c.target.is_some_and(|s| s != t.status);
+            if changes {
+                return fail(
+                    "after_close",
+                    format!(
+                        "the ticket is {} already; a later change cannot apply",
+                        t.status
+                    ),
+                );
+            }
+        } else {
+            self.transitions(&mut t, c, r, &mut out);
+        }
+        comment(meaning, &mut t, &mut out, &mut requester_actor);
+        let ordinal = t.rows;
+        t.rows += 1;
+        t.last_at = at;
+        if out.is_empty() {
+            self.tracks.insert(id.to_string(), t);
+            return Ok(RowOutcome::Unchanged);
+        }
+        let events = self.events(
+            r,
+            id,
+            ordinal,
+            created,
+            &actor_id,
+            &t,
+            out,
+            &requester_actor,
+        )?;
+        self.tracks.insert(id.to_string(), t);
+        Ok(RowOutcome::Events(events))
+    }
+
+    /// What a row means: its status (snapshot mode) or activity (event mode) through the
+    /// mapping.
+    fn meaning(&self, r: &Record, row: u64, id: &str) -> Result<Option<Meaning>, RowError> {
+        let m = &self.mapping;
+        let f = &m.fields;
+        let fail = |reason, message| Err(err(row, id, reason, message));
+        Ok(match m.mode {
             Mode::Snapshot => match f.status.as_ref().and_then(|s| self.value(s, r)) {
                 None => None,
                 Some(v) => match m.status_meaning(&v) {
@@ -260,47 +366,97 @@ impl Deriver {
                     }
                 },
             },
-        };
-        if meaning == Some(Meaning::Skip) {
-            if let Some(t) = self.tracks.get_mut(id) {
-                t.rows += 1;
+        })
+    }
+
+    /// What the row changes on the ticket `t`: the status it reaches (a closure followed by
+    /// more rows is a resolution when `reopen-after-close`), the assignment and the priority.
+    #[allow(clippy::too_many_arguments)]
+    fn change(
+        &self,
+        t: &Track,
+        meaning: Option<Meaning>,
+        more: bool,
+        priority: Option<Priority>,
+        tier: Option<u8>,
+        group: Option<String>,
+        agent: Option<String>,
+    ) -> Change {
+        let m = &self.mapping;
+        let target = match meaning {
+            Some(Meaning::Status(Status::Closed)) if more && m.derive.reopen_after_close => {
+                Some(Status::Resolved)
             }
-            return Ok(RowOutcome::Skipped);
+            Some(Meaning::Status(s)) => Some(s),
+            _ => None,
+        };
+        let new_group = group.or_else(|| t.group.clone());
+        let new_agent = agent.or_else(|| t.agent.clone());
+        let new_tier = tier.unwrap_or(if t.tier == 0 || new_group != t.group {
+            if t.tier == 0 {
+                m.derive.default_tier
+            } else {
+                t.tier
+            }
+        } else {
+            t.tier
+        });
+        let reassign = new_group.is_some()
+            && (new_group != t.group || new_agent != t.agent || new_tier != t.tier);
+        let new_priority = priority.filter(|p| *p != t.priority);
+        Change {
+            target,
+            reassign,
+            priority: new_priority,
+            group: new_group,
+            agent: new_agent,
+            tier: new_tier,
         }
-        let priority = match self.value(&f.priority, r) {
-            None => None,
-            Some(v) => match m.priority(&v) {
-                Some(p) => Some(p),
-                None => {
-                    return fail(
-                        "unknown_priority",
-                        format!("priority `{v}` is not in [values.priority]"),
-                    );
-                }
-            },
+    }
+
+    /// A coded field's value through the mapping (`None` when the row has none).
+    fn coded<T>(
+        &self,
+        source: &Source,
+        r: &Record,
+        row: u64,
+        id: &str,
+        name: &'static str,
+        lookup: impl Fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, RowError> {
+        let Some(v) = self.value(source, r) else {
+            return Ok(None);
         };
-        let tier = match f.tier.as_ref().and_then(|s| self.value(s, r)) {
-            None => None,
-            Some(v) => match m.tier(&v) {
-                Some(t) => Some(t),
-                None => {
-                    return fail(
-                        "unknown_tier",
-                        format!("tier `{v}` is not in [values.tier]"),
-                    );
-                }
-            },
-        };
+        match lookup(&v) {
+            Some(x) => Ok(Some(x)),
+            None => Err(err(
+                row,
+                id,
+                match name {
+                    "priority" => "unknown_priority",
+                    _ => "unknown_tier",
+                },
+                format!("{name} `{v}` is not in [values.{name}]"),
+            )),
+        }
+    }
+
+    /// The ticket's track before this row; for a new ticket, its `ticket.created` goes to `out`
+    /// first (and the requester is its actor).
+    fn track(
+        &self,
+        r: &Record,
+        key: &Keyed,
+        priority: Option<Priority>,
+        out: &mut Vec<Payload>,
+        requester_actor: &mut Vec<(usize, String)>,
+    ) -> Result<Track, RowError> {
+        let m = &self.mapping;
+        let f = &m.fields;
+        let (id, at, row) = (key.ticket.as_str(), key.at, r.row);
+        let fail = |reason, message| Err(err(row, id, reason, message));
         let opt = |s: &Option<Source>| s.as_ref().and_then(|s| self.value(s, r));
-        let (group, agent) = (opt(&f.group), opt(&f.agent));
-        let actor_id = agent
-            .clone()
-            .or_else(|| opt(&f.actor))
-            .unwrap_or_else(|| "import".into());
-        let mut out: Vec<Payload> = Vec::new();
-        let mut requester_actor = Vec::new();
-        let created = !self.tracks.contains_key(id);
-        let mut t = match self.tracks.get(id) {
+        Ok(match self.tracks.get(id) {
             Some(t) => {
                 if at < t.last_at {
                     return fail(
@@ -357,138 +513,109 @@ impl Deriver {
                     responded: false,
                 }
             }
-        };
-        let target = match meaning {
-            Some(Meaning::Status(Status::Closed)) if more && m.derive.reopen_after_close => {
-                Some(Status::Resolved)
-            }
-            Some(Meaning::Status(s)) => Some(s),
-            _ => None,
-        };
-        let new_group = group.or_else(|| t.group.clone());
-        let new_agent = agent.or_else(|| t.agent.clone());
-        let new_tier = tier.unwrap_or(if t.tier == 0 || new_group != t.group {
-            if t.tier == 0 {
-                m.derive.default_tier
-            } else {
-                t.tier
-            }
-        } else {
-            t.tier
-        });
-        let reassign = new_group.is_some()
-            && (new_group != t.group || new_agent != t.agent || new_tier != t.tier);
-        let new_priority = priority.filter(|p| *p != t.priority);
-        if t.status.is_final() {
-            let changes =
-                reassign || new_priority.is_some() || target.is_some_and(|s| s != t.status);
-            if changes {
-                return fail(
-                    "after_close",
-                    format!(
-                        "the ticket is {} already; a later change cannot apply",
-                        t.status
-                    ),
-                );
-            }
-        } else {
-            // A resolved ticket going back to work is reopened first.
-            if t.status == Status::Resolved
-                && target.is_some_and(|s| !s.is_final() && s != Status::Resolved)
-            {
-                out.push(Payload::Reopened(Reopened { reason: None }));
-                t.status = Status::Open;
-                t.detours += 1;
-            }
-            if let Some(p) = new_priority {
-                out.push(Payload::PriorityChanged(PriorityChanged {
-                    from: t.priority,
-                    to: p,
+        })
+    }
+
+    /// The events that take a ticket that is not closed to the row's state: a reopen, a
+    /// priority change, an escalation or assignment, the status, the first response.
+    fn transitions(&self, t: &mut Track, c: Change, r: &Record, out: &mut Vec<Payload>) {
+        let f = &self.mapping.fields;
+        let opt = |s: &Option<Source>| s.as_ref().and_then(|s| self.value(s, r));
+        let Change {
+            target,
+            reassign,
+            priority: new_priority,
+            group: new_group,
+            agent: new_agent,
+            tier: new_tier,
+        } = c;
+        // A resolved ticket going back to work is reopened first.
+        if t.status == Status::Resolved
+            && target.is_some_and(|s| !s.is_final() && s != Status::Resolved)
+        {
+            out.push(Payload::Reopened(Reopened { reason: None }));
+            t.status = Status::Open;
+            t.detours += 1;
+        }
+        if let Some(p) = new_priority {
+            out.push(Payload::PriorityChanged(PriorityChanged {
+                from: t.priority,
+                to: p,
+            }));
+            t.priority = p;
+        }
+        if reassign && let Some(g) = new_group.clone() {
+            if t.tier > 0 && new_tier > t.tier {
+                out.push(Payload::Escalated(Escalated {
+                    from_tier: t.tier,
+                    to_tier: new_tier,
+                    group: g.clone(),
+                    reason: None,
                 }));
-                t.priority = p;
-            }
-            if reassign && let Some(g) = new_group.clone() {
-                if t.tier > 0 && new_tier > t.tier {
-                    out.push(Payload::Escalated(Escalated {
-                        from_tier: t.tier,
-                        to_tier: new_tier,
-                        group: g.clone(),
-                        reason: None,
-                    }));
-                    t.agent = None;
-                    if new_agent.is_some() {
-                        out.push(Payload::Assigned(Assigned {
-                            group: g.clone(),
-                            agent: new_agent.clone(),
-                            tier: new_tier,
-                        }));
-                    }
-                } else {
+                t.agent = None;
+                if new_agent.is_some() {
                     out.push(Payload::Assigned(Assigned {
                         group: g.clone(),
                         agent: new_agent.clone(),
                         tier: new_tier,
                     }));
-                    if t.status == Status::New {
-                        t.status = Status::Open;
-                    }
                 }
-                if t.group.is_some() && t.group.as_ref() != Some(&g) {
-                    t.detours += 1;
-                }
-                (t.group, t.agent, t.tier) = (Some(g), new_agent, new_tier);
-            }
-            // `new` only describes a ticket nobody has touched: once assigned, deskwatch has it
-            // open, and an export still saying "New" does not take it back.
-            if let Some(s) = target.filter(|s| *s != t.status && *s != Status::New) {
-                out.push(match s {
-                    Status::Resolved => Payload::Resolved(Resolved {
-                        resolution_code: opt(&f.resolution_code)
-                            .unwrap_or_else(|| "resolved".into()),
-                        first_contact: t.detours == 0,
-                        kb_article: None,
-                    }),
-                    Status::Closed => Payload::Closed(Closed {}),
-                    to => Payload::StatusChanged(StatusChanged { from: t.status, to }),
-                });
-                t.status = s;
-            }
-            if target.is_some_and(|s| self.first_response.contains(&s)) && !t.responded {
-                out.push(Payload::Commented(Commented {
-                    public: true,
-                    author_role: Role::Agent,
+            } else {
+                out.push(Payload::Assigned(Assigned {
+                    group: g.clone(),
+                    agent: new_agent.clone(),
+                    tier: new_tier,
                 }));
-                t.responded = true;
+                if t.status == Status::New {
+                    t.status = Status::Open;
+                }
             }
+            if t.group.is_some() && t.group.as_ref() != Some(&g) {
+                t.detours += 1;
+            }
+            (t.group, t.agent, t.tier) = (Some(g), new_agent, new_tier);
         }
-        match meaning {
-            Some(Meaning::Comment) => out.push(Payload::Commented(Commented {
-                public: false,
+        // `new` only describes a ticket nobody has touched: once assigned, deskwatch has it
+        // open, and an export still saying "New" does not take it back.
+        if let Some(s) = target.filter(|s| *s != t.status && *s != Status::New) {
+            out.push(match s {
+                Status::Resolved => Payload::Resolved(Resolved {
+                    resolution_code: opt(&f.resolution_code).unwrap_or_else(|| "resolved".into()),
+                    first_contact: t.detours == 0,
+                    kb_article: None,
+                }),
+                Status::Closed => Payload::Closed(Closed {}),
+                to => Payload::StatusChanged(StatusChanged { from: t.status, to }),
+            });
+            t.status = s;
+        }
+        if target.is_some_and(|s| self.first_response.contains(&s)) && !t.responded {
+            out.push(Payload::Commented(Commented {
+                public: true,
                 author_role: Role::Agent,
-            })),
-            Some(Meaning::PublicComment) => {
-                out.push(Payload::Commented(Commented {
-                    public: true,
-                    author_role: Role::Agent,
-                }));
-                t.responded = true;
-            }
-            Some(Meaning::RequesterComment) => {
-                out.push(Payload::Commented(Commented {
-                    public: true,
-                    author_role: Role::Requester,
-                }));
-                requester_actor.push((out.len() - 1, "requester".into()));
-            }
-            _ => {}
+            }));
+            t.responded = true;
         }
-        let ordinal = t.rows;
-        t.rows += 1;
-        t.last_at = at;
-        if out.is_empty() {
-            self.tracks.insert(id.to_string(), t);
-            return Ok(RowOutcome::Unchanged);
-        }
+    }
+
+    /// The row's payloads as events: ids from the row's ordinal, the requester as the actor of
+    /// what the requester did, checked against the contract.
+    #[allow(clippy::too_many_arguments)]
+    fn events(
+        &self,
+        r: &Record,
+        id: &str,
+        ordinal: u32,
+        created: bool,
+        actor_id: &str,
+        t: &Track,
+        out: Vec<Payload>,
+        requester_actor: &[(usize, String)],
+    ) -> Result<Vec<TicketEvent>, RowError> {
+        let m = &self.mapping;
+        let f = &m.fields;
+        let (at, row) = (t.last_at, r.row);
+        let fail = |reason, message| Err(err(row, id, reason, message));
         let occurred_at = DateTime::<Utc>::from_timestamp_millis(at).unwrap_or_default();
         let mut events = Vec::with_capacity(out.len());
         for (k, payload) in out.into_iter().enumerate() {
@@ -503,7 +630,7 @@ impl Deriver {
                     role: Role::Requester,
                 },
                 None => Actor {
-                    id: actor_id.clone(),
+                    id: actor_id.to_string(),
                     role: Role::Agent,
                 },
             };
@@ -520,8 +647,7 @@ impl Deriver {
             }
             events.push(e);
         }
-        self.tracks.insert(id.to_string(), t);
-        Ok(RowOutcome::Events(events))
+        Ok(events)
     }
 }
 
