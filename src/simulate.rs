@@ -430,6 +430,209 @@ impl Simulator {
         let n = self.created;
         self.created += 1;
         let ticket_id = format!("{}{:07}", self.params.id_prefix, n + 1);
+        let who = self.requester_of(problem);
+        let Call {
+            category,
+            subcategory,
+            service,
+            item,
+            title,
+            description,
+            escalation,
+            handle,
+            kb,
+        } = self.call_of(problem, &who, &ticket_id);
+        let Who {
+            tenant,
+            user,
+            channel,
+            priority,
+            ..
+        } = who;
+        let mut life = Lifecycle::new(&ticket_id, tenant);
+        let requester = Actor {
+            id: user.clone(),
+            role: if channel == Channel::Monitoring {
+                Role::System
+            } else {
+                Role::Requester
+            },
+        };
+        life.emit(
+            at,
+            requester.clone(),
+            Payload::Created(Created {
+                channel,
+                priority: Some(priority),
+                impact: None,
+                urgency: None,
+                category: category.into(),
+                subcategory: Some(subcategory.into()),
+                configuration_item: Some(item),
+                service: Some(service.into()),
+                requester: user.clone(),
+                title,
+                description: Some(description),
+            }),
+        );
+        let (mut t, mut paused, a1) = self.tier_one(&mut life, at, priority, handle, &requester);
+        let (t2, resolver, tier, paused_later) =
+            self.escalations(&mut life, t, &a1, handle, escalation);
+        t = t2;
+        paused += paused_later;
+        t += self.rng.random_range(1..10) * MINUTE;
+        let first_contact = tier == 1
+            && paused == 0
+            && matches!(channel, Channel::Phone | Channel::Chat | Channel::WalkIn);
+        let kb_used = kb.filter(|_| self.rng.random::<f64>() < 0.6);
+        life.emit(
+            t,
+            agent(&resolver),
+            Payload::Resolved(Resolved {
+                resolution_code: if problem.is_some() {
+                    "workaround".into()
+                } else if tier == 1 {
+                    "solved_remotely".into()
+                } else {
+                    "fixed".into()
+                },
+                first_contact,
+                kb_article: kb_used.map(str::to_string),
+            }),
+        );
+        t = self.maybe_reopen(&mut life, t, &resolver, &requester, handle);
+        life.emit(
+            t + 72 * HOUR,
+            Actor {
+                id: "deskwatch-sim".into(),
+                role: Role::System,
+            },
+            Payload::Closed(Closed {}),
+        );
+        // Keep each ticket's events in order even when two share a millisecond.
+        let mut last = i64::MIN;
+        for (_, event) in life.events.iter_mut() {
+            let mut ms = event.occurred_at.timestamp_millis();
+            if ms <= last {
+                ms = last + 1;
+                event.occurred_at = ms_to_time(ms);
+            }
+            last = ms;
+        }
+        let stream: Vec<&TicketEvent> = life.events.iter().map(|(_, e)| e).collect();
+        self.breaches.extend(expected_breaches(&stream));
+        for (seq, event) in life.events {
+            self.push(event, n, seq);
+        }
+    }
+    /// Tier 1 takes the ticket when an agent is free (P1/P2 a little ahead), replies, maybe
+    /// changes the priority or waits for the requester, and logs its work; the time, the time
+    /// paused and the agent.
+    fn tier_one(
+        &mut self,
+        life: &mut Lifecycle,
+        at: i64,
+        priority: Priority,
+        handle: f64,
+        requester: &Actor,
+    ) -> (i64, i64, String) {
+        let urgency_factor = match priority {
+            Priority::P1 => 0.2,
+            Priority::P2 => 0.5,
+            _ => 1.0,
+        };
+        let h1 = self.lognormal(handle, 0.5).clamp(2.0, 240.0);
+        let intake =
+            at + (self.rng.random_range(1..6) as f64 * urgency_factor * MINUTE as f64) as i64;
+        let (start1, a1) = self.tier1.take(intake, h1);
+        let group1 = self.tier1.group.clone();
+        life.emit(
+            start1,
+            agent(&a1),
+            Payload::Assigned(Assigned {
+                group: group1,
+                agent: Some(a1.clone()),
+                tier: 1,
+            }),
+        );
+        let mut t = start1 + MINUTE;
+        life.emit(
+            t,
+            agent(&a1),
+            Payload::StatusChanged(StatusChanged {
+                from: Status::Open,
+                to: Status::InProgress,
+            }),
+        );
+        t += self.rng.random_range(1..8) * MINUTE;
+        life.emit(
+            t,
+            agent(&a1),
+            Payload::Commented(Commented {
+                public: true,
+                author_role: Role::Agent,
+            }),
+        );
+        if self.rng.random::<f64>() < 0.04 {
+            let to = match priority {
+                Priority::P1 => Priority::P2,
+                Priority::P2 => Priority::P1,
+                Priority::P3 => Priority::P2,
+                Priority::P4 => Priority::P3,
+            };
+            t += self.rng.random_range(5..60) * MINUTE;
+            life.emit(
+                t,
+                agent(&a1),
+                Payload::PriorityChanged(PriorityChanged { from: priority, to }),
+            );
+        }
+        let mut paused: i64 = 0;
+        if self.rng.random::<f64>() < 0.18 {
+            t += self.rng.random_range(2..30) * MINUTE;
+            life.emit(
+                t,
+                agent(&a1),
+                Payload::StatusChanged(StatusChanged {
+                    from: Status::InProgress,
+                    to: Status::PendingCustomer,
+                }),
+            );
+            let wait = (self.lognormal(3.0, 1.0).clamp(0.1, 72.0) * HOUR as f64) as i64;
+            t += wait;
+            paused += wait;
+            life.emit(
+                t,
+                requester.clone(),
+                Payload::Commented(Commented {
+                    public: true,
+                    author_role: Role::Requester,
+                }),
+            );
+            life.emit(
+                t + MINUTE,
+                agent(&a1),
+                Payload::StatusChanged(StatusChanged {
+                    from: Status::PendingCustomer,
+                    to: Status::InProgress,
+                }),
+            );
+            t += MINUTE;
+        }
+        t += (h1 * MINUTE as f64) as i64;
+        life.emit(
+            t,
+            agent(&a1),
+            Payload::WorkLogged(WorkLogged {
+                agent: a1.clone(),
+                minutes: h1.round().max(1.0) as u32,
+            }),
+        );
+        (t, paused, a1)
+    }
+
+    /// Who calls, from where, by which channel and how urgently.
+    fn requester_of(&mut self, problem: Option<usize>) -> Who {
         let tenant = TENANTS[(self.rng.random::<f64>().powi(2) * TENANTS.len() as f64) as usize];
         // A configuration item belongs to one tenant: a problem's tickets are all theirs.
         let tenant = problem.map_or(tenant, |p| TENANTS[p % TENANTS.len()]);
@@ -440,8 +643,8 @@ impl Simulator {
             self.pick(SITES)
         };
         // Requesters: a Zipf-like pool, so some people call often.
-        let who = (self.rng.random::<f64>().powi(3) * 2000.0) as u32;
-        let user = format!("user{who:04}@{tenant}.example");
+        let who_n = (self.rng.random::<f64>().powi(3) * 2000.0) as u32;
+        let user = format!("user{who_n:04}@{tenant}.example");
         let channel = {
             let r: f64 = self.rng.random();
             match r {
@@ -463,6 +666,19 @@ impl Simulator {
                 _ => Priority::P4,
             }
         };
+        Who {
+            tenant,
+            french,
+            site,
+            user,
+            channel,
+            priority,
+        }
+    }
+
+    /// What the call is about: an injected problem's or a routine call's text and figures.
+    fn call_of(&mut self, problem: Option<usize>, who: &Who, ticket_id: &str) -> Call {
+        let (french, site, user) = (who.french, who.site, who.user.as_str());
         let (category, subcategory, service, item, title, description, escalation, handle, kb) =
             match problem {
                 Some(p) => {
@@ -472,9 +688,9 @@ impl Simulator {
                     } else {
                         (k.title_en, k.description_en)
                     };
-                    let title = self.fill(t, site, &user);
-                    let description = self.fill(d, site, &user);
-                    self.problems[p].ticket_ids.push(ticket_id.clone());
+                    let title = self.fill(t, site, user);
+                    let description = self.fill(d, site, user);
+                    self.problems[p].ticket_ids.push(ticket_id.to_string());
                     let item = self.problems[p].configuration_item.clone();
                     (
                         k.category,
@@ -503,8 +719,8 @@ impl Simulator {
                     } else {
                         (kind.title_en, kind.description_en)
                     };
-                    let title = self.fill(t, site, &user);
-                    let description = self.fill(d, site, &user);
+                    let title = self.fill(t, site, user);
+                    let description = self.fill(d, site, user);
                     let item = if kind.items.is_empty() {
                         format!("LT-{site}-{:04}", self.rng.random_range(1..3000))
                     } else {
@@ -523,154 +739,39 @@ impl Simulator {
                     )
                 }
             };
-        let mut seq = 0u32;
-        let mut events = Vec::with_capacity(12);
-        let tenant_s = Some(tenant.to_string());
-        let requester = Actor {
-            id: user.clone(),
-            role: if channel == Channel::Monitoring {
-                Role::System
-            } else {
-                Role::Requester
-            },
-        };
-        let mut emit = |t: i64, actor: Actor, payload: Payload| {
-            seq += 1;
-            events.push((
-                seq,
-                TicketEvent {
-                    event_id: format!("{ticket_id}-{seq:02}"),
-                    ticket_id: ticket_id.clone(),
-                    tenant: tenant_s.clone(),
-                    occurred_at: ms_to_time(t),
-                    actor,
-                    payload,
-                },
-            ));
-        };
-        let agent = |id: &str| Actor {
-            id: id.to_string(),
-            role: Role::Agent,
-        };
-        emit(
-            at,
-            requester.clone(),
-            Payload::Created(Created {
-                channel,
-                priority: Some(priority),
-                impact: None,
-                urgency: None,
-                category: category.into(),
-                subcategory: Some(subcategory.into()),
-                configuration_item: Some(item),
-                service: Some(service.into()),
-                requester: user.clone(),
-                title,
-                description: Some(description),
-            }),
-        );
-        // Tier 1 picks it up when an agent is free; P1/P2 jump a little ahead.
-        let urgency_factor = match priority {
-            Priority::P1 => 0.2,
-            Priority::P2 => 0.5,
-            _ => 1.0,
-        };
-        let h1 = self.lognormal(handle, 0.5).clamp(2.0, 240.0);
-        let intake =
-            at + (self.rng.random_range(1..6) as f64 * urgency_factor * MINUTE as f64) as i64;
-        let (start1, a1) = self.tier1.take(intake, h1);
-        let group1 = self.tier1.group.clone();
-        emit(
-            start1,
-            agent(&a1),
-            Payload::Assigned(Assigned {
-                group: group1,
-                agent: Some(a1.clone()),
-                tier: 1,
-            }),
-        );
-        let mut t = start1 + MINUTE;
-        emit(
-            t,
-            agent(&a1),
-            Payload::StatusChanged(StatusChanged {
-                from: Status::Open,
-                to: Status::InProgress,
-            }),
-        );
-        t += self.rng.random_range(1..8) * MINUTE;
-        emit(
-            t,
-            agent(&a1),
-            Payload::Commented(Commented {
-                public: true,
-                author_role: Role::Agent,
-            }),
-        );
-        if self.rng.random::<f64>() < 0.04 {
-            let to = match priority {
-                Priority::P1 => Priority::P2,
-                Priority::P2 => Priority::P1,
-                Priority::P3 => Priority::P2,
-                Priority::P4 => Priority::P3,
-            };
-            t += self.rng.random_range(5..60) * MINUTE;
-            emit(
-                t,
-                agent(&a1),
-                Payload::PriorityChanged(PriorityChanged { from: priority, to }),
-            );
+        Call {
+            category,
+            subcategory,
+            service,
+            item,
+            title,
+            description,
+            escalation,
+            handle,
+            kb,
         }
-        let mut paused: i64 = 0;
-        if self.rng.random::<f64>() < 0.18 {
-            t += self.rng.random_range(2..30) * MINUTE;
-            emit(
-                t,
-                agent(&a1),
-                Payload::StatusChanged(StatusChanged {
-                    from: Status::InProgress,
-                    to: Status::PendingCustomer,
-                }),
-            );
-            let wait = (self.lognormal(3.0, 1.0).clamp(0.1, 72.0) * HOUR as f64) as i64;
-            t += wait;
-            paused += wait;
-            emit(
-                t,
-                requester.clone(),
-                Payload::Commented(Commented {
-                    public: true,
-                    author_role: Role::Requester,
-                }),
-            );
-            emit(
-                t + MINUTE,
-                agent(&a1),
-                Payload::StatusChanged(StatusChanged {
-                    from: Status::PendingCustomer,
-                    to: Status::InProgress,
-                }),
-            );
-            t += MINUTE;
-        }
-        t += (h1 * MINUTE as f64) as i64;
-        emit(
-            t,
-            agent(&a1),
-            Payload::WorkLogged(WorkLogged {
-                agent: a1.clone(),
-                minutes: h1.round().max(1.0) as u32,
-            }),
-        );
-        let mut resolver = a1.clone();
+    }
+
+    /// Escalations to tier 2 and, from there, tier 3, each with its work; the time, the
+    /// resolver, the tier reached and the time added to `paused`.
+    fn escalations(
+        &mut self,
+        life: &mut Lifecycle,
+        mut t: i64,
+        a1: &str,
+        handle: f64,
+        escalation: f64,
+    ) -> (i64, String, u8, i64) {
+        let mut resolver = a1.to_string();
         let mut tier = 1u8;
+        let mut paused = 0i64;
         if self.rng.random::<f64>() < escalation {
             let (next_tier, pool) = (2u8, &mut self.tier2);
             let h2 = (handle * 2.5 * (0.5 + self.rng.random::<f64>())).clamp(5.0, 600.0);
             let group = pool.group.clone();
-            emit(
+            life.emit(
                 t + MINUTE,
-                agent(&a1),
+                agent(a1),
                 Payload::Escalated(Escalated {
                     from_tier: 1,
                     to_tier: next_tier,
@@ -679,7 +780,7 @@ impl Simulator {
                 }),
             );
             let (s2, a2) = self.tier2.take(t + 2 * MINUTE, h2);
-            emit(
+            life.emit(
                 s2,
                 agent(&a2),
                 Payload::Assigned(Assigned {
@@ -689,7 +790,7 @@ impl Simulator {
                 }),
             );
             t = s2 + (h2 * MINUTE as f64) as i64;
-            emit(
+            life.emit(
                 t,
                 agent(&a2),
                 Payload::WorkLogged(WorkLogged {
@@ -702,7 +803,7 @@ impl Simulator {
             if self.rng.random::<f64>() < 0.25 {
                 let group = self.tier3.group.clone();
                 let h3 = (handle * 4.0 * (0.5 + self.rng.random::<f64>())).clamp(10.0, 900.0);
-                emit(
+                life.emit(
                     t + MINUTE,
                     agent(&a2),
                     Payload::Escalated(Escalated {
@@ -713,7 +814,7 @@ impl Simulator {
                     }),
                 );
                 let (s3, a3) = self.tier3.take(t + 2 * MINUTE, h3);
-                emit(
+                life.emit(
                     s3,
                     agent(&a3),
                     Payload::Assigned(Assigned {
@@ -724,7 +825,7 @@ impl Simulator {
                 );
                 t = s3;
                 if self.rng.random::<f64>() < 0.3 {
-                    emit(
+                    life.emit(
                         t + MINUTE,
                         agent(&a3),
                         Payload::StatusChanged(StatusChanged {
@@ -735,7 +836,7 @@ impl Simulator {
                     let wait = (self.lognormal(20.0, 0.7).clamp(1.0, 200.0) * HOUR as f64) as i64;
                     paused += wait;
                     t += MINUTE + wait;
-                    emit(
+                    life.emit(
                         t,
                         agent(&a3),
                         Payload::StatusChanged(StatusChanged {
@@ -745,7 +846,7 @@ impl Simulator {
                     );
                 }
                 t += (h3 * MINUTE as f64) as i64;
-                emit(
+                life.emit(
                     t,
                     agent(&a3),
                     Payload::WorkLogged(WorkLogged {
@@ -757,38 +858,30 @@ impl Simulator {
                 tier = 3;
             }
         }
-        t += self.rng.random_range(1..10) * MINUTE;
-        let first_contact = tier == 1
-            && paused == 0
-            && matches!(channel, Channel::Phone | Channel::Chat | Channel::WalkIn);
-        let kb_used = kb.filter(|_| self.rng.random::<f64>() < 0.6);
-        emit(
-            t,
-            agent(&resolver),
-            Payload::Resolved(Resolved {
-                resolution_code: if problem.is_some() {
-                    "workaround".into()
-                } else if tier == 1 {
-                    "solved_remotely".into()
-                } else {
-                    "fixed".into()
-                },
-                first_contact,
-                kb_article: kb_used.map(str::to_string),
-            }),
-        );
+        (t, resolver, tier, paused)
+    }
+
+    /// One ticket in 17 comes back: reopened, worked again and resolved; the new time.
+    fn maybe_reopen(
+        &mut self,
+        life: &mut Lifecycle,
+        mut t: i64,
+        resolver: &str,
+        requester: &Actor,
+        handle: f64,
+    ) -> i64 {
         if self.rng.random::<f64>() < 0.06 {
             let back = t + (self.lognormal(8.0, 0.8).clamp(0.5, 96.0) * HOUR as f64) as i64;
-            emit(
+            life.emit(
                 back,
                 requester.clone(),
                 Payload::Reopened(Reopened {
                     reason: Some("issue came back".into()),
                 }),
             );
-            emit(
+            life.emit(
                 back + 2 * MINUTE,
-                agent(&resolver),
+                agent(resolver),
                 Payload::StatusChanged(StatusChanged {
                     from: Status::Open,
                     to: Status::InProgress,
@@ -796,18 +889,18 @@ impl Simulator {
             );
             let h = self.lognormal(handle, 0.5).clamp(2.0, 240.0);
             t = back + 2 * MINUTE + (h * MINUTE as f64) as i64;
-            emit(
+            life.emit(
                 t,
-                agent(&resolver),
+                agent(resolver),
                 Payload::WorkLogged(WorkLogged {
-                    agent: resolver.clone(),
+                    agent: resolver.to_string(),
                     minutes: h.round().max(1.0) as u32,
                 }),
             );
             t += MINUTE;
-            emit(
+            life.emit(
                 t,
-                agent(&resolver),
+                agent(resolver),
                 Payload::Resolved(Resolved {
                     resolution_code: "fixed".into(),
                     first_contact: false,
@@ -815,29 +908,7 @@ impl Simulator {
                 }),
             );
         }
-        emit(
-            t + 72 * HOUR,
-            Actor {
-                id: "deskwatch-sim".into(),
-                role: Role::System,
-            },
-            Payload::Closed(Closed {}),
-        );
-        // Keep each ticket's events in order even when two share a millisecond.
-        let mut last = i64::MIN;
-        for (_, event) in events.iter_mut() {
-            let mut ms = event.occurred_at.timestamp_millis();
-            if ms <= last {
-                ms = last + 1;
-                event.occurred_at = ms_to_time(ms);
-            }
-            last = ms;
-        }
-        let stream: Vec<&TicketEvent> = events.iter().map(|(_, e)| e).collect();
-        self.breaches.extend(expected_breaches(&stream));
-        for (seq, event) in events {
-            self.push(event, n, seq);
-        }
+        t
     }
 
     fn next_ticket_time(&self) -> Option<(i64, Option<usize>)> {
@@ -848,6 +919,71 @@ impl Simulator {
             Some((t, p)) => Some((t, Some(p))),
             None => None,
         }
+    }
+}
+
+/// Who calls: tenant, language, site, requester, channel and priority.
+struct Who {
+    tenant: &'static str,
+    french: bool,
+    site: &'static str,
+    user: String,
+    channel: Channel,
+    priority: Priority,
+}
+
+/// What a call is about.
+struct Call {
+    category: &'static str,
+    subcategory: &'static str,
+    service: &'static str,
+    item: String,
+    title: String,
+    description: String,
+    escalation: f64,
+    handle: f64,
+    kb: Option<&'static str>,
+}
+
+/// One ticket's events as its lifecycle is planned, numbered in order.
+struct Lifecycle {
+    ticket_id: String,
+    tenant: Option<String>,
+    seq: u32,
+    events: Vec<(u32, TicketEvent)>,
+}
+
+impl Lifecycle {
+    fn new(ticket_id: &str, tenant: &str) -> Lifecycle {
+        Lifecycle {
+            ticket_id: ticket_id.to_string(),
+            tenant: Some(tenant.to_string()),
+            seq: 0,
+            events: Vec::with_capacity(12),
+        }
+    }
+
+    fn emit(&mut self, t: i64, actor: Actor, payload: Payload) {
+        self.seq += 1;
+        let seq = self.seq;
+        self.events.push((
+            seq,
+            TicketEvent {
+                event_id: format!("{}-{seq:02}", self.ticket_id),
+                ticket_id: self.ticket_id.clone(),
+                tenant: self.tenant.clone(),
+                occurred_at: ms_to_time(t),
+                actor,
+                payload,
+            },
+        ));
+    }
+}
+
+fn agent(id: &str) -> Actor {
+    Actor {
+        id: id.to_string(),
+        role: Role::Agent,
     }
 }
 
