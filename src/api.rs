@@ -418,11 +418,120 @@ async fn ticket_page(q: &crate::query::QueryEngine, id: &str) -> Result<Value, A
         .map_err(internal_query)?;
     let mut clocks = to_json_rows(&clocks).map_err(internal_query)?;
     let snapshot = q.current();
-    for clock in &mut clocks {
-        let timeline = crate::sla::timeline(clock, &history, snapshot.sla_rules.as_deref());
-        clock["timeline"] = Value::Array(timeline);
+    if let Some(rules) = &snapshot.sla_rules {
+        let as_of = clocks
+            .first()
+            .and_then(|c| c["as_of"].as_str())
+            .map_or(0, instant);
+        let steps = timeline(rules.clone(), &ticket, &history, as_of);
+        for clock in &mut clocks {
+            let kind = clock["clock"]
+                .as_str()
+                .and_then(crate::sla::ClockKind::parse);
+            let mine: Vec<Value> = steps
+                .iter()
+                .filter(|s| Some(s.clock) == kind)
+                .map(|s| {
+                    let mut v = json!({"at": rfc3339(s.at), "event": s.event});
+                    if let Some(d) = &s.detail {
+                        v["detail"] = Value::String(d.clone());
+                    }
+                    v
+                })
+                .collect();
+            clock["timeline"] = Value::Array(mine);
+        }
     }
     Ok(json!({"ticket": ticket, "sla": clocks, "history": history}))
+}
+
+/// An instant of a JSON row (RFC 3339, or the naive form DataFusion writes), in ms.
+fn instant(t: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| d.timestamp_millis())
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f")
+                .map(|d| d.and_utc().timestamp_millis())
+        })
+        .unwrap_or(0)
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The steps of a ticket's clocks, by the SLA engine: its history rows become the changes the
+/// projection gave the engine, replayed under the snapshot's rules up to `as_of`.
+fn timeline(
+    rules: Arc<crate::sla::Rules>,
+    ticket: &Value,
+    history: &[Value],
+    as_of: i64,
+) -> Vec<crate::sla::trace::Step> {
+    use crate::event::{Channel, EventType, Priority, Role, Status};
+    use crate::sla::{Subject, TicketView};
+    let text = |v: &Value, k: &str| v[k].as_str().map(str::to_string);
+    let (tenant, category, service) = (
+        text(ticket, "tenant"),
+        text(ticket, "category").unwrap_or_default(),
+        text(ticket, "service"),
+    );
+    let Some(channel) = text(ticket, "channel").and_then(|c| Channel::parse(&c)) else {
+        return Vec::new();
+    };
+    let created_at = text(ticket, "created_at").map_or(0, |t| instant(&t));
+    let (mut status, mut responded) = (Status::New, false);
+    let mut changes = Vec::with_capacity(history.len());
+    for row in history {
+        let (Some(kind), Some(after), Some(priority)) = (
+            text(row, "event_type").and_then(|k| EventType::parse(&k)),
+            text(row, "status_after").and_then(|s| Status::parse(&s)),
+            text(row, "priority_after").and_then(|p| Priority::parse(&p)),
+        ) else {
+            continue;
+        };
+        let role = text(row, "actor_role").and_then(|r| Role::parse(&r));
+        let comment = match (kind, row["public"].as_bool(), role) {
+            (EventType::Commented, Some(public), Some(role)) => Some((public, role)),
+            _ => None,
+        };
+        responded |= comment == Some((true, Role::Agent));
+        let change = crate::projection::sla_change_of(kind, comment, status, after);
+        status = after;
+        let at = text(row, "occurred_at").map_or(0, |t| instant(&t));
+        changes.push((
+            Subject {
+                priority,
+                tenant: tenant.as_deref(),
+                category: &category,
+                channel,
+                service: service.as_deref(),
+            },
+            status,
+            responded,
+            change,
+            at,
+        ));
+    }
+    let changes: Vec<_> = changes
+        .iter()
+        .map(|(subject, status, responded, change, at)| {
+            (
+                TicketView {
+                    subject: *subject,
+                    tenant: None,
+                    status: *status,
+                    created_at,
+                    responded: *responded,
+                },
+                *change,
+                *at,
+            )
+        })
+        .collect();
+    crate::sla::trace::trace(rules, &changes, as_of)
 }
 
 async fn sla_listing(

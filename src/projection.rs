@@ -664,25 +664,38 @@ fn fold(
 
 /// The change an event is to the SLA engine (`before` and `after`: the ticket's status).
 fn sla_change(payload: &Payload, before: Status, after: Status) -> Change {
-    match payload {
-        Payload::Created(_) => Change::Created,
-        Payload::Assigned(_) => Change::Assigned,
-        Payload::PriorityChanged(_) => Change::Priority,
-        Payload::Commented(c) if c.public && c.author_role == Role::Agent => Change::AgentReply,
-        Payload::Commented(c) if c.public && c.author_role == Role::Requester => {
-            Change::RequesterComment
-        }
-        Payload::StatusChanged(_)
-        | Payload::Resolved(_)
-        | Payload::Reopened(_)
-        | Payload::Closed(_)
-            if before != after =>
-        {
-            Change::Status {
-                from: before,
-                to: after,
-            }
-        }
+    let comment = match payload {
+        Payload::Commented(c) => Some((c.public, c.author_role)),
+        _ => None,
+    };
+    sla_change_of(payload.event_type(), comment, before, after)
+}
+
+/// The change an event of type `kind` is to the SLA engine: `comment` is a comment's
+/// (public, author role); `before` and `after` the ticket's status around it. One definition
+/// for the projection and for a ticket's timeline, which replays its history rows.
+pub fn sla_change_of(
+    kind: EventType,
+    comment: Option<(bool, Role)>,
+    before: Status,
+    after: Status,
+) -> Change {
+    match (kind, comment) {
+        (EventType::Created, _) => Change::Created,
+        (EventType::Assigned, _) => Change::Assigned,
+        (EventType::PriorityChanged, _) => Change::Priority,
+        (EventType::Commented, Some((true, Role::Agent))) => Change::AgentReply,
+        (EventType::Commented, Some((true, Role::Requester))) => Change::RequesterComment,
+        (
+            EventType::StatusChanged
+            | EventType::Resolved
+            | EventType::Reopened
+            | EventType::Closed,
+            _,
+        ) if before != after => Change::Status {
+            from: before,
+            to: after,
+        },
         _ => Change::Other,
     }
 }

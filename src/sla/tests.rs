@@ -458,27 +458,58 @@ fn another_tickets_later_event_does_not_change_a_clock() {
 
 #[test]
 fn timeline_lists_pauses_and_exact_warning_crossings() {
+    // The engine replays the ticket: P1, resolution 4h on the Paris office calendar; created
+    // Friday 2026-11-27 15:00 UTC, waiting for the customer from 15:30 to Monday 09:00.
     let rules = rules();
-    let clock = serde_json::json!({
-        "clock": "resolution", "policy": "p1", "calendar": "office", "target_seconds": 14400.0,
-        "started_at": "2026-11-27T15:00:00.000Z", "state": "running",
-        "as_of": "2026-11-30T14:00:00.000Z", "deadline": "2026-11-30T13:30:00.000Z",
-    });
-    let row = |at: &str, ty: &str, status: &str| serde_json::json!({"occurred_at": at, "event_type": ty, "status_after": status, "priority_after": "P1"});
-    let history = [
-        row("2026-11-27T15:00:00.000Z", "ticket.created", "new"),
-        row(
-            "2026-11-27T15:30:00.000Z",
-            "ticket.status_changed",
-            "pending_customer",
+    let ms = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().timestamp_millis();
+    let subject = Subject {
+        priority: Priority::P1,
+        tenant: None,
+        category: "c",
+        channel: crate::event::Channel::Phone,
+        service: None,
+    };
+    let view = |status| TicketView {
+        subject,
+        tenant: None,
+        status,
+        created_at: ms("2026-11-27T15:00:00Z"),
+        responded: false,
+    };
+    let changes = [
+        (
+            view(Status::New),
+            Change::Created,
+            ms("2026-11-27T15:00:00Z"),
         ),
-        row(
-            "2026-11-30T09:00:00.000Z",
-            "ticket.status_changed",
-            "in_progress",
+        (
+            view(Status::PendingCustomer),
+            Change::Status {
+                from: Status::New,
+                to: Status::PendingCustomer,
+            },
+            ms("2026-11-27T15:30:00Z"),
+        ),
+        (
+            view(Status::InProgress),
+            Change::Status {
+                from: Status::PendingCustomer,
+                to: Status::InProgress,
+            },
+            ms("2026-11-30T09:00:00Z"),
         ),
     ];
-    let t = timeline(&clock, &history, Some(&rules));
+    let steps = trace::trace(rules, &changes, ms("2026-11-30T13:20:00Z"));
+    let t: Vec<serde_json::Value> = steps
+        .iter()
+        .filter(|s| s.clock == ClockKind::Resolution)
+        .map(|s| {
+            let at = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(s.at)
+                .unwrap()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            serde_json::json!({"at": at, "event": s.event})
+        })
+        .collect();
     let got: Vec<(String, String)> = t
         .iter()
         .map(|e| {
@@ -505,4 +536,64 @@ fn timeline_lists_pauses_and_exact_warning_crossings() {
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect();
     assert_eq!(got, want);
+}
+
+#[test]
+fn timeline_follows_next_reply_cycles() {
+    // P2: next reply within 1h of office time. Monday 2026-11-30, Paris (UTC+1): the first
+    // reply at 09:10 local; the requester writes at 10:00 and is answered at 10:30, half the
+    // hour (met); writes again at 11:00 and waits: the hour runs out at 12:00 local.
+    let ms = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().timestamp_millis();
+    let subject = Subject {
+        priority: Priority::P2,
+        tenant: None,
+        category: "c",
+        channel: crate::event::Channel::Email,
+        service: None,
+    };
+    let view = |responded| TicketView {
+        subject,
+        tenant: None,
+        status: Status::Open,
+        created_at: ms("2026-11-30T08:00:00Z"),
+        responded,
+    };
+    let changes = [
+        (view(false), Change::Created, ms("2026-11-30T08:00:00Z")),
+        (view(true), Change::AgentReply, ms("2026-11-30T08:10:00Z")),
+        (
+            view(true),
+            Change::RequesterComment,
+            ms("2026-11-30T09:00:00Z"),
+        ),
+        (view(true), Change::AgentReply, ms("2026-11-30T09:30:00Z")),
+        (
+            view(true),
+            Change::RequesterComment,
+            ms("2026-11-30T10:00:00Z"),
+        ),
+    ];
+    let steps = trace::trace(rules(), &changes, ms("2026-11-30T12:30:00Z"));
+    let next: Vec<(i64, &str)> = steps
+        .iter()
+        .filter(|s| s.clock == ClockKind::NextReply)
+        .map(|s| (s.at, s.event))
+        .collect();
+    let at = |t: &str| ms(t);
+    assert_eq!(
+        next[..5],
+        [
+            (at("2026-11-30T09:00:00Z"), "started"),
+            (at("2026-11-30T09:30:00Z"), "at_risk"),
+            (at("2026-11-30T09:30:00Z"), "stopped"),
+            (at("2026-11-30T10:00:00Z"), "started"),
+            (at("2026-11-30T10:30:00Z"), "at_risk"),
+        ],
+        "{next:?}"
+    );
+    // 10:00–11:00 UTC is 11:00–12:00 in Paris: the hour is used up at 11:00 UTC.
+    assert!(
+        next.contains(&(at("2026-11-30T11:00:00Z"), "breached")),
+        "{next:?}"
+    );
 }
