@@ -3,7 +3,7 @@
 //! moves a projection's clocks to now and hands the resulting alerts over, the cadence of the
 //! SLA gauges, and the step that takes a projection live once it has caught up with its log.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::alert::AlertSink;
 use crate::base::Millis;
@@ -48,4 +48,59 @@ pub fn sla_tick(projection: &mut Projection, alerts: &AlertSink, metrics: &Metri
         out.push(u);
     }
     alerts.send(out);
+}
+
+/// The beat both drivers give their projections: every [`SLA_TICK`] the clocks move to now and
+/// the alerts go out; every [`SLA_REPORT_EVERY`] the SLA gauges are published for all of the
+/// driver's projections together (the Kafka projector has one per owned partition).
+#[derive(Debug)]
+pub struct Pulse {
+    last_tick: Instant,
+    last_report: Instant,
+}
+
+impl Default for Pulse {
+    fn default() -> Pulse {
+        Pulse::new()
+    }
+}
+
+impl Pulse {
+    /// A pulse whose first beat is due after one tick.
+    pub fn new() -> Pulse {
+        let now = Instant::now();
+        Pulse {
+            last_tick: now,
+            last_report: now,
+        }
+    }
+
+    /// Whether a beat is due.
+    pub fn due(&self) -> bool {
+        self.last_tick.elapsed() >= SLA_TICK
+    }
+
+    /// Beats now: moves the clocks of `projections` to now, hands their alerts over and, when
+    /// due, publishes their SLA gauges together.
+    pub fn beat<'a>(
+        &mut self,
+        projections: impl IntoIterator<Item = &'a mut Projection>,
+        alerts: &AlertSink,
+        metrics: &Metrics,
+    ) {
+        let report = self.last_report.elapsed() >= SLA_REPORT_EVERY;
+        let now = now_ms();
+        let mut total = crate::sla::SlaReport::default();
+        for projection in projections {
+            sla_tick(projection, alerts, metrics);
+            if report {
+                total.add(&projection.sla_report(now));
+            }
+        }
+        if report {
+            metrics.publish_sla(&total);
+            self.last_report = Instant::now();
+        }
+        self.last_tick = Instant::now();
+    }
 }

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::alert::AlertSink;
-use crate::clock::{SLA_REPORT_EVERY, SLA_TICK, now_ms, sla_tick};
+use crate::clock::{Pulse, SLA_TICK};
 use crate::config::{Config, LogKind, Storage};
 use crate::engine::{Engine, EngineError, Submission};
 use crate::event::TicketEvent;
@@ -417,13 +417,9 @@ fn writer_loop(
 ) {
     let interval = Duration::from_secs(storage.checkpoint_interval_seconds);
     let mut last_checkpoint = Instant::now();
-    let mut last_report = Instant::now();
+    let mut pulse = Pulse::new();
     loop {
-        sla_tick(engine.projection_mut(), &alerts, &metrics);
-        if last_report.elapsed() >= SLA_REPORT_EVERY {
-            metrics.publish_sla(&engine.projection().sla_report(now_ms()));
-            last_report = Instant::now();
-        }
+        pulse.beat([engine.projection_mut()], &alerts, &metrics);
         let first = match rx.recv_timeout(SLA_TICK) {
             Ok(Command::Submit { items, reply }) => (items, reply),
             Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,

@@ -717,21 +717,15 @@ impl Projector {
         self.metrics.events.set(events as i64);
     }
 
-    /// Moves SLA time of every owned partition and hands alerts over; with `report`, also
-    /// publishes the SLA gauges of the owned partitions together.
-    fn sla_tick(&self, report: bool) {
+    /// Gives the owned partitions that are live their beat (see [`crate::clock::Pulse`]).
+    fn beat(&self, pulse: &mut crate::clock::Pulse) {
         let mut owned = lock(&self.owned);
-        let mut total = crate::sla::SlaReport::default();
-        let now = crate::clock::now_ms();
-        for state in owned.parts.values_mut().filter(|s| s.alerting) {
-            crate::clock::sla_tick(&mut state.projection, &self.alerts, &self.metrics);
-            if report {
-                total.add(&state.projection.sla_report(now));
-            }
-        }
-        if report {
-            self.metrics.publish_sla(&total);
-        }
+        let live = owned
+            .parts
+            .values_mut()
+            .filter(|s| s.alerting)
+            .map(|s| &mut s.projection);
+        pulse.beat(live, &self.alerts, &self.metrics);
     }
 
     /// Time-based checkpoints, group commits, lag, checkpoint age, stalls, readiness.
@@ -948,8 +942,7 @@ fn run(consumer: BaseConsumer<Projector>, stop: Arc<AtomicBool>) {
     let mut unpublished = false;
     let mut last_publish = Instant::now();
     let mut last_housekeeping = Instant::now();
-    let mut last_sla = Instant::now();
-    let mut last_report = Instant::now();
+    let mut pulse = crate::clock::Pulse::new();
     while !stop.load(Ordering::Relaxed) {
         let idle = match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(msg)) => {
@@ -968,12 +961,8 @@ fn run(consumer: BaseConsumer<Projector>, stop: Arc<AtomicBool>) {
             unpublished = false;
             last_publish = Instant::now();
         }
-        if last_sla.elapsed() >= crate::clock::SLA_TICK {
-            ctx.sla_tick(last_report.elapsed() >= crate::clock::SLA_REPORT_EVERY);
-            if last_report.elapsed() >= crate::clock::SLA_REPORT_EVERY {
-                last_report = Instant::now();
-            }
-            last_sla = Instant::now();
+        if pulse.due() {
+            ctx.beat(&mut pulse);
         }
         if last_housekeeping.elapsed() >= Duration::from_secs(1) {
             ctx.housekeeping(&consumer);
