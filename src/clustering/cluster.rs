@@ -107,6 +107,18 @@ pub fn cosine(a: &[(u64, f32)], b: &[(u64, f32)]) -> f64 {
     if n > 0.0 { dot / n } else { 0.0 }
 }
 
+/// A founder's term frequencies (`1 + ln tf`), its [`FOUNDER_TERMS`] most frequent tokens,
+/// sorted by token: what partitions are reconciled on.
+fn founder_vector(merged: &[(u64, f64)]) -> Vec<(u64, f32)> {
+    let counts: Vector = merged.iter().map(|&(t, n)| (t, 1.0 + n.ln())).collect();
+    let keep = top_terms(&counts, FOUNDER_TERMS);
+    counts
+        .into_iter()
+        .filter(|(t, _)| keep.contains(t))
+        .map(|(t, w)| (t, w as f32))
+        .collect()
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Cluster {
     id: u64,
@@ -235,23 +247,7 @@ impl Clusterer {
     /// Places a ticket with this text.
     pub fn assign(&mut self, text: &Analysis) -> Placement {
         self.docs += 1;
-        // Form text: lines many tickets share, left out of multi-line descriptions.
-        let boilerplate = (self.docs / BOILERPLATE_SHARE).max(u64::from(BOILERPLATE_MIN));
-        let mut seen_lines: Vec<u64> = Vec::new();
-        let mut kept: Vec<&[u64]> = Vec::new();
-        for line in &text.lines {
-            let count = if seen_lines.len() < LINES_COUNTED && !seen_lines.contains(&line.key) {
-                seen_lines.push(line.key);
-                let n = self.lines.entry(line.key).or_default();
-                *n += 1;
-                *n
-            } else {
-                self.lines.get(&line.key).copied().unwrap_or(0)
-            };
-            if text.lines.len() == 1 || u64::from(count) < boilerplate {
-                kept.push(&line.tokens);
-            }
-        }
+        let kept = self.kept_lines(text);
         // Term frequencies: title tokens count TITLE_TF once each, description tokens 1 each.
         let mut title: Vec<u64> = text.title.clone();
         title.sort_unstable();
@@ -346,6 +342,49 @@ impl Clusterer {
             }
         };
         self.grow(index, &merged, &title);
+        self.index(index, keys);
+        if self.docs.is_multiple_of(PRUNE_EVERY) {
+            self.df.retain(|_, n| *n > 1);
+            self.lines.retain(|_, n| *n > 1);
+            let df = &self.df;
+            self.postings.retain(|t, _| df.contains_key(t));
+        }
+        let vector = if founded {
+            founder_vector(&merged)
+        } else {
+            Vec::new()
+        };
+        Placement {
+            index,
+            founded,
+            vector,
+        }
+    }
+
+    /// The description lines to read: all of them, except form text (lines many tickets share)
+    /// in a multi-line description. Counts the lines as seen.
+    fn kept_lines<'t>(&mut self, text: &'t Analysis) -> Vec<&'t [u64]> {
+        let boilerplate = (self.docs / BOILERPLATE_SHARE).max(u64::from(BOILERPLATE_MIN));
+        let mut seen_lines: Vec<u64> = Vec::new();
+        let mut kept: Vec<&[u64]> = Vec::new();
+        for line in &text.lines {
+            let count = if seen_lines.len() < LINES_COUNTED && !seen_lines.contains(&line.key) {
+                seen_lines.push(line.key);
+                let n = self.lines.entry(line.key).or_default();
+                *n += 1;
+                *n
+            } else {
+                self.lines.get(&line.key).copied().unwrap_or(0)
+            };
+            if text.lines.len() == 1 || u64::from(count) < boilerplate {
+                kept.push(&line.tokens);
+            }
+        }
+        kept
+    }
+
+    /// Indexes cluster `index` under `keys` while it is young (its first members' words).
+    fn index(&mut self, index: u32, keys: Vec<u64>) {
         if self.clusters[index as usize].size <= INDEXED_MEMBERS {
             for key in keys {
                 let list = self.postings.entry(key).or_default();
@@ -363,28 +402,6 @@ impl Clusterer {
                     list.push(index);
                 }
             }
-        }
-        if self.docs.is_multiple_of(PRUNE_EVERY) {
-            self.df.retain(|_, n| *n > 1);
-            self.lines.retain(|_, n| *n > 1);
-            let df = &self.df;
-            self.postings.retain(|t, _| df.contains_key(t));
-        }
-        let vector = if founded {
-            let counts: Vector = merged.iter().map(|&(t, n)| (t, 1.0 + n.ln())).collect();
-            let keep = top_terms(&counts, FOUNDER_TERMS);
-            counts
-                .into_iter()
-                .filter(|(t, _)| keep.contains(t))
-                .map(|(t, w)| (t, w as f32))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        Placement {
-            index,
-            founded,
-            vector,
         }
     }
 

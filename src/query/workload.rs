@@ -48,12 +48,57 @@ use super::{QueryEngine, QueryError, to_json_rows};
 /// Reads the workload from the published snapshot: arrivals, handle times with their
 /// evidence, opening hours (under the snapshot's SLA rules) and breaches.
 pub async fn observe(query: &QueryEngine, config: &CostConfig) -> Result<Observed, QueryError> {
-    let rows =
-        |sql: &'static str| async move { query.sql(sql).await.and_then(|b| to_json_rows(&b)) };
-    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
-    let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    let mut channels = arrivals(query, config).await?;
+    let aht_seconds = handle_times(query, config, &mut channels).await?;
+    let mut hours = opening_hours(query, config).await?;
+    for c in &mut channels {
+        c.tickets_per_week = c.arrivals.iter().sum();
+        if let Some(h) = hours.remove(&c.channel) {
+            c.hours = h;
+        }
+    }
+    channels.sort_by(|a, b| {
+        b.tickets_per_week
+            .total_cmp(&a.tickets_per_week)
+            .then_with(|| a.channel.cmp(&b.channel))
+    });
+    let b = rows(
+        query,
+        "select (select count(*) from sla_clocks where breached_at is not null) as b, \
+                (select count(*) from tickets) as t",
+    )
+    .await?;
+    let (breaches, tickets) = b
+        .first()
+        .map_or((0.0, 0.0), |r| (num(&r["b"]), num(&r["t"])));
+    Ok(Observed {
+        tickets_per_week: channels.iter().map(|c| c.tickets_per_week).sum(),
+        channels,
+        aht_seconds,
+        breaches_per_ticket: if tickets > 0.0 {
+            breaches / tickets
+        } else {
+            0.0
+        },
+    })
+}
+
+async fn rows(query: &QueryEngine, sql: &str) -> Result<Vec<serde_json::Value>, QueryError> {
+    query.sql(sql).await.and_then(|b| to_json_rows(&b))
+}
+
+fn num(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or(0.0)
+}
+
+/// Mean arrivals per channel and hour of the week; handle times at the channel's default.
+async fn arrivals(
+    query: &QueryEngine,
+    config: &CostConfig,
+) -> Result<Vec<ChannelLoad>, QueryError> {
     let mut channels: Vec<ChannelLoad> = Vec::new();
-    for r in rows("select channel, hour_of_week, arrivals_per_hour as a from workload").await? {
+    let sql = "select channel, hour_of_week, arrivals_per_hour as a from workload";
+    for r in rows(query, sql).await? {
         let channel = r["channel"].as_str().unwrap_or("").to_string();
         let h = r["hour_of_week"].as_u64().unwrap_or(0) as usize;
         let i = match channels.iter().position(|c| c.channel == channel) {
@@ -72,11 +117,21 @@ pub async fn observe(query: &QueryEngine, config: &CostConfig) -> Result<Observe
             }
         };
         if h < 168 {
-            channels[i].arrivals[h] += f(&r["a"]);
+            channels[i].arrivals[h] += num(&r["a"]);
         }
     }
-    // Handle times, ticket by ticket: logged work, else the estimate, else the default.
+    Ok(channels)
+}
+
+/// Each channel's handle time, ticket by ticket (logged work, else the estimate, else the
+/// default), with its evidence; returns the mean over all tickets.
+async fn handle_times(
+    query: &QueryEngine,
+    config: &CostConfig,
+    channels: &mut [ChannelLoad],
+) -> Result<f64, QueryError> {
     let evidence = rows(
+        query,
         "select channel, sum(tickets) as n, sum(with_work_logged) as w, sum(estimated) as e, \
                 sum(work_logged_minutes * with_work_logged) as wm, \
                 sum(estimated_minutes * estimated) as em \
@@ -88,13 +143,13 @@ pub async fn observe(query: &QueryEngine, config: &CostConfig) -> Result<Observe
         let Some(c) = channels.iter_mut().find(|c| r["channel"] == c.channel) else {
             continue;
         };
-        let (n, w, e) = (f(&r["n"]), f(&r["w"]), f(&r["e"]));
+        let (n, w, e) = (num(&r["n"]), num(&r["w"]), num(&r["e"]));
         if n <= 0.0 {
             continue;
         }
         let default = config.default_aht(&c.channel);
         let d = (n - w - e).max(0.0);
-        c.aht_seconds = ((f(&r["wm"]) + f(&r["em"])) * 60.0 + d * default) / n;
+        c.aht_seconds = ((num(&r["wm"]) + num(&r["em"])) * 60.0 + d * default) / n;
         let shares = [
             (AhtSource::WorkLogged, w),
             (AhtSource::Estimated, e),
@@ -113,14 +168,22 @@ pub async fn observe(query: &QueryEngine, config: &CostConfig) -> Result<Observe
         };
         (seconds, counted) = (seconds + c.aht_seconds * n, counted + n);
     }
-    let aht_seconds = if counted > 0.0 {
+    Ok(if counted > 0.0 {
         seconds / counted
     } else {
         config.default_aht_seconds
-    };
-    // Opening hours: configured, or the SLA calendar of most of each channel's tickets, in
-    // the week of the newest ticket.
+    })
+}
+
+/// Each channel's opening hours: configured, or the SLA calendar of most of its tickets, in
+/// the week of the newest ticket.
+async fn opening_hours(
+    query: &QueryEngine,
+    config: &CostConfig,
+) -> Result<std::collections::BTreeMap<String, OpenHours>, QueryError> {
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
     let groups: Vec<TicketGroup> = rows(
+        query,
         "select cast(channel as varchar) as channel, cast(priority as varchar) as priority, \
                 cast(tenant as varchar) as tenant, cast(category as varchar) as category, \
                 cast(service as varchar) as service, count(*) as n \
@@ -137,45 +200,22 @@ pub async fn observe(query: &QueryEngine, config: &CostConfig) -> Result<Observe
         tickets: r["n"].as_u64().unwrap_or(0),
     })
     .collect();
-    let newest = rows("select cast(max(created_at) as bigint) as t from tickets").await?;
+    let newest = rows(
+        query,
+        "select cast(max(created_at) as bigint) as t from tickets",
+    )
+    .await?;
     let reference = newest
         .first()
         .and_then(|r| r["t"].as_i64())
         .unwrap_or_default();
     let snapshot = query.current();
-    let mut hours = channel_hours(
+    Ok(channel_hours(
         &groups,
         &config.open_hours,
         snapshot.sla_rules.as_deref(),
         reference,
-    );
-    for c in &mut channels {
-        c.tickets_per_week = c.arrivals.iter().sum();
-        if let Some(h) = hours.remove(&c.channel) {
-            c.hours = h;
-        }
-    }
-    channels.sort_by(|a, b| {
-        b.tickets_per_week
-            .total_cmp(&a.tickets_per_week)
-            .then_with(|| a.channel.cmp(&b.channel))
-    });
-    let b = rows(
-        "select (select count(*) from sla_clocks where breached_at is not null) as b, \
-                (select count(*) from tickets) as t",
-    )
-    .await?;
-    let (breaches, tickets) = b.first().map_or((0.0, 0.0), |r| (f(&r["b"]), f(&r["t"])));
-    Ok(Observed {
-        tickets_per_week: channels.iter().map(|c| c.tickets_per_week).sum(),
-        channels,
-        aht_seconds,
-        breaches_per_ticket: if tickets > 0.0 {
-            breaches / tickets
-        } else {
-            0.0
-        },
-    })
+    ))
 }
 
 #[cfg(test)]

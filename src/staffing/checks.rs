@@ -35,104 +35,114 @@ pub fn flags(
 ) -> Vec<Flag> {
     let mut out = Vec::new();
     if let Some(m) = month.filter(|m| m.tickets > 0.0) {
-        let range = config.plausible_cost_per_ticket;
-        if outside(m.in_house_per_ticket, range) {
-            out.push(Flag {
-                check: "cost_per_ticket",
-                subject: "desk".into(),
-                value: m.in_house_per_ticket,
-                range,
-                reason: format!(
-                    "in-house cost per ticket ${:.2} is outside the published ${:.0}–{:.0} \
-                     (MetricNet: North-American in-house service desks average $15–25); check \
-                     the handle times, the opening hours and the minimum staffing",
-                    m.in_house_per_ticket, range[0], range[1]
-                ),
-            });
-        }
-        let range = config.plausible_tickets_per_agent_month;
-        if m.fte > 0.0 {
-            let per_agent = m.tickets / m.fte;
-            if outside(per_agent, range) {
-                let why = if per_agent < range[0] {
-                    "the agents would be idle most of the time: minimum staffing of open hours \
-                     or long handle times"
-                } else {
-                    "more tickets than an agent handles: short handle times or a volume the \
-                     staffing does not cover"
-                };
-                out.push(Flag {
-                    check: "tickets_per_agent_month",
-                    subject: "desk".into(),
-                    value: per_agent,
-                    range,
-                    reason: format!(
-                        "{per_agent:.0} tickets per FTE and month is outside {:.0}–{:.0}: {why}",
-                        range[0], range[1]
-                    ),
-                });
-            }
-        }
+        desk_flags(m, config, &mut out);
     }
     for c in channels {
-        let minutes = c.aht_seconds / 60.0;
-        let range = config.plausible_aht_minutes;
-        if c.tickets_per_week > 0.0 && outside(minutes, range) {
-            out.push(Flag {
-                check: "aht_minutes",
-                subject: c.channel.clone(),
-                value: minutes,
-                range,
-                reason: format!(
-                    "handle time {minutes:.1} min is outside {:.0}–{:.0} min ({} for {:.0} % of \
-                     the tickets); a handle time measured in hours or days is usually time \
-                     waiting, not working",
-                    range[0],
-                    range[1],
-                    source_name(c.aht.source),
-                    share(c.aht.source, c) * 100.0
-                ),
-            });
-        }
-        if c.tickets_per_week > 0.0 && c.aht.default > 0.5 {
-            out.push(Flag {
-                check: "aht_default",
-                subject: c.channel.clone(),
-                value: c.aht.default,
-                range: [0.0, 0.5],
-                reason: format!(
-                    "{:.0} % of the tickets have neither logged work nor time in progress: their \
-                     handle time is the configured default ({:.1} min)",
-                    c.aht.default * 100.0,
-                    c.aht.default_seconds / 60.0
-                ),
-            });
-        }
-        if c.fte > 0.0 {
-            let share = c.minimum_fte / c.fte;
-            if share > config.minimum_staffing_warning {
-                let needed = c.tickets_per_week * c.aht_seconds / 3600.0 * WEEKS_PER_MONTH;
-                out.push(Flag {
-                    check: "minimum_staffing",
-                    subject: c.channel.clone(),
-                    value: share,
-                    range: [0.0, config.minimum_staffing_warning],
-                    reason: format!(
-                        "{:.1} of its {:.1} FTE keep {} agent(s) on it for its {} open hours a \
-                         week ({}), for {:.0} tickets a week ({needed:.0} handle hours a month); \
-                         shorter hours or agents shared with another channel would cost less",
-                        c.minimum_fte,
-                        c.fte,
-                        config.minimum_agents,
-                        c.open_hours,
-                        c.calendar,
-                        c.tickets_per_week
-                    ),
-                });
-            }
-        }
+        channel_flags(c, config, &mut out);
     }
     out
+}
+
+/// Cost per ticket and tickets per agent-month of the whole desk.
+fn desk_flags(m: &Comparison, config: &CostConfig, out: &mut Vec<Flag>) {
+    let range = config.plausible_cost_per_ticket;
+    if outside(m.in_house_per_ticket, range) {
+        out.push(Flag {
+            check: "cost_per_ticket",
+            subject: "desk".into(),
+            value: m.in_house_per_ticket,
+            range,
+            reason: format!(
+                "in-house cost per ticket ${:.2} is outside the published ${:.0}–{:.0} \
+                 (MetricNet: North-American in-house service desks average $15–25); check \
+                 the handle times, the opening hours and the minimum staffing",
+                m.in_house_per_ticket, range[0], range[1]
+            ),
+        });
+    }
+    let range = config.plausible_tickets_per_agent_month;
+    if m.fte > 0.0 {
+        let per_agent = m.tickets / m.fte;
+        if outside(per_agent, range) {
+            let why = if per_agent < range[0] {
+                "the agents would be idle most of the time: minimum staffing of open hours \
+                 or long handle times"
+            } else {
+                "more tickets than an agent handles: short handle times or a volume the \
+                 staffing does not cover"
+            };
+            out.push(Flag {
+                check: "tickets_per_agent_month",
+                subject: "desk".into(),
+                value: per_agent,
+                range,
+                reason: format!(
+                    "{per_agent:.0} tickets per FTE and month is outside {:.0}–{:.0}: {why}",
+                    range[0], range[1]
+                ),
+            });
+        }
+    }
+}
+
+/// A channel's handle time, its evidence and its minimum staffing.
+fn channel_flags(c: &ChannelPlan, config: &CostConfig, out: &mut Vec<Flag>) {
+    let minutes = c.aht_seconds / 60.0;
+    let range = config.plausible_aht_minutes;
+    if c.tickets_per_week > 0.0 && outside(minutes, range) {
+        out.push(Flag {
+            check: "aht_minutes",
+            subject: c.channel.clone(),
+            value: minutes,
+            range,
+            reason: format!(
+                "handle time {minutes:.1} min is outside {:.0}–{:.0} min ({} for {:.0} % of \
+                 the tickets); a handle time measured in hours or days is usually time \
+                 waiting, not working",
+                range[0],
+                range[1],
+                source_name(c.aht.source),
+                share(c.aht.source, c) * 100.0
+            ),
+        });
+    }
+    if c.tickets_per_week > 0.0 && c.aht.default > 0.5 {
+        out.push(Flag {
+            check: "aht_default",
+            subject: c.channel.clone(),
+            value: c.aht.default,
+            range: [0.0, 0.5],
+            reason: format!(
+                "{:.0} % of the tickets have neither logged work nor time in progress: their \
+                 handle time is the configured default ({:.1} min)",
+                c.aht.default * 100.0,
+                c.aht.default_seconds / 60.0
+            ),
+        });
+    }
+    if c.fte > 0.0 {
+        let share = c.minimum_fte / c.fte;
+        if share > config.minimum_staffing_warning {
+            let needed = c.tickets_per_week * c.aht_seconds / 3600.0 * WEEKS_PER_MONTH;
+            out.push(Flag {
+                check: "minimum_staffing",
+                subject: c.channel.clone(),
+                value: share,
+                range: [0.0, config.minimum_staffing_warning],
+                reason: format!(
+                    "{:.1} of its {:.1} FTE keep {} agent(s) on it for its {} open hours a \
+                     week ({}), for {:.0} tickets a week ({needed:.0} handle hours a month); \
+                     shorter hours or agents shared with another channel would cost less",
+                    c.minimum_fte,
+                    c.fte,
+                    config.minimum_agents,
+                    c.open_hours,
+                    c.calendar,
+                    c.tickets_per_week
+                ),
+            });
+        }
+    }
 }
 
 fn source_name(s: AhtSource) -> &'static str {
