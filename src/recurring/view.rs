@@ -699,6 +699,107 @@ struct Acc {
     first_seen: i64,
 }
 
+impl Acc {
+    /// Counts ticket `r`, created at `at`, in this fingerprint.
+    fn add(&mut self, r: &Row<'_>, at: i64, settings: &ViewSettings) {
+        let (a, c) = (self, r.cols);
+        if a.first_row.is_none() {
+            let has = |f: FingerprintField| settings.fields.contains(&f);
+            let s = |slot: usize, f: FingerprintField| {
+                has(f)
+                    .then(|| c.str(slot, r.row).map(str::to_string))
+                    .flatten()
+            };
+            a.first_row = Some([
+                s(TENANT, FingerprintField::Tenant),
+                s(CATEGORY, FingerprintField::Category),
+                s(SUBCATEGORY, FingerprintField::Subcategory),
+                has(FingerprintField::ConfigurationItem)
+                    .then(|| c.item(r.row).map(str::to_string))
+                    .flatten(),
+                s(SERVICE, FingerprintField::Service),
+            ]);
+            a.label = r.leader.map_or_else(
+                || c.ticket_id.value(r.row).to_string(),
+                |l| l.label.to_string(),
+            );
+            a.cluster_id = r.leader.map_or(0, |l| l.id);
+            a.first_seen = at;
+        }
+        a.tickets += 1;
+        if a.titles.len() < LABEL_TITLES
+            && let Some(t) = c.title
+        {
+            a.titles.push(t.value(r.row).to_string());
+        }
+        a.requesters.insert(c.hash(REQUESTER, r.row));
+        a.reopened += u64::from(c.reopens.value(r.row) > 0);
+        if !c.resolved.is_null(r.row) {
+            a.resolved += 1;
+            a.resolve_ms += c.resolved.value(r.row) - at;
+            a.with_kb += u64::from(c.kb.get(r.row).is_some());
+        }
+        a.minutes += u64::from(c.minutes.value(r.row));
+        a.last_seen = a.last_seen.max(at);
+        a.first_seen = a.first_seen.min(at);
+        if settings.samples > 0 {
+            let newest_first = a.samples.len() < settings.samples
+                || a.samples.last().is_some_and(|(t, _)| at > *t);
+            if newest_first {
+                let pos = a.samples.partition_point(|(t, _)| *t >= at);
+                a.samples
+                    .insert(pos, (at, c.ticket_id.value(r.row).to_string()));
+                a.samples.truncate(settings.samples);
+            }
+        }
+    }
+
+    /// The fingerprint's figures over `covered` ms of baseline (whole windows).
+    fn issue(self, key: u64, settings: &ViewSettings, covered: i64, enough_history: bool) -> Issue {
+        let (a, w) = (self, settings.window_ms.max(1));
+        let expected = enough_history.then(|| a.baseline as f64 * w as f64 / covered as f64);
+        let n = a.tickets as f64;
+        let k = covered / w;
+        let spike_score = enough_history.then(|| surprise(a.tickets, a.baseline, k as u64));
+        let recurring = a.tickets >= u64::from(settings.problem_min_tickets);
+        let [tenant, category, subcategory, configuration_item, service] =
+            a.first_row.unwrap_or_default();
+        Issue {
+            fingerprint: format!("{key:016x}"),
+            label: representative(&a.titles).unwrap_or(a.label),
+            cluster_id: format!("{:016x}", a.cluster_id),
+            tenant,
+            category,
+            subcategory,
+            configuration_item,
+            service,
+            tickets: a.tickets,
+            requesters: a.requesters.len() as u64,
+            reopen_rate: a.reopened as f64 / n,
+            resolved: a.resolved,
+            mttr_hours: (a.resolved > 0).then(|| a.resolve_ms as f64 / a.resolved as f64 / HOUR_MS),
+            handle_hours: a.minutes as f64 / 60.0,
+            handle_cost: a.minutes as f64 / 60.0 * settings.hourly_rate,
+            resolved_with_kb: a.with_kb,
+            baseline_tickets: a.baseline,
+            expected,
+            spike_score,
+            trend: expected.filter(|e| *e > 0.0).map(|e| n / e),
+            first_seen: iso(a.first_seen),
+            last_seen: iso(a.last_seen),
+            samples: a.samples.into_iter().map(|(_, id)| id).collect(),
+            problem_candidate: recurring
+                && if settings.problem_min_spike <= 0.0 {
+                    true
+                } else {
+                    spike_score.is_some_and(|s| s >= settings.problem_min_spike)
+                        && expected.is_some_and(|e| n >= settings.problem_min_trend * e)
+                },
+            kb_candidate: recurring && a.resolved >= 2 && a.with_kb == 0,
+        }
+    }
+}
+
 fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
@@ -815,56 +916,7 @@ pub fn compute_with<'s>(
             return;
         }
         in_window += 1;
-        let a = accs.entry(key).or_default();
-        if a.first_row.is_none() {
-            let has = |f: FingerprintField| settings.fields.contains(&f);
-            let s = |slot: usize, f: FingerprintField| {
-                has(f)
-                    .then(|| c.str(slot, r.row).map(str::to_string))
-                    .flatten()
-            };
-            a.first_row = Some([
-                s(TENANT, FingerprintField::Tenant),
-                s(CATEGORY, FingerprintField::Category),
-                s(SUBCATEGORY, FingerprintField::Subcategory),
-                has(FingerprintField::ConfigurationItem)
-                    .then(|| c.item(r.row).map(str::to_string))
-                    .flatten(),
-                s(SERVICE, FingerprintField::Service),
-            ]);
-            a.label = r.leader.map_or_else(
-                || c.ticket_id.value(r.row).to_string(),
-                |l| l.label.to_string(),
-            );
-            a.cluster_id = r.leader.map_or(0, |l| l.id);
-            a.first_seen = at;
-        }
-        a.tickets += 1;
-        if a.titles.len() < LABEL_TITLES
-            && let Some(t) = c.title
-        {
-            a.titles.push(t.value(r.row).to_string());
-        }
-        a.requesters.insert(c.hash(REQUESTER, r.row));
-        a.reopened += u64::from(c.reopens.value(r.row) > 0);
-        if !c.resolved.is_null(r.row) {
-            a.resolved += 1;
-            a.resolve_ms += c.resolved.value(r.row) - at;
-            a.with_kb += u64::from(c.kb.get(r.row).is_some());
-        }
-        a.minutes += u64::from(c.minutes.value(r.row));
-        a.last_seen = a.last_seen.max(at);
-        a.first_seen = a.first_seen.min(at);
-        if settings.samples > 0 {
-            let newest_first = a.samples.len() < settings.samples
-                || a.samples.last().is_some_and(|(t, _)| at > *t);
-            if newest_first {
-                let pos = a.samples.partition_point(|(t, _)| *t >= at);
-                a.samples
-                    .insert(pos, (at, c.ticket_id.value(r.row).to_string()));
-                a.samples.truncate(settings.samples);
-            }
-        }
+        accs.entry(key).or_default().add(r, at, settings);
     });
     // The baseline is whole windows (so a weekly pattern does not bias it), as many as the
     // history before the window holds, up to `baseline_windows`.
@@ -888,49 +940,7 @@ pub fn compute_with<'s>(
     let mut issues: Vec<Issue> = accs
         .into_iter()
         .filter(|(_, a)| a.tickets >= u64::from(settings.min_tickets))
-        .map(|(key, a)| {
-            let expected = enough_history.then(|| a.baseline as f64 * w as f64 / covered as f64);
-            let n = a.tickets as f64;
-            let k = covered / w;
-            let spike_score = enough_history.then(|| surprise(a.tickets, a.baseline, k as u64));
-            let recurring = a.tickets >= u64::from(settings.problem_min_tickets);
-            let [tenant, category, subcategory, configuration_item, service] =
-                a.first_row.unwrap_or_default();
-            Issue {
-                fingerprint: format!("{key:016x}"),
-                label: representative(&a.titles).unwrap_or(a.label),
-                cluster_id: format!("{:016x}", a.cluster_id),
-                tenant,
-                category,
-                subcategory,
-                configuration_item,
-                service,
-                tickets: a.tickets,
-                requesters: a.requesters.len() as u64,
-                reopen_rate: a.reopened as f64 / n,
-                resolved: a.resolved,
-                mttr_hours: (a.resolved > 0)
-                    .then(|| a.resolve_ms as f64 / a.resolved as f64 / HOUR_MS),
-                handle_hours: a.minutes as f64 / 60.0,
-                handle_cost: a.minutes as f64 / 60.0 * settings.hourly_rate,
-                resolved_with_kb: a.with_kb,
-                baseline_tickets: a.baseline,
-                expected,
-                spike_score,
-                trend: expected.filter(|e| *e > 0.0).map(|e| n / e),
-                first_seen: iso(a.first_seen),
-                last_seen: iso(a.last_seen),
-                samples: a.samples.into_iter().map(|(_, id)| id).collect(),
-                problem_candidate: recurring
-                    && if settings.problem_min_spike <= 0.0 {
-                        true
-                    } else {
-                        spike_score.is_some_and(|s| s >= settings.problem_min_spike)
-                            && expected.is_some_and(|e| n >= settings.problem_min_trend * e)
-                    },
-                kb_candidate: recurring && a.resolved >= 2 && a.with_kb == 0,
-            }
-        })
+        .map(|(key, a)| a.issue(key, settings, covered, enough_history))
         .collect();
     issues.sort_by(|a, b| {
         b.tickets
