@@ -189,18 +189,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         done_bytes += progress.load(Ordering::Relaxed);
         bar.set_position(done_bytes);
-        let mut counts = importer.counts.clone();
-        counts.rows -= before.rows;
-        counts.imported_rows -= before.imported_rows;
-        counts.unchanged_rows -= before.unchanged_rows;
-        counts.skipped_rows -= before.skipped_rows;
-        counts.events -= before.events;
-        for (k, v) in &before.rejected_rows {
-            if let Some(n) = counts.rejected_rows.get_mut(k) {
-                *n -= v;
-            }
-        }
-        counts.rejected_rows.retain(|_, n| *n > 0);
+        let counts = since(&importer.counts, &before);
         let seconds = t0.elapsed().as_secs_f64();
         files.push(FileSummary {
             file,
@@ -237,46 +226,69 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        for f in &summary.files {
-            println!(
-                "{}: {} rows → {} imported, {} unchanged, {} skipped, {} rejected; {} events ({:.0} rows/s)",
-                f.file,
-                f.counts.rows,
-                f.counts.imported_rows,
-                f.counts.unchanged_rows,
-                f.counts.skipped_rows,
-                f.counts.rejected(),
-                f.counts.events,
-                f.rows_per_second
-            );
-            for (reason, n) in &f.counts.rejected_rows {
-                println!("    rejected {reason}: {n}");
-            }
-        }
-        for (value, rows) in &summary.unmapped {
-            println!("    unmapped {value}: {rows} rows (add it to the mapping's [values])");
-        }
-        let l = &summary.log;
-        if args.dry_run {
-            println!(
-                "dry run, nothing written: {} tickets; {} events would be applied, {} duplicate, {} refused",
-                summary.tickets, l.applied, l.duplicates, l.rejected
-            );
-        } else if sink.is_kafka() {
-            println!(
-                "{} tickets, {} events appended to Kafka topic {}",
-                summary.tickets, l.appended, config.log.kafka.topic
-            );
-        } else {
-            println!(
-                "{} tickets; log: {} applied, {} duplicate, {} refused",
-                summary.tickets, l.applied, l.duplicates, l.rejected
-            );
-        }
+        let topic = sink.is_kafka().then_some(config.log.kafka.topic.as_str());
+        print_summary(&summary, args.dry_run, topic);
     }
     Ok(if failed {
         ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The summary as text: per file, the unmapped values, and what the log did.
+fn print_summary(summary: &Summary, dry_run: bool, kafka_topic: Option<&str>) {
+    for f in &summary.files {
+        println!(
+            "{}: {} rows → {} imported, {} unchanged, {} skipped, {} rejected; {} events ({:.0} rows/s)",
+            f.file,
+            f.counts.rows,
+            f.counts.imported_rows,
+            f.counts.unchanged_rows,
+            f.counts.skipped_rows,
+            f.counts.rejected(),
+            f.counts.events,
+            f.rows_per_second
+        );
+        for (reason, n) in &f.counts.rejected_rows {
+            println!("    rejected {reason}: {n}");
+        }
+    }
+    for (value, rows) in &summary.unmapped {
+        println!("    unmapped {value}: {rows} rows (add it to the mapping's [values])");
+    }
+    let l = &summary.log;
+    if dry_run {
+        println!(
+            "dry run, nothing written: {} tickets; {} events would be applied, {} duplicate, {} refused",
+            summary.tickets, l.applied, l.duplicates, l.rejected
+        );
+    } else if let Some(topic) = kafka_topic {
+        println!(
+            "{} tickets, {} events appended to Kafka topic {topic}",
+            summary.tickets, l.appended
+        );
+    } else {
+        println!(
+            "{} tickets; log: {} applied, {} duplicate, {} refused",
+            summary.tickets, l.applied, l.duplicates, l.rejected
+        );
+    }
+}
+
+/// The counts added since `before`.
+fn since(now: &Counts, before: &Counts) -> Counts {
+    let mut counts = now.clone();
+    counts.rows -= before.rows;
+    counts.imported_rows -= before.imported_rows;
+    counts.unchanged_rows -= before.unchanged_rows;
+    counts.skipped_rows -= before.skipped_rows;
+    counts.events -= before.events;
+    for (k, v) in &before.rejected_rows {
+        if let Some(n) = counts.rejected_rows.get_mut(k) {
+            *n -= v;
+        }
+    }
+    counts.rejected_rows.retain(|_, n| *n > 0);
+    counts
 }
