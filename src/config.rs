@@ -328,55 +328,8 @@ impl Config {
                 &format!("`{calendar}` is not a calendar in sla.calendars"),
             );
         }
-        let k = &self.log.kafka;
         if self.log.kind == LogKind::Kafka {
-            if k.brokers.trim().is_empty() {
-                return invalid("log.kafka.brokers", "must name at least one broker");
-            }
-            for (key, value) in [
-                ("log.kafka.topic", &k.topic),
-                ("log.kafka.group", &k.group),
-                ("log.kafka.dead-letter-topic", &k.dead_letter_topic),
-            ] {
-                if value.is_empty()
-                    || value.len() > 249
-                    || !value
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-                {
-                    return invalid(key, "must be 1-249 characters of [a-zA-Z0-9._-]");
-                }
-            }
-            if k.topic == k.dead_letter_topic {
-                return invalid(
-                    "log.kafka.dead-letter-topic",
-                    "must differ from log.kafka.topic",
-                );
-            }
-            if k.partitions == 0 {
-                return invalid("log.kafka.partitions", "must be at least 1");
-            }
-            if k.replication_factor == 0 {
-                return invalid("log.kafka.replication-factor", "must be at least 1");
-            }
-            if k.delivery_timeout_ms < 1000 {
-                return invalid("log.kafka.delivery-timeout-ms", "must be at least 1000");
-            }
-            for (name, value) in k
-                .properties
-                .iter()
-                .chain(&k.consumer_properties)
-                .chain(&k.producer_properties)
-            {
-                if let Some(var) = value.expose().strip_prefix("env:")
-                    && std::env::var(var).is_err()
-                {
-                    return invalid(
-                        &format!("log.kafka.properties.\"{name}\""),
-                        &format!("reads environment variable {var}, which is not set"),
-                    );
-                }
-            }
+            self.log.kafka.validate()?;
         }
         crate::sla::Rules::compile(&self.sla).map_err(|e| ConfigError::Invalid {
             key: e.key,
@@ -391,6 +344,67 @@ impl Config {
             }
             if t.roles.is_empty() {
                 return invalid(&format!("auth.tokens[{i}].roles"), "must name a role");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Kafka {
+    /// Checks `[log.kafka]`; the error names the key.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, problem: &str| {
+            Err(ConfigError::Invalid {
+                key: key.into(),
+                problem: problem.into(),
+            })
+        };
+        let k = self;
+        if k.brokers.trim().is_empty() {
+            return invalid("log.kafka.brokers", "must name at least one broker");
+        }
+        for (key, value) in [
+            ("log.kafka.topic", &k.topic),
+            ("log.kafka.group", &k.group),
+            ("log.kafka.dead-letter-topic", &k.dead_letter_topic),
+        ] {
+            if value.is_empty()
+                || value.len() > 249
+                || !value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            {
+                return invalid(key, "must be 1-249 characters of [a-zA-Z0-9._-]");
+            }
+        }
+        if k.topic == k.dead_letter_topic {
+            return invalid(
+                "log.kafka.dead-letter-topic",
+                "must differ from log.kafka.topic",
+            );
+        }
+        if k.partitions == 0 {
+            return invalid("log.kafka.partitions", "must be at least 1");
+        }
+        if k.replication_factor == 0 {
+            return invalid("log.kafka.replication-factor", "must be at least 1");
+        }
+        if k.delivery_timeout_ms < 1000 {
+            return invalid("log.kafka.delivery-timeout-ms", "must be at least 1000");
+        }
+        for (name, value) in k
+            .properties
+            .iter()
+            .chain(&k.consumer_properties)
+            .chain(&k.producer_properties)
+        {
+            if let Some(var) = value.expose().strip_prefix("env:")
+                && std::env::var(var).is_err()
+            {
+                return invalid(
+                    &format!("log.kafka.properties.\"{name}\""),
+                    &format!("reads environment variable {var}, which is not set"),
+                );
             }
         }
         Ok(())
