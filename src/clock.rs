@@ -104,3 +104,29 @@ impl Pulse {
         self.last_tick = Instant::now();
     }
 }
+
+/// Something that keeps projections following a log: the embedded writer or the Kafka
+/// projector. [`drive`] is the one loop both run.
+pub trait Driver {
+    /// Waits at most `wait` for work (submissions, records) and does it; `false` once it
+    /// should stop.
+    fn step(&mut self, wait: Duration) -> bool;
+    /// Upkeep between steps: publishing, time-based checkpoints, lag and readiness.
+    fn upkeep(&mut self);
+    /// Gives its live projections their beat.
+    fn beat(&mut self, pulse: &mut Pulse);
+    /// After the last step: the final checkpoint and hand-over.
+    fn finish(&mut self);
+}
+
+/// Runs `driver` until it stops: work, upkeep, and the SLA beat whenever it is due.
+pub fn drive(driver: &mut impl Driver) {
+    let mut pulse = Pulse::new();
+    while driver.step(SLA_TICK) {
+        driver.upkeep();
+        if pulse.due() {
+            driver.beat(&mut pulse);
+        }
+    }
+    driver.finish();
+}

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::alert::AlertSink;
-use crate::clock::{Pulse, SLA_TICK};
+use crate::clock::Pulse;
 use crate::config::{Config, LogKind, Storage};
 use crate::engine::{Engine, EngineError, Submission};
 use crate::event::TicketEvent;
@@ -407,7 +407,7 @@ fn checkpoint(engine: &mut Engine, metrics: &Metrics) {
 }
 
 fn writer_loop(
-    mut engine: Engine,
+    engine: Engine,
     rx: mpsc::Receiver<Command>,
     query: QueryEngine,
     metrics: Metrics,
@@ -415,27 +415,51 @@ fn writer_loop(
     storage: Storage,
     alerts: AlertSink,
 ) {
-    let interval = Duration::from_secs(storage.checkpoint_interval_seconds);
-    let mut last_checkpoint = Instant::now();
-    let mut pulse = Pulse::new();
-    loop {
-        pulse.beat([engine.projection_mut()], &alerts, &metrics);
-        let first = match rx.recv_timeout(SLA_TICK) {
+    crate::clock::drive(&mut Writer {
+        interval: Duration::from_secs(storage.checkpoint_interval_seconds),
+        last_checkpoint: Instant::now(),
+        engine,
+        rx,
+        query,
+        metrics,
+        ready,
+        storage,
+        alerts,
+    });
+}
+
+/// The embedded backend's driver: one thread owns the engine; submissions waiting in the
+/// channel are decided and appended together (group commit).
+struct Writer {
+    engine: Engine,
+    rx: mpsc::Receiver<Command>,
+    query: QueryEngine,
+    metrics: Metrics,
+    ready: Arc<AtomicBool>,
+    storage: Storage,
+    alerts: AlertSink,
+    interval: Duration,
+    last_checkpoint: Instant,
+}
+
+/// A group of submissions and where to answer each.
+type Group = Vec<(
+    Vec<Item>,
+    oneshot::Sender<Result<Vec<Outcome>, Arc<dyn std::error::Error + Send + Sync>>>,
+)>;
+
+impl crate::clock::Driver for Writer {
+    fn step(&mut self, wait: Duration) -> bool {
+        let first = match self.rx.recv_timeout(wait) {
             Ok(Command::Submit { items, reply }) => (items, reply),
-            Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
-            Err(RecvTimeoutError::Timeout) => {
-                if engine.events_since_checkpoint() > 0 && last_checkpoint.elapsed() >= interval {
-                    checkpoint(&mut engine, &metrics);
-                    last_checkpoint = Instant::now();
-                }
-                continue;
-            }
+            Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => return false,
+            Err(RecvTimeoutError::Timeout) => return true,
         };
         let mut group = vec![first];
         let mut total = group[0].0.len();
         let mut stop = false;
         while total < MAX_GROUP_EVENTS {
-            match rx.try_recv() {
+            match self.rx.try_recv() {
                 Ok(Command::Submit { items, reply }) => {
                     total += items.len();
                     group.push((items, reply));
@@ -447,6 +471,42 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
+        self.commit(group);
+        if stop {
+            // The last group is durable; checkpoint it like any other before stopping.
+            self.upkeep();
+        }
+        !stop
+    }
+
+    fn upkeep(&mut self) {
+        let since = self.engine.events_since_checkpoint();
+        if since >= self.storage.checkpoint_every_events
+            || (since > 0 && self.last_checkpoint.elapsed() >= self.interval)
+        {
+            checkpoint(&mut self.engine, &self.metrics);
+            self.last_checkpoint = Instant::now();
+        }
+    }
+
+    fn beat(&mut self, pulse: &mut Pulse) {
+        pulse.beat([self.engine.projection_mut()], &self.alerts, &self.metrics);
+    }
+
+    fn finish(&mut self) {
+        self.ready.store(false, Ordering::Relaxed);
+        if self.engine.events_since_checkpoint() > 0 {
+            checkpoint(&mut self.engine, &self.metrics);
+        }
+        tracing::info!("writer stopped");
+    }
+}
+
+impl Writer {
+    /// Decides and appends a group with one durable write, publishes the snapshot, then
+    /// answers each submitter.
+    fn commit(&mut self, group: Group) {
+        let (engine, metrics) = (&mut self.engine, &self.metrics);
         let submissions: Vec<Submission<'_>> = group
             .iter()
             .flat_map(|(items, _)| items.iter())
@@ -460,8 +520,8 @@ fn writer_loop(
         metrics.log_appends.inc();
         match result {
             Ok(outcomes) => {
-                let snapshot = engine.snapshot(&query.current());
-                query.publish(snapshot);
+                let snapshot = engine.snapshot(&self.query.current());
+                self.query.publish(snapshot);
                 let (mut applied, mut dup, mut rej) = (0, 0, 0);
                 for o in &outcomes {
                     match o {
@@ -478,7 +538,7 @@ fn writer_loop(
                 c.with_label_values(&["applied"]).inc_by(applied);
                 c.with_label_values(&["duplicate"]).inc_by(dup);
                 c.with_label_values(&["rejected"]).inc_by(rej);
-                update_gauges(&metrics, &engine);
+                update_gauges(metrics, engine);
                 let mut rest = outcomes.into_iter();
                 for (items, reply) in group {
                     let mine: Vec<Outcome> = rest.by_ref().take(items.len()).collect();
@@ -494,21 +554,7 @@ fn writer_loop(
                 }
             }
         }
-        if engine.events_since_checkpoint() >= storage.checkpoint_every_events
-            || (engine.events_since_checkpoint() > 0 && last_checkpoint.elapsed() >= interval)
-        {
-            checkpoint(&mut engine, &metrics);
-            last_checkpoint = Instant::now();
-        }
-        if stop {
-            break;
-        }
     }
-    ready.store(false, Ordering::Relaxed);
-    if engine.events_since_checkpoint() > 0 {
-        checkpoint(&mut engine, &metrics);
-    }
-    tracing::info!("writer stopped");
 }
 
 #[cfg(test)]

@@ -939,15 +939,39 @@ pub fn start(
 
 fn run(consumer: BaseConsumer<Projector>, stop: Arc<AtomicBool>) {
     let ctx = consumer.context().clone();
-    let mut unpublished = false;
-    let mut last_publish = Instant::now();
-    let mut last_housekeeping = Instant::now();
-    let mut pulse = crate::clock::Pulse::new();
-    while !stop.load(Ordering::Relaxed) {
-        let idle = match consumer.poll(Duration::from_millis(100)) {
+    crate::clock::drive(&mut KafkaDriver {
+        consumer,
+        ctx,
+        stop,
+        unpublished: false,
+        idle: true,
+        last_publish: Instant::now(),
+        last_housekeeping: Instant::now(),
+    });
+}
+
+/// The Kafka backend's driver: a consumer-group member projecting the partitions it owns.
+struct KafkaDriver {
+    consumer: BaseConsumer<Projector>,
+    ctx: Arc<Projector>,
+    stop: Arc<AtomicBool>,
+    /// Records applied since the last snapshot was published.
+    unpublished: bool,
+    /// The last poll found nothing.
+    idle: bool,
+    last_publish: Instant,
+    last_housekeeping: Instant,
+}
+
+impl crate::clock::Driver for KafkaDriver {
+    fn step(&mut self, wait: Duration) -> bool {
+        if self.stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.idle = match self.consumer.poll(wait) {
             Some(Ok(msg)) => {
-                ctx.handle(&consumer, &msg);
-                unpublished = true;
+                self.ctx.handle(&self.consumer, &msg);
+                self.unpublished = true;
                 false
             }
             Some(Err(e)) => {
@@ -956,27 +980,36 @@ fn run(consumer: BaseConsumer<Projector>, stop: Arc<AtomicBool>) {
             }
             None => true,
         };
-        if unpublished && (idle || last_publish.elapsed() >= PUBLISH_EVERY) {
-            ctx.publish();
-            unpublished = false;
-            last_publish = Instant::now();
+        true
+    }
+
+    fn upkeep(&mut self) {
+        if self.unpublished && (self.idle || self.last_publish.elapsed() >= PUBLISH_EVERY) {
+            self.ctx.publish();
+            self.unpublished = false;
+            self.last_publish = Instant::now();
         }
-        if pulse.due() {
-            ctx.beat(&mut pulse);
-        }
-        if last_housekeeping.elapsed() >= Duration::from_secs(1) {
-            ctx.housekeeping(&consumer);
-            last_housekeeping = Instant::now();
+        if self.last_housekeeping.elapsed() >= Duration::from_secs(1) {
+            self.ctx.housekeeping(&self.consumer);
+            self.last_housekeeping = Instant::now();
         }
     }
-    ctx.publish();
-    ctx.checkpoint_all(&consumer);
-    ctx.ready.store(false, Ordering::Relaxed);
-    // Leaving the group hands the partitions over at once (the revoke callback checkpoints).
-    consumer.unsubscribe();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline && consumer.assignment().is_ok_and(|a| a.count() > 0) {
-        let _ = consumer.poll(Duration::from_millis(50));
+
+    fn beat(&mut self, pulse: &mut crate::clock::Pulse) {
+        self.ctx.beat(pulse);
     }
-    tracing::info!("projector stopped");
+
+    fn finish(&mut self) {
+        let (ctx, consumer) = (&self.ctx, &self.consumer);
+        ctx.publish();
+        ctx.checkpoint_all(consumer);
+        ctx.ready.store(false, Ordering::Relaxed);
+        // Leaving the group hands the partitions over at once (the revoke callback checkpoints).
+        consumer.unsubscribe();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && consumer.assignment().is_ok_and(|a| a.count() > 0) {
+            let _ = consumer.poll(Duration::from_millis(50));
+        }
+        tracing::info!("projector stopped");
+    }
 }
