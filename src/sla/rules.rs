@@ -211,24 +211,7 @@ impl Rules {
 
     /// Validates and compiles `[sla]`.
     pub fn compile(config: &SlaConfig) -> Result<Rules, RulesError> {
-        let mut pause = Vec::new();
-        for (i, s) in config.pause_statuses.iter().enumerate() {
-            match Status::parse(s) {
-                Some(Status::Resolved | Status::Closed | Status::Cancelled) => {
-                    return err(
-                        format!("sla.pause-statuses[{i}]"),
-                        format!("`{s}` ends the clocks; it cannot pause them"),
-                    );
-                }
-                Some(st) => pause.push(st),
-                None => {
-                    return err(
-                        format!("sla.pause-statuses[{i}]"),
-                        format!("`{s}` is not a status"),
-                    );
-                }
-            }
-        }
+        let pause = compile_pause(&config.pause_statuses)?;
         let warnings = compile_warnings("sla.warnings", &config.warnings)?;
         let mut calendars = Vec::new();
         let mut calendar_index = BTreeMap::new();
@@ -249,81 +232,14 @@ impl Rules {
                     format!("`{}` names two policies", p.name),
                 );
             }
-            if p.targets.is_empty() {
-                return err(format!("{key}.targets"), "must set at least one target");
-            }
-            let mut targets = [None; 4];
-            for (clock, t) in &p.targets {
-                let tkey = format!("{key}.targets.{clock}");
-                let Some(kind) = ClockKind::from_config(clock) else {
-                    return err(
-                        tkey,
-                        "is not a clock (time-to-own, first-response, next-reply, resolution)",
-                    );
-                };
-                let ms = parse_duration(&t.within).map_err(|e| RulesError {
-                    key: format!("{tkey}.within"),
-                    problem: e.to_string(),
-                })?;
-                let Some(&calendar) = calendar_index.get(&t.calendar) else {
-                    return err(
-                        format!("{tkey}.calendar"),
-                        format!("`{}` is not a calendar in sla.calendars", t.calendar),
-                    );
-                };
-                targets[kind as usize] = Some(Target { ms, calendar });
-            }
-            let warnings = match &p.warnings {
-                Some(w) => compile_warnings(&format!("{key}.warnings"), w)?,
-                None => warnings.clone(),
-            };
-            policies.push(Policy {
-                name: p.name.clone(),
-                matches: p.matches.clone(),
-                targets,
-                warnings,
-            });
+            policies.push(compile_policy(&key, p, &calendar_index, &warnings)?);
         }
-        let a = &config.alerts;
-        for (i, url) in a.alertmanager.iter().chain(&a.webhooks).enumerate() {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                let key = if i < a.alertmanager.len() {
-                    format!("sla.alerts.alertmanager[{i}]")
-                } else {
-                    format!("sla.alerts.webhooks[{}]", i - a.alertmanager.len())
-                };
-                return err(key, "must be an http:// or https:// URL");
-            }
-        }
-        if a.resend_seconds == 0 {
-            return err("sla.alerts.resend-seconds", "must be at least 1");
-        }
-        if a.queue_limit == 0 {
-            return err("sla.alerts.queue-limit", "must be at least 1");
-        }
-        if a.timeout_seconds == 0 {
-            return err("sla.alerts.timeout-seconds", "must be at least 1");
-        }
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        for s in &pause {
-            s.as_str().hash(&mut h);
-        }
-        for c in &calendars {
-            (c.name.as_str(), c.tz.name(), &c.week, &c.holidays).hash(&mut h);
-        }
-        for p in &policies {
-            p.name.hash(&mut h);
-            format!("{:?}", p.matches).hash(&mut h);
-            for t in &p.targets {
-                t.map(|t| (t.ms, t.calendar)).hash(&mut h);
-            }
-            p.warnings.hash(&mut h);
-        }
+        check_alerts(&config.alerts)?;
         Ok(Rules {
+            fingerprint: fingerprint(&pause, &calendars, &policies),
             calendars,
             policies,
             pause,
-            fingerprint: h.finish() | 1,
         })
     }
 
@@ -373,6 +289,117 @@ fn compile_warnings(key: &str, list: &[u32]) -> Result<Vec<u8>, RulesError> {
 }
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// `sla.pause-statuses`: statuses that pause the clocks (not the ones that end them).
+fn compile_pause(statuses: &[String]) -> Result<Vec<Status>, RulesError> {
+    let mut pause = Vec::new();
+    for (i, s) in statuses.iter().enumerate() {
+        match Status::parse(s) {
+            Some(Status::Resolved | Status::Closed | Status::Cancelled) => {
+                return err(
+                    format!("sla.pause-statuses[{i}]"),
+                    format!("`{s}` ends the clocks; it cannot pause them"),
+                );
+            }
+            Some(st) => pause.push(st),
+            None => {
+                return err(
+                    format!("sla.pause-statuses[{i}]"),
+                    format!("`{s}` is not a status"),
+                );
+            }
+        }
+    }
+    Ok(pause)
+}
+
+/// One policy (`key` is where it is in the configuration).
+fn compile_policy(
+    key: &str,
+    p: &PolicyConfig,
+    calendar_index: &BTreeMap<String, u16>,
+    default_warnings: &[u8],
+) -> Result<Policy, RulesError> {
+    if p.targets.is_empty() {
+        return err(format!("{key}.targets"), "must set at least one target");
+    }
+    let mut targets = [None; 4];
+    for (clock, t) in &p.targets {
+        let tkey = format!("{key}.targets.{clock}");
+        let Some(kind) = ClockKind::from_config(clock) else {
+            return err(
+                tkey,
+                "is not a clock (time-to-own, first-response, next-reply, resolution)",
+            );
+        };
+        let ms = parse_duration(&t.within).map_err(|e| RulesError {
+            key: format!("{tkey}.within"),
+            problem: e.to_string(),
+        })?;
+        let Some(&calendar) = calendar_index.get(&t.calendar) else {
+            return err(
+                format!("{tkey}.calendar"),
+                format!("`{}` is not a calendar in sla.calendars", t.calendar),
+            );
+        };
+        targets[kind as usize] = Some(Target { ms, calendar });
+    }
+    let warnings = match &p.warnings {
+        Some(w) => compile_warnings(&format!("{key}.warnings"), w)?,
+        None => default_warnings.to_vec(),
+    };
+    Ok(Policy {
+        name: p.name.clone(),
+        matches: p.matches.clone(),
+        targets,
+        warnings,
+    })
+}
+
+/// `sla.alerts`: receiver URLs and the delivery settings.
+fn check_alerts(a: &AlertsConfig) -> Result<(), RulesError> {
+    for (i, url) in a.alertmanager.iter().chain(&a.webhooks).enumerate() {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            let key = if i < a.alertmanager.len() {
+                format!("sla.alerts.alertmanager[{i}]")
+            } else {
+                format!("sla.alerts.webhooks[{}]", i - a.alertmanager.len())
+            };
+            return err(key, "must be an http:// or https:// URL");
+        }
+    }
+    if a.resend_seconds == 0 {
+        return err("sla.alerts.resend-seconds", "must be at least 1");
+    }
+    if a.queue_limit == 0 {
+        return err("sla.alerts.queue-limit", "must be at least 1");
+    }
+    if a.timeout_seconds == 0 {
+        return err("sla.alerts.timeout-seconds", "must be at least 1");
+    }
+    Ok(())
+}
+
+/// A hash of everything that decides clock values: a checkpoint taken under other rules is
+/// not reused.
+fn fingerprint(pause: &[Status], calendars: &[Calendar], policies: &[Policy]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for s in pause {
+        s.as_str().hash(&mut h);
+    }
+    for c in calendars {
+        (c.name.as_str(), c.tz.name(), &c.week, &c.holidays).hash(&mut h);
+    }
+    for p in policies {
+        p.name.hash(&mut h);
+        format!("{:?}", p.matches).hash(&mut h);
+        for t in &p.targets {
+            t.map(|t| (t.ms, t.calendar)).hash(&mut h);
+        }
+        p.warnings.hash(&mut h);
+    }
+    h.finish() | 1
+}
 
 fn compile_calendar(name: &str, c: &CalendarConfig) -> Result<Calendar, RulesError> {
     let key = format!("sla.calendars.{name}");
