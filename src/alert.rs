@@ -19,12 +19,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::base::Millis;
+use crate::event::format_ms as rfc3339;
 use crate::sla::alerts::{AlertInfo, AlertUpdate, ProblemAlert};
 use crate::sla::rules::AlertsConfig;
 use crate::telemetry::Metrics;
@@ -240,12 +241,6 @@ struct Dispatcher {
     receivers: Vec<Arc<Receiver>>,
     config: AlertsConfig,
     metrics: Metrics,
-}
-
-fn rfc3339(ms: Millis) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn human(ms: i64) -> String {

@@ -432,7 +432,7 @@ async fn ticket_page(q: &crate::query::QueryEngine, id: &str) -> Result<Value, A
                 .iter()
                 .filter(|s| Some(s.clock) == kind)
                 .map(|s| {
-                    let mut v = json!({"at": rfc3339(s.at), "event": s.event});
+                    let mut v = json!({"at": crate::event::format_ms(s.at), "event": s.event});
                     if let Some(d) = &s.detail {
                         v["detail"] = Value::String(d.clone());
                     }
@@ -454,12 +454,6 @@ fn instant(t: &str) -> i64 {
                 .map(|d| d.and_utc().timestamp_millis())
         })
         .unwrap_or(0)
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// The steps of a ticket's clocks, by the SLA engine: its history rows become the changes the

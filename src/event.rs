@@ -429,6 +429,11 @@ pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// An instant in milliseconds as [`format_time`] writes it (out of range: the epoch).
+pub fn format_ms(ms: i64) -> String {
+    format_time(DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default())
+}
+
 impl TicketEvent {
     /// Parses and validates one event from JSON bytes.
     pub fn from_json(bytes: &[u8]) -> Result<TicketEvent, EventError> {

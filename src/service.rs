@@ -238,7 +238,19 @@ impl Service {
             .name("deskwatch-writer".into())
             .spawn({
                 let alerts = alerts.clone();
-                move || writer_loop(engine, rx, q, m, r, s, alerts)
+                move || {
+                    crate::clock::drive(&mut Writer {
+                        interval: Duration::from_secs(s.checkpoint_interval_seconds),
+                        last_checkpoint: Instant::now(),
+                        engine,
+                        rx,
+                        query: q,
+                        metrics: m,
+                        ready: r,
+                        storage: s,
+                        alerts,
+                    })
+                }
             })
             .map_err(ServiceError::Thread)?;
         Ok(Service {
@@ -404,28 +416,6 @@ fn checkpoint(engine: &mut Engine, metrics: &Metrics) {
             tracing::error!(error = %e, "checkpoint failed; the log still has every event");
         }
     }
-}
-
-fn writer_loop(
-    engine: Engine,
-    rx: mpsc::Receiver<Command>,
-    query: QueryEngine,
-    metrics: Metrics,
-    ready: Arc<AtomicBool>,
-    storage: Storage,
-    alerts: AlertSink,
-) {
-    crate::clock::drive(&mut Writer {
-        interval: Duration::from_secs(storage.checkpoint_interval_seconds),
-        last_checkpoint: Instant::now(),
-        engine,
-        rx,
-        query,
-        metrics,
-        ready,
-        storage,
-        alerts,
-    });
 }
 
 /// The embedded backend's driver: one thread owns the engine; submissions waiting in the

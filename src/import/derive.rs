@@ -463,8 +463,8 @@ impl Deriver {
                         "out_of_order",
                         format!(
                             "{} is before the ticket's previous row ({}); rows of a ticket must be in time order",
-                            fmt_ms(at),
-                            fmt_ms(t.last_at)
+                            crate::event::format_ms(at),
+                            crate::event::format_ms(t.last_at)
                         ),
                     );
                 }
@@ -660,12 +660,6 @@ fn event_id(name: &str, ticket: &str, ordinal: u32, k: usize) -> String {
     h.update(&ordinal.to_le_bytes());
     h.update(&(k as u32).to_le_bytes());
     format!("{name}-{:032x}", h.digest128())
-}
-
-fn fmt_ms(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map(crate::event::format_time)
-        .unwrap_or_default()
 }
 
 /// Why an instant does not parse in the mapping's format.
