@@ -185,3 +185,64 @@ fn library_errors_are_typed() {
         "library signatures returning Result<_, String>: use a typed error (thiserror)"
     );
 }
+
+/// Longest a library or CLI function may grow, in lines: past this it does several things.
+const MAX_FUNCTION_LINES: usize = 100;
+
+/// The functions of `code` longer than `max` lines, as `name (lines)`. A function runs from
+/// its `fn` line to the first line that closes a block at the `fn` line's indentation.
+fn long_functions(code: &str, max: usize) -> Vec<String> {
+    let lines: Vec<&str> = code.lines().collect();
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let t = line.trim_start();
+        let indent = line.len() - t.len();
+        let head = ["pub ", "pub(crate) ", "pub(super) ", "async ", "const "]
+            .iter()
+            .fold(t, |t, p| t.strip_prefix(p).unwrap_or(t));
+        let Some(name) = head.strip_prefix("fn ") else {
+            continue;
+        };
+        if line.trim_end().ends_with(';') {
+            continue;
+        }
+        let close = " ".repeat(indent) + "}";
+        let end = lines[i + 1..]
+            .iter()
+            .position(|l| l.trim_end() == close)
+            .map_or(lines.len() - i, |n| n + 2);
+        if end > max {
+            let name: String = name
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            found.push(format!("{name} ({end} lines)"));
+        }
+    }
+    found
+}
+
+#[test]
+fn functions_stay_readable() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut found = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for long in long_functions(code, MAX_FUNCTION_LINES) {
+            found.push(format!("{}: {long}", f.display()));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "functions over {MAX_FUNCTION_LINES} lines (split them where they do several things): {found:#?}"
+    );
+}
+
+#[test]
+fn the_function_length_check_measures() {
+    let code = "fn short() {\n    1\n}\n\n    pub fn long() {\n        a();\n        b();\n        c();\n    }\n";
+    assert_eq!(long_functions(code, 4), vec!["long (5 lines)".to_string()]);
+    assert!(long_functions(code, 5).is_empty());
+}

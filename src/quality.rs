@@ -127,28 +127,7 @@ pub fn evaluate(rows: &[Labelled], setup: TextSetup) -> anyhow::Result<Evaluatio
     let groups: Vec<&str> = rows.iter().map(|r| r.group.as_str()).collect();
     let mut projection = Projection::new();
     projection.text = crate::clustering::state::TextState::new(setup.clone());
-    let base = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")?.to_utc();
-    // A ticket needs a title: an export without one gets the description's first words, as
-    // a help desk's own list shows it.
-    let titles: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            if !r.title.trim().is_empty() {
-                return r.title.clone();
-            }
-            let first = r
-                .description
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("");
-            let short: String = first.chars().take(80).collect();
-            if short.trim().is_empty() {
-                "(no title)".into()
-            } else {
-                short
-            }
-        })
-        .collect();
+    let titles: Vec<String> = rows.iter().map(title_of).collect();
     // Longer descriptions are cut where the event contract stops (as an import does).
     let descriptions: Vec<String> = rows
         .iter()
@@ -161,29 +140,12 @@ pub fn evaluate(rows: &[Labelled], setup: TextSetup) -> anyhow::Result<Evaluatio
         analysed.push(setup.analyzer.analyze(title, description));
     }
     let analyse = started.elapsed().as_secs_f64();
-    let mut events = Vec::with_capacity(rows.len());
-    for (i, (description, title)) in descriptions.iter().zip(&titles).enumerate() {
-        let at = base + chrono::Duration::minutes(i as i64);
-        let json = serde_json::json!({
-            "event_id": format!("e{i}"),
-            "ticket_id": format!("T{i}"),
-            "type": "ticket.created",
-            "occurred_at": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "actor": {"id": "requester", "role": "requester"},
-            "schema_version": 1,
-            "payload": {
-                "channel": "portal",
-                "priority": "P3",
-                "category": "uncategorised",
-                "requester": format!("r{i}"),
-                "title": title,
-                "description": description,
-            }
-        });
-        let event = TicketEvent::from_json(json.to_string().as_bytes())
-            .map_err(|e| anyhow::anyhow!("row {}: {e}", i + 1))?;
-        events.push(event);
-    }
+    let events = descriptions
+        .iter()
+        .zip(&titles)
+        .enumerate()
+        .map(|(i, (description, title))| created_event(i, title, description))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let started = Instant::now();
     for ((offset, event), text) in events.iter().enumerate().zip(analysed) {
         projection.apply_prepared(event, offset as u64, Some(text));
@@ -220,6 +182,50 @@ pub fn evaluate(rows: &[Labelled], setup: TextSetup) -> anyhow::Result<Evaluatio
         place_micros: place * 1e6 / n,
         analyse_micros: analyse * 1e6 / n,
     })
+}
+
+/// A row's title. A ticket needs one: an export without it gets the description's first
+/// words, as a help desk's own list shows it.
+fn title_of(r: &Labelled) -> String {
+    if !r.title.trim().is_empty() {
+        return r.title.clone();
+    }
+    let first = r
+        .description
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    let short: String = first.chars().take(80).collect();
+    if short.trim().is_empty() {
+        "(no title)".into()
+    } else {
+        short
+    }
+}
+
+/// Row `i` as a `ticket.created` event, one minute after the previous row, through the
+/// event contract's own parser.
+fn created_event(i: usize, title: &str, description: &str) -> anyhow::Result<TicketEvent> {
+    let base = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")?.to_utc();
+    let at = base + chrono::Duration::minutes(i as i64);
+    let json = serde_json::json!({
+        "event_id": format!("e{i}"),
+        "ticket_id": format!("T{i}"),
+        "type": "ticket.created",
+        "occurred_at": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "actor": {"id": "requester", "role": "requester"},
+        "schema_version": 1,
+        "payload": {
+            "channel": "portal",
+            "priority": "P3",
+            "category": "uncategorised",
+            "requester": format!("r{i}"),
+            "title": title,
+            "description": description,
+        }
+    });
+    TicketEvent::from_json(json.to_string().as_bytes())
+        .map_err(|e| anyhow::anyhow!("row {}: {e}", i + 1))
 }
 
 /// Pair precision, recall and F1 of `clusters` against `groups` (same length).

@@ -485,17 +485,16 @@ impl Simulator {
             && paused == 0
             && matches!(channel, Channel::Phone | Channel::Chat | Channel::WalkIn);
         let kb_used = kb.filter(|_| self.rng.random::<f64>() < 0.6);
+        let resolution_code = match (problem, tier) {
+            (Some(_), _) => "workaround",
+            (None, 1) => "solved_remotely",
+            (None, _) => "fixed",
+        };
         life.emit(
             t,
             agent(&resolver),
             Payload::Resolved(Resolved {
-                resolution_code: if problem.is_some() {
-                    "workaround".into()
-                } else if tier == 1 {
-                    "solved_remotely".into()
-                } else {
-                    "fixed".into()
-                },
+                resolution_code: resolution_code.into(),
                 first_contact,
                 kb_article: kb_used.map(str::to_string),
             }),
@@ -509,7 +508,12 @@ impl Simulator {
             },
             Payload::Closed(Closed {}),
         );
-        // Keep each ticket's events in order even when two share a millisecond.
+        self.queue(life, n);
+    }
+
+    /// Queues a planned ticket's events (in order even when two share a millisecond) and
+    /// records the breaches they should cause.
+    fn queue(&mut self, mut life: Lifecycle, n: u64) {
         let mut last = i64::MIN;
         for (_, event) in life.events.iter_mut() {
             let mut ms = event.occurred_at.timestamp_millis();
@@ -573,6 +577,28 @@ impl Simulator {
                 author_role: Role::Agent,
             }),
         );
+        t = self.maybe_reprioritise(life, t, &a1, priority);
+        let (t, paused) = self.maybe_wait_for_requester(life, t, &a1, requester);
+        let t = t + (h1 * MINUTE as f64) as i64;
+        life.emit(
+            t,
+            agent(&a1),
+            Payload::WorkLogged(WorkLogged {
+                agent: a1.clone(),
+                minutes: h1.round().max(1.0) as u32,
+            }),
+        );
+        (t, paused, a1)
+    }
+
+    /// Sometimes (4 %) tier 1 corrects the priority a step; returns the time after.
+    fn maybe_reprioritise(
+        &mut self,
+        life: &mut Lifecycle,
+        mut t: i64,
+        a1: &str,
+        priority: Priority,
+    ) -> i64 {
         if self.rng.random::<f64>() < 0.04 {
             let to = match priority {
                 Priority::P1 => Priority::P2,
@@ -583,16 +609,28 @@ impl Simulator {
             t += self.rng.random_range(5..60) * MINUTE;
             life.emit(
                 t,
-                agent(&a1),
+                agent(a1),
                 Payload::PriorityChanged(PriorityChanged { from: priority, to }),
             );
         }
+        t
+    }
+
+    /// Sometimes (18 %) tier 1 waits for the requester's answer; returns the time after and
+    /// the time paused.
+    fn maybe_wait_for_requester(
+        &mut self,
+        life: &mut Lifecycle,
+        mut t: i64,
+        a1: &str,
+        requester: &Actor,
+    ) -> (i64, i64) {
         let mut paused: i64 = 0;
         if self.rng.random::<f64>() < 0.18 {
             t += self.rng.random_range(2..30) * MINUTE;
             life.emit(
                 t,
-                agent(&a1),
+                agent(a1),
                 Payload::StatusChanged(StatusChanged {
                     from: Status::InProgress,
                     to: Status::PendingCustomer,
@@ -611,7 +649,7 @@ impl Simulator {
             );
             life.emit(
                 t + MINUTE,
-                agent(&a1),
+                agent(a1),
                 Payload::StatusChanged(StatusChanged {
                     from: Status::PendingCustomer,
                     to: Status::InProgress,
@@ -619,16 +657,7 @@ impl Simulator {
             );
             t += MINUTE;
         }
-        t += (h1 * MINUTE as f64) as i64;
-        life.emit(
-            t,
-            agent(&a1),
-            Payload::WorkLogged(WorkLogged {
-                agent: a1.clone(),
-                minutes: h1.round().max(1.0) as u32,
-            }),
-        );
-        (t, paused, a1)
+        (t, paused)
     }
 
     /// Who calls, from where, by which channel and how urgently.
@@ -801,64 +830,78 @@ impl Simulator {
             resolver = a2.clone();
             tier = 2;
             if self.rng.random::<f64>() < 0.25 {
-                let group = self.tier3.group.clone();
-                let h3 = (handle * 4.0 * (0.5 + self.rng.random::<f64>())).clamp(10.0, 900.0);
-                life.emit(
-                    t + MINUTE,
-                    agent(&a2),
-                    Payload::Escalated(Escalated {
-                        from_tier: 2,
-                        to_tier: 3,
-                        group: group.clone(),
-                        reason: Some("infrastructure change needed".into()),
-                    }),
-                );
-                let (s3, a3) = self.tier3.take(t + 2 * MINUTE, h3);
-                life.emit(
-                    s3,
-                    agent(&a3),
-                    Payload::Assigned(Assigned {
-                        group,
-                        agent: Some(a3.clone()),
-                        tier: 3,
-                    }),
-                );
-                t = s3;
-                if self.rng.random::<f64>() < 0.3 {
-                    life.emit(
-                        t + MINUTE,
-                        agent(&a3),
-                        Payload::StatusChanged(StatusChanged {
-                            from: Status::InProgress,
-                            to: Status::PendingVendor,
-                        }),
-                    );
-                    let wait = (self.lognormal(20.0, 0.7).clamp(1.0, 200.0) * HOUR as f64) as i64;
-                    paused += wait;
-                    t += MINUTE + wait;
-                    life.emit(
-                        t,
-                        agent(&a3),
-                        Payload::StatusChanged(StatusChanged {
-                            from: Status::PendingVendor,
-                            to: Status::InProgress,
-                        }),
-                    );
-                }
-                t += (h3 * MINUTE as f64) as i64;
-                life.emit(
-                    t,
-                    agent(&a3),
-                    Payload::WorkLogged(WorkLogged {
-                        agent: a3.clone(),
-                        minutes: h3.round().max(1.0) as u32,
-                    }),
-                );
-                resolver = a3;
-                tier = 3;
+                let (t3, a3, waited) = self.tier_three(life, t, &a2, handle);
+                (t, resolver, tier) = (t3, a3, 3);
+                paused += waited;
             }
         }
         (t, resolver, tier, paused)
+    }
+
+    /// Tier 3 takes an escalated ticket, maybe waits for a vendor, and logs its work; the
+    /// time, the agent and the time paused.
+    fn tier_three(
+        &mut self,
+        life: &mut Lifecycle,
+        mut t: i64,
+        a2: &str,
+        handle: f64,
+    ) -> (i64, String, i64) {
+        let mut paused = 0i64;
+        let group = self.tier3.group.clone();
+        let h3 = (handle * 4.0 * (0.5 + self.rng.random::<f64>())).clamp(10.0, 900.0);
+        life.emit(
+            t + MINUTE,
+            agent(a2),
+            Payload::Escalated(Escalated {
+                from_tier: 2,
+                to_tier: 3,
+                group: group.clone(),
+                reason: Some("infrastructure change needed".into()),
+            }),
+        );
+        let (s3, a3) = self.tier3.take(t + 2 * MINUTE, h3);
+        life.emit(
+            s3,
+            agent(&a3),
+            Payload::Assigned(Assigned {
+                group,
+                agent: Some(a3.clone()),
+                tier: 3,
+            }),
+        );
+        t = s3;
+        if self.rng.random::<f64>() < 0.3 {
+            life.emit(
+                t + MINUTE,
+                agent(&a3),
+                Payload::StatusChanged(StatusChanged {
+                    from: Status::InProgress,
+                    to: Status::PendingVendor,
+                }),
+            );
+            let wait = (self.lognormal(20.0, 0.7).clamp(1.0, 200.0) * HOUR as f64) as i64;
+            paused = wait;
+            t += MINUTE + wait;
+            life.emit(
+                t,
+                agent(&a3),
+                Payload::StatusChanged(StatusChanged {
+                    from: Status::PendingVendor,
+                    to: Status::InProgress,
+                }),
+            );
+        }
+        t += (h3 * MINUTE as f64) as i64;
+        life.emit(
+            t,
+            agent(&a3),
+            Payload::WorkLogged(WorkLogged {
+                agent: a3.clone(),
+                minutes: h3.round().max(1.0) as u32,
+            }),
+        );
+        (t, a3, paused)
     }
 
     /// One ticket in 17 comes back: reopened, worked again and resolved; the new time.

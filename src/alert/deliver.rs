@@ -266,15 +266,16 @@ pub async fn run(
     closing: CancellationToken,
     grace: Duration,
 ) {
-    let name = [r.name.as_str()];
-    let mut backoff = BACKOFF_MIN;
-    let mut size = BATCH;
+    let mut pace = Pace {
+        backoff: BACKOFF_MIN,
+        size: BATCH,
+    };
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
         if deadline.is_none() && closing.is_cancelled() {
             deadline = Some(tokio::time::Instant::now() + grace);
         }
-        let batch = r.queue().front(size);
+        let batch = r.queue().front(pace.size);
         if batch.is_empty() {
             if deadline.is_some() {
                 return;
@@ -293,6 +294,54 @@ pub async fn run(
             },
             None => send(&r, &client, r.body(&batch)).await,
         };
+        let Some(wait) = pace.settle(&r, &metrics, &batch, sent, started) else {
+            continue;
+        };
+        let until = tokio::time::Instant::now() + wait;
+        match deadline {
+            Some(d) if until >= d => break,
+            Some(_) => tokio::time::sleep_until(until).await,
+            None => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(until) => {}
+                    // At shutdown, try once more at once, then within the grace period.
+                    () = closing.cancelled() => {}
+                }
+            }
+        }
+    }
+    let left = r.waiting();
+    if left > 0 {
+        metrics
+            .alerts_dropped
+            .with_label_values(&[r.name.as_str()])
+            .inc_by(left as u64);
+        tracing::error!(
+            receiver = %r.name,
+            left,
+            "alerts not delivered within the shutdown grace period (sla.alerts.shutdown-grace-seconds); they are resent after the restart while still active"
+        );
+    }
+}
+
+/// How a receiver is being sent to: the next retry's backoff and the batch size.
+struct Pace {
+    backoff: Duration,
+    size: usize,
+}
+
+impl Pace {
+    /// Acts on the receiver's answer to `batch` (settles what it accepted or refused for good,
+    /// halves the batch to find a refused alert); returns how long to wait before retrying.
+    fn settle(
+        &mut self,
+        r: &Receiver,
+        metrics: &Metrics,
+        batch: &[(u64, serde_json::Value)],
+        sent: Sent,
+        started: std::time::Instant,
+    ) -> Option<Duration> {
+        let name = [r.name.as_str()];
         let seqs: Vec<u64> = batch.iter().map(|(s, _)| *s).collect();
         match sent {
             Sent::Accepted => {
@@ -303,10 +352,11 @@ pub async fn run(
                     .alerts_sent
                     .with_label_values(&name)
                     .inc_by(batch.len() as u64);
-                r.settle(&seqs, &metrics);
-                backoff = BACKOFF_MIN;
+                r.settle(&seqs, metrics);
+                self.backoff = BACKOFF_MIN;
                 // After a refused batch was split, grow back towards full batches.
-                size = (size * 2).min(BATCH);
+                self.size = (self.size * 2).min(BATCH);
+                None
             }
             Sent::Refused(status, answer) if batch.len() == 1 => {
                 let (_, alert) = &batch[0];
@@ -319,8 +369,9 @@ pub async fn run(
                     "the receiver refuses this alert; it is dropped (deskwatch_alerts_rejected_total)"
                 );
                 metrics.alerts_rejected.with_label_values(&name).inc();
-                r.settle(&seqs, &metrics);
-                size = BATCH;
+                r.settle(&seqs, metrics);
+                self.size = BATCH;
+                None
             }
             Sent::Refused(status, answer) => {
                 tracing::warn!(
@@ -330,41 +381,19 @@ pub async fn run(
                     alerts = batch.len(),
                     "the receiver refuses a batch; splitting it to find the refused alert"
                 );
-                size = batch.len() / 2;
+                self.size = batch.len() / 2;
+                None
             }
             Sent::Retry(after) => {
                 metrics
                     .alert_delivery_failures
                     .with_label_values(&name)
                     .inc();
-                let wait = jitter(backoff).max(after.unwrap_or_default());
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-                let until = tokio::time::Instant::now() + wait;
-                match deadline {
-                    Some(d) if until >= d => break,
-                    Some(_) => tokio::time::sleep_until(until).await,
-                    None => {
-                        tokio::select! {
-                            () = tokio::time::sleep_until(until) => {}
-                            // At shutdown, try once more at once, then within the grace period.
-                            () = closing.cancelled() => {}
-                        }
-                    }
-                }
+                let wait = jitter(self.backoff).max(after.unwrap_or_default());
+                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                Some(wait)
             }
         }
-    }
-    let left = r.waiting();
-    if left > 0 {
-        metrics
-            .alerts_dropped
-            .with_label_values(&name)
-            .inc_by(left as u64);
-        tracing::error!(
-            receiver = %r.name,
-            left,
-            "alerts not delivered within the shutdown grace period (sla.alerts.shutdown-grace-seconds); they are resent after the restart while still active"
-        );
     }
 }
 

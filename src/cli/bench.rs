@@ -9,7 +9,7 @@
 //! 4. SQL: three representative queries over the projected tables.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -103,44 +103,49 @@ fn rate(n: u64, secs: f64) -> String {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !args.clusters.is_empty() {
         super::bench_recurring::clusters(&args.clusters, args.similarity)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    if args.recurring {
-        super::bench_recurring::run((args.events as f64 / 8.45).ceil() as u64, args.view_tickets)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    if let (Some(input), Some(mapping)) = (&args.import, &args.mapping) {
+    } else if args.recurring {
+        super::bench_recurring::run(tickets_for(args.events), args.view_tickets)?;
+    } else if let (Some(input), Some(mapping)) = (&args.import, &args.mapping) {
         super::bench_import::run(input, mapping)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    if args.cost {
+    } else if args.cost {
         super::bench_cost::run(args.view_tickets)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    if args.sla {
+    } else if args.sla {
         super::bench_sla::run(args.events, args.clocks, args.due)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    if let Some(brokers) = &args.kafka {
+    } else if let Some(brokers) = &args.kafka {
         super::bench_kafka::run(brokers, args.events, args.batch)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let tmp;
-    let dir = match &args.dir {
-        Some(d) => d.clone(),
-        None => {
-            tmp = std::env::temp_dir().join(format!("deskwatch-bench-{}", std::process::id()));
-            tmp
+    } else {
+        let dir = args.dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("deskwatch-bench-{}", std::process::id()))
+        });
+        std::fs::create_dir_all(&dir)?;
+        let result = log_and_replay(&dir, args.events, args.batch);
+        if args.dir.is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
         }
-    };
-    std::fs::create_dir_all(&dir)?;
-    let tickets = (args.events as f64 / 8.45).ceil() as u64;
-    println!(
-        "deskwatch bench: target {} events (~{tickets} tickets), batch {}",
-        args.events, args.batch
-    );
+        result?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
-    // Generate the payloads once, streaming into batches.
+/// Tickets of a simulated stream of about `events` events.
+fn tickets_for(events: u64) -> u64 {
+    (events as f64 / 8.45).ceil() as u64
+}
+
+/// The default benchmark: append, replay + projection, memory and SQL over `dir`.
+fn log_and_replay(dir: &Path, events: u64, batch: usize) -> anyhow::Result<()> {
+    let tickets = tickets_for(events);
+    println!("deskwatch bench: target {events} events (~{tickets} tickets), batch {batch}");
+    let n = append(dir, tickets, events, batch)?;
+    let log = EmbeddedLog::open(&dir.join("log"))?;
+    let parse = parse_references(&log)?;
+    let mut projection = replay(&log, n, &parse)?;
+    sql(&mut projection)
+}
+
+/// Phase 1: simulated events into the embedded log in group commits, against the same bytes
+/// written raw with one fdatasync per batch. Returns the events written.
+fn append(dir: &Path, tickets: u64, events: u64, batch_size: usize) -> anyhow::Result<u64> {
     let sim = Simulator::new(Params {
         tickets,
         seed: 1,
@@ -149,7 +154,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     });
     let mut log = EmbeddedLog::open(&dir.join("log")).context("open log")?;
     let mut reference = std::fs::File::create(dir.join("reference.bin"))?;
-    let mut batch: Vec<(String, Vec<u8>)> = Vec::with_capacity(args.batch);
+    let mut batch: Vec<(String, Vec<u8>)> = Vec::with_capacity(batch_size);
     let (mut n, mut bytes) = (0u64, 0u64);
     let (mut t_log, mut t_ref) = (0f64, 0f64);
     let mut flush =
@@ -170,12 +175,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             batch.clear();
             Ok(())
         };
-    for event in sim.take(args.events as usize) {
+    for event in sim.take(events as usize) {
         let payload = event.to_json();
         n += 1;
         bytes += payload.len() as u64;
         batch.push((event.ticket_id, payload));
-        if batch.len() == args.batch {
+        if batch.len() == batch_size {
             flush(&mut batch, &mut log)?;
         }
     }
@@ -195,10 +200,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bytes as f64 / 1e6 / t_ref
     );
     println!("   ratio log / raw: {:.2}", t_ref / t_log);
-    drop(log);
+    Ok(n)
+}
 
-    // 2. Reference parse of the same bytes, read from the log.
-    let log = EmbeddedLog::open(&dir.join("log"))?;
+/// The references of phase 2, measured on the log's own bytes.
+struct ParseReferences {
+    /// Records parsed into `serde_json::Value`.
+    parsed: u64,
+    /// Seconds to parse every record into `serde_json::Value`.
+    value: f64,
+    /// Seconds to parse every record into `IgnoredAny`.
+    ignored: f64,
+}
+
+fn parse_references(log: &EmbeddedLog) -> anyhow::Result<ParseReferences> {
     let t = Instant::now();
     let mut reader = log.reader(&LogPosition::default())?;
     let mut parsed = 0u64;
@@ -206,15 +221,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let v: serde_json::Value = serde_json::from_slice(r.payload)?;
         parsed += v.is_object() as u64;
     }
-    let t_value = t.elapsed().as_secs_f64();
+    let value = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let mut reader = log.reader(&LogPosition::default())?;
     while let Some(r) = reader.next_record()? {
         let _: serde::de::IgnoredAny = serde_json::from_slice(r.payload)?;
     }
-    let t_ignored = t.elapsed().as_secs_f64();
+    Ok(ParseReferences {
+        parsed,
+        value,
+        ignored: t.elapsed().as_secs_f64(),
+    })
+}
 
-    // 3. Replay + projection, with the peak RSS of this phase.
+/// Phases 2 and 3: replay + projection against the parse references, with the peak RSS of
+/// the replay.
+fn replay(log: &EmbeddedLog, n: u64, reference: &ParseReferences) -> anyhow::Result<Projection> {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let before = rss_kib("VmRSS:");
     let t = Instant::now();
@@ -231,13 +253,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!("   replay + projection:              {}", rate(n, t_replay));
     println!(
         "   reference serde_json -> Value:    {}  (ratio {:.2})",
-        rate(parsed, t_value),
-        t_value / t_replay
+        rate(reference.parsed, reference.value),
+        reference.value / t_replay
     );
     println!(
         "   reference serde_json -> IgnoredAny: {}  (ratio {:.2})",
-        rate(n, t_ignored),
-        t_ignored / t_replay
+        rate(n, reference.ignored),
+        reference.ignored / t_replay
     );
     println!(
         "\n3. memory after replay of {n} events, {} tickets",
@@ -253,8 +275,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         peak as f64 * 1024.0 / n as f64,
         projection.heap_bytes() as f64 / n as f64
     );
+    Ok(projection)
+}
 
-    // 4. SQL.
+/// Phase 4: representative queries over the projected tables.
+fn sql(projection: &mut Projection) -> anyhow::Result<()> {
     let t = Instant::now();
     let snapshot = projection.snapshot(&Snapshot::default());
     let t_snap = t.elapsed().as_secs_f64();
@@ -262,20 +287,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     query.publish(snapshot);
     let rt = super::runtime()?;
     println!("\n4. SQL (snapshot built in {:.2} s)", t_snap);
-    for (name, sql) in [
-        (
-            "open backlog by priority and group",
-            "select priority, assignment_group, count(*) n, avg(handle_minutes) m from tickets where status not in ('closed','resolved','cancelled') or resolved_at > timestamp '2026-03-01T00:00:00Z' group by 1, 2 order by n desc",
-        ),
-        (
-            "top 10 categories/CI by tickets, reopens, handle time",
-            "select category, configuration_item, count(*) n, sum(reopen_count) reopens, sum(handle_minutes) minutes from tickets group by 1, 2 order by n desc limit 10",
-        ),
-        (
-            "escalations per group and week over the history",
-            "select assignment_group, date_trunc('week', occurred_at) wk, count(*) n from ticket_events where event_type = 'ticket.escalated' group by 1, 2 order by 2, 1",
-        ),
-    ] {
+    for (name, sql) in SQL {
         let t = Instant::now();
         let rows: usize = rt
             .block_on(query.sql(sql))?
@@ -288,8 +300,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             t.elapsed().as_secs_f64()
         );
     }
-    if args.dir.is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
+
+/// The queries of phase 4.
+const SQL: [(&str, &str); 3] = [
+    (
+        "open backlog by priority and group",
+        "select priority, assignment_group, count(*) n, avg(handle_minutes) m from tickets where status not in ('closed','resolved','cancelled') or resolved_at > timestamp '2026-03-01T00:00:00Z' group by 1, 2 order by n desc",
+    ),
+    (
+        "top 10 categories/CI by tickets, reopens, handle time",
+        "select category, configuration_item, count(*) n, sum(reopen_count) reopens, sum(handle_minutes) minutes from tickets group by 1, 2 order by n desc limit 10",
+    ),
+    (
+        "escalations per group and week over the history",
+        "select assignment_group, date_trunc('week', occurred_at) wk, count(*) n from ticket_events where event_type = 'ticket.escalated' group by 1, 2 order by 2, 1",
+    ),
+];

@@ -43,7 +43,17 @@ pub fn run(brokers: &str, events: u64, batch: usize) -> anyhow::Result<()> {
     raw_settings.topic = raw_topic.clone();
     raw_settings.dead_letter_topic = format!("{raw_topic}.dead-letters");
     rt.block_on(ensure_topics(&raw_settings))?;
+    let n = produce(&settings, &raw_topic, events, batch)?;
+    consume(&config, &settings, n, run_id)
+}
 
+/// Part 1: the ingest path against a raw producer. Returns the events produced.
+fn produce(
+    settings: &deskwatch::config::Kafka,
+    raw_topic: &str,
+    events: u64,
+    batch: usize,
+) -> anyhow::Result<u64> {
     let tickets = (events as f64 / 8.45).ceil() as u64;
     let lines: Vec<(String, Vec<u8>)> = Simulator::new(Params {
         tickets,
@@ -56,15 +66,14 @@ pub fn run(brokers: &str, events: u64, batch: usize) -> anyhow::Result<()> {
     let n = lines.len() as u64;
     let bytes: usize = lines.iter().map(|(_, p)| p.len()).sum();
     println!(
-        "deskwatch bench --kafka {brokers}: {n} events ({:.1} MB), 8 partitions, batch {batch}",
+        "deskwatch bench --kafka {}: {n} events ({:.1} MB), 8 partitions, batch {batch}",
+        settings.brokers,
         bytes as f64 / 1e6
     );
-
-    // 1. Produce.
-    let raw: ThreadedProducer<DefaultProducerContext> = producer_config(&settings).create()?;
+    let raw: ThreadedProducer<DefaultProducerContext> = producer_config(settings).create()?;
     let t = Instant::now();
     for (key, payload) in &lines {
-        let mut record = BaseRecord::to(&raw_topic).key(key).payload(payload);
+        let mut record = BaseRecord::to(raw_topic).key(key).payload(payload);
         loop {
             match raw.send(record) {
                 Ok(()) => break,
@@ -78,7 +87,7 @@ pub fn run(brokers: &str, events: u64, batch: usize) -> anyhow::Result<()> {
     raw.flush(Duration::from_secs(300))?;
     let t_raw = t.elapsed().as_secs_f64();
 
-    let producer = EventProducer::new(&settings)?;
+    let producer = EventProducer::new(settings)?;
     let t = Instant::now();
     for chunk in lines.chunks(batch) {
         let parsed: Vec<TicketEvent> = chunk
@@ -103,10 +112,19 @@ pub fn run(brokers: &str, events: u64, batch: usize) -> anyhow::Result<()> {
         rate(n, t_ingest)
     );
     println!("   ratio ingest / raw: {:.2}", t_raw / t_ingest);
+    Ok(n)
+}
 
-    // 2. Consume the deskwatch topic: raw drain before and after the projector (the faster of
+/// Part 2: the projector draining the topic against a raw consumer.
+fn consume(
+    config: &Config,
+    settings: &deskwatch::config::Kafka,
+    n: u64,
+    run_id: u32,
+) -> anyhow::Result<()> {
+    // Consume the deskwatch topic: raw drain before and after the projector (the faster of
     // the two is the reference, so a cold or warm broker cache favours the reference).
-    let (t_drain_before, seen_bytes) = raw_drain(&settings, n, &format!("bench-raw-a-{run_id}"))?;
+    let (t_drain_before, seen_bytes) = raw_drain(settings, n, &format!("bench-raw-a-{run_id}"))?;
     let dir = std::env::temp_dir().join(format!("deskwatch-bench-kafka-{run_id}"));
     let storage = Storage {
         data_dir: dir.clone(),
@@ -116,7 +134,7 @@ pub fn run(brokers: &str, events: u64, batch: usize) -> anyhow::Result<()> {
     let query = QueryEngine::new()?;
     let t = Instant::now();
     let projector = deskwatch::kafka::consumer::start(
-        &settings,
+        settings,
         &storage,
         deskwatch::config::Config::load(None)?.setup(),
         deskwatch::alert::AlertSink::disabled(),
@@ -143,7 +161,7 @@ pub fn run(brokers: &str, events: u64, batch: usize) -> anyhow::Result<()> {
     projector.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
     anyhow::ensure!(projected == n, "projected {projected} of {n} records");
-    let (t_drain_after, _) = raw_drain(&settings, n, &format!("bench-raw-b-{run_id}"))?;
+    let (t_drain_after, _) = raw_drain(settings, n, &format!("bench-raw-b-{run_id}"))?;
     let t_drain = t_drain_before.min(t_drain_after);
     let applied = metrics.ingest_events.with_label_values(&["applied"]).get();
     println!("\n2. consume ({seen_bytes} bytes)");

@@ -65,8 +65,13 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 
 /// Runs both parts.
 pub fn run(events: u64, clocks: u64, due: u64) -> anyhow::Result<()> {
+    cost_per_event(events)?;
+    alert_delay(clocks, due)
+}
+
+/// Part 1: events per second with and without the SLA engine.
+fn cost_per_event(events: u64) -> anyhow::Result<()> {
     let default_rules = deskwatch::config::Config::load(None)?.sla_rules();
-    // 1. Cost per event.
     let tickets = (events as f64 / 8.45).ceil() as u64;
     let stream: Vec<TicketEvent> = Simulator::new(Params {
         tickets,
@@ -102,8 +107,11 @@ pub fn run(events: u64, clocks: u64, due: u64) -> anyhow::Result<()> {
         n / with_office,
         without / with_office
     );
+    Ok(())
+}
 
-    // 2. Alert delay with many open clocks.
+/// Part 2: delay from deadline to webhook with `clocks` open clocks, `due` of them due soon.
+fn alert_delay(clocks: u64, due: u64) -> anyhow::Result<()> {
     let bench_rules = rules(
         r#"
 pause-statuses = ["pending_customer"]
@@ -127,30 +135,7 @@ targets = { resolution = { within = "1h", calendar = "24x7" } }
         } else {
             base - (i as i64 % (hour / 2))
         };
-        let e = TicketEvent {
-            event_id: format!("b{i}"),
-            ticket_id: format!("B{i:08}"),
-            tenant: Some("bench".into()),
-            occurred_at: DateTime::<Utc>::from_timestamp_millis(created).unwrap_or_default(),
-            actor: Actor {
-                id: "bench".into(),
-                role: Role::Requester,
-            },
-            payload: Payload::Created(Created {
-                channel: Channel::Portal,
-                priority: Some(Priority::P3),
-                impact: None,
-                urgency: None,
-                category: "bench".into(),
-                subcategory: None,
-                configuration_item: None,
-                service: None,
-                requester: "r".into(),
-                title: "bench".into(),
-                description: None,
-            }),
-        };
-        projection.apply(&e, i);
+        projection.apply(&bench_ticket(i, created), i);
     }
     let setup = started.elapsed().as_secs_f64();
     projection.sla_mut().set_recording(true);
@@ -162,7 +147,46 @@ targets = { resolution = { within = "1h", calendar = "24x7" } }
         projection.sla().queue_len(),
         setup
     );
+    let (delays, tick_busy) = run_ticks(&mut projection, due, lead_ms + window_ms)?;
+    report_delays(&projection, clocks, due, delays, tick_busy);
+    Ok(())
+}
 
+/// Ticket `i` of the alert-delay part, created at `created` (ms).
+fn bench_ticket(i: u64, created: i64) -> TicketEvent {
+    TicketEvent {
+        event_id: format!("b{i}"),
+        ticket_id: format!("B{i:08}"),
+        tenant: Some("bench".into()),
+        occurred_at: DateTime::<Utc>::from_timestamp_millis(created).unwrap_or_default(),
+        actor: Actor {
+            id: "bench".into(),
+            role: Role::Requester,
+        },
+        payload: Payload::Created(Created {
+            channel: Channel::Portal,
+            priority: Some(Priority::P3),
+            impact: None,
+            urgency: None,
+            category: "bench".into(),
+            subcategory: None,
+            configuration_item: None,
+            service: None,
+            requester: "r".into(),
+            title: "bench".into(),
+            description: None,
+        }),
+    }
+}
+
+/// Ticks the SLA engine every `SLA_TICK` until `due` breach alerts have reached a local
+/// webhook (or `span_ms` + 20 s have passed). Returns the sorted delays (ms) and tick times
+/// (ms).
+fn run_ticks(
+    projection: &mut Projection,
+    due: u64,
+    span_ms: i64,
+) -> anyhow::Result<(Vec<i64>, Vec<f64>)> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -185,17 +209,21 @@ targets = { resolution = { within = "1h", calendar = "24x7" } }
             metrics.clone(),
         )
     };
-    let deadline = Instant::now() + Duration::from_millis((lead_ms + window_ms + 20_000) as u64);
+    let deadline = Instant::now() + Duration::from_millis((span_ms + 20_000) as u64);
     let mut tick_busy = Vec::new();
     while Instant::now() < deadline && (delays.lock().map_or(0, |d| d.len()) as u64) < due {
         let t = Instant::now();
-        sla_tick(&mut projection, &sink, &metrics);
+        sla_tick(projection, &sink, &metrics);
         tick_busy.push(t.elapsed().as_secs_f64() * 1000.0);
         std::thread::sleep(SLA_TICK.saturating_sub(t.elapsed()));
     }
     let mut d = delays.lock().map(|d| d.clone()).unwrap_or_default();
     d.sort_unstable();
     tick_busy.sort_by(f64::total_cmp);
+    Ok((d, tick_busy))
+}
+
+fn report_delays(projection: &Projection, clocks: u64, due: u64, d: Vec<i64>, tick_busy: Vec<f64>) {
     let tick_ms = SLA_TICK.as_millis() as f64;
     println!(
         "  breach alerts received by the webhook: {} of {}",
@@ -224,7 +252,6 @@ targets = { resolution = { within = "1h", calendar = "24x7" } }
         projection.sla().heap_bytes() as f64 / clocks as f64,
         projection.heap_bytes() / (1 << 20)
     );
-    Ok(())
 }
 
 /// A webhook that records, for each firing breach alert, arrival − deadline (ms).

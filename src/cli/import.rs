@@ -100,31 +100,111 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mapping = Mapping::load(&args.mapping)?;
     let name = mapping.name.clone();
     let config = args.data.config()?;
-    let mut sink = if args.dry_run {
+    let sink = if args.dry_run {
         Sink::dry_run(&config)
     } else {
         Sink::open(&config, &args.data.data_dir)?
     };
-    let mut unmapped: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut run = Run {
+        sink,
+        bar: progress_bar(&args.inputs)?,
+        importer: Importer::new(mapping),
+        log: LogSummary::default(),
+        unmapped: Default::default(),
+        shown: 0,
+        done_bytes: 0,
+        args: &args,
+    };
+    let started = Instant::now();
+    let mut files = Vec::new();
+    for path in &args.inputs {
+        files.push(run.file(path)?);
+    }
+    run.sink.checkpoint_every(0)?;
+    run.bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let mut totals = Counts::default();
+    for f in &files {
+        add(&mut totals, &f.counts);
+    }
+    if run.shown > args.show_rejected {
+        eprintln!(
+            "… {} more rejected rows not shown (--show-rejected)",
+            run.shown - args.show_rejected
+        );
+    }
+    let failed = totals.rejected() > 0 || run.log.rejected > 0;
+    let summary = Summary {
+        mapping: name,
+        dry_run: args.dry_run,
+        unmapped: run.unmapped,
+        files,
+        tickets: run.importer.tickets(),
+        rows_per_second: totals.rows as f64 / seconds.max(1e-9),
+        totals,
+        log: run.log,
+        seconds,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        let topic = run
+            .sink
+            .is_kafka()
+            .then_some(config.log.kafka.topic.as_str());
+        print_summary(&summary, args.dry_run, topic);
+    }
+    Ok(if failed {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A progress bar over the bytes of every input.
+fn progress_bar(inputs: &[PathBuf]) -> anyhow::Result<ProgressBar> {
     let mut total_bytes = 0;
-    for p in &args.inputs {
+    for p in inputs {
         total_bytes += std::fs::metadata(p)
             .with_context(|| format!("cannot read {}", p.display()))?
             .len();
     }
-    let bar = ProgressBar::new(total_bytes).with_style(
+    Ok(ProgressBar::new(total_bytes).with_style(
         ProgressStyle::with_template(
             "{spinner} import {msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let mut importer = Importer::new(mapping);
-    let mut log = LogSummary::default();
-    let mut files = Vec::new();
-    let mut shown = 0u64;
-    let started = Instant::now();
-    let mut done_bytes = 0;
-    for path in &args.inputs {
+    ))
+}
+
+/// One import in progress: where events go and what has been counted so far.
+struct Run<'a> {
+    sink: Sink,
+    bar: ProgressBar,
+    importer: Importer,
+    log: LogSummary,
+    /// Values a map of `[values]` lacks, with their rows.
+    unmapped: std::collections::BTreeMap<String, u64>,
+    /// Rejected rows so far (the first `--show-rejected` are printed).
+    shown: u64,
+    /// Bytes of the files already imported.
+    done_bytes: u64,
+    args: &'a Args,
+}
+
+impl Run<'_> {
+    /// Imports one file.
+    fn file(&mut self, path: &std::path::Path) -> anyhow::Result<FileSummary> {
+        let Run {
+            sink,
+            bar,
+            importer,
+            log,
+            unmapped,
+            shown,
+            done_bytes,
+            args,
+        } = self;
         let file = path.display().to_string();
         bar.set_message(
             path.file_name()
@@ -141,20 +221,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let field = e.reason.trim_start_matches("unknown_");
                 *unmapped.entry(format!("{field} `{value}`")).or_default() += 1;
             }
-            shown += 1;
-            if shown <= args.show_rejected {
-                bar.suspend(|| {
-                    eprintln!(
-                        "{file}: row {}: rejected ({}){} {}",
-                        e.row,
-                        e.reason,
-                        e.ticket
-                            .as_deref()
-                            .map(|t| format!(" ticket {t}:"))
-                            .unwrap_or_default(),
-                        e.message
-                    )
-                });
+            *shown += 1;
+            if *shown <= args.show_rejected {
+                bar.suspend(|| eprintln!("{file}: {}", rejected_row(e)));
             }
         };
         let mut write = |batch: Vec<Derived>| -> anyhow::Result<()> {
@@ -175,7 +244,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            bar.set_position(done_bytes + progress.load(Ordering::Relaxed));
+            bar.set_position(*done_bytes + progress.load(Ordering::Relaxed));
             sink.checkpoint_every(args.checkpoint_every)
         };
         importer
@@ -187,53 +256,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 &mut report,
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        done_bytes += progress.load(Ordering::Relaxed);
-        bar.set_position(done_bytes);
+        *done_bytes += progress.load(Ordering::Relaxed);
+        bar.set_position(*done_bytes);
         let counts = since(&importer.counts, &before);
         let seconds = t0.elapsed().as_secs_f64();
-        files.push(FileSummary {
+        Ok(FileSummary {
             file,
             rows_per_second: counts.rows as f64 / seconds.max(1e-9),
             counts,
             seconds,
-        });
+        })
     }
-    sink.checkpoint_every(0)?;
-    bar.finish_and_clear();
-    let seconds = started.elapsed().as_secs_f64();
-    let mut totals = Counts::default();
-    for f in &files {
-        add(&mut totals, &f.counts);
-    }
-    if shown > args.show_rejected {
-        eprintln!(
-            "… {} more rejected rows not shown (--show-rejected)",
-            shown - args.show_rejected
-        );
-    }
-    let failed = totals.rejected() > 0 || log.rejected > 0;
-    let summary = Summary {
-        mapping: name,
-        dry_run: args.dry_run,
-        unmapped,
-        files,
-        tickets: importer.tickets(),
-        rows_per_second: totals.rows as f64 / seconds.max(1e-9),
-        totals,
-        log,
-        seconds,
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        let topic = sink.is_kafka().then_some(config.log.kafka.topic.as_str());
-        print_summary(&summary, args.dry_run, topic);
-    }
-    Ok(if failed {
-        ExitCode::from(3)
-    } else {
-        ExitCode::SUCCESS
-    })
+}
+
+/// A rejected row as one line: `row N: rejected (reason) ticket T: message`.
+fn rejected_row(e: &RowError) -> String {
+    format!(
+        "row {}: rejected ({}){} {}",
+        e.row,
+        e.reason,
+        e.ticket
+            .as_deref()
+            .map(|t| format!(" ticket {t}:"))
+            .unwrap_or_default(),
+        e.message
+    )
 }
 
 /// The summary as text: per file, the unmapped values, and what the log did.

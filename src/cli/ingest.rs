@@ -83,28 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         if pending.len() >= args.batch || (n == 0 && !pending.is_empty()) {
-            let refs: Vec<(&TicketEvent, &[u8])> = pending
-                .iter()
-                .map(|(_, event, raw)| (event, raw.as_slice()))
-                .collect();
-            let outcomes = sink.write(&refs)?;
-            for ((line_no, _, _), outcome) in pending.iter().zip(outcomes) {
-                match outcome {
-                    None => summary.appended += 1,
-                    Some(Outcome::Applied) => summary.accepted += 1,
-                    Some(Outcome::Duplicate) => summary.duplicates += 1,
-                    Some(Outcome::Rejected(r)) => {
-                        summary.rejected += 1;
-                        bar.suspend(|| {
-                            eprintln!(
-                                "line {line_no}: rejected ({}) {}: {}",
-                                r.reason, r.field, r.message
-                            )
-                        });
-                    }
-                }
-            }
-            pending.clear();
+            write(&mut sink, &mut pending, &mut summary, &bar)?;
             sink.checkpoint_every(args.checkpoint_every)?;
         }
         if n == 0 {
@@ -131,4 +110,36 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Writes the pending events and counts what the log decided; empties `pending`.
+fn write(
+    sink: &mut Sink,
+    pending: &mut Vec<(u64, TicketEvent, Vec<u8>)>,
+    summary: &mut Summary,
+    bar: &ProgressBar,
+) -> anyhow::Result<()> {
+    let refs: Vec<(&TicketEvent, &[u8])> = pending
+        .iter()
+        .map(|(_, event, raw)| (event, raw.as_slice()))
+        .collect();
+    let outcomes = sink.write(&refs)?;
+    for ((line_no, _, _), outcome) in pending.iter().zip(outcomes) {
+        match outcome {
+            None => summary.appended += 1,
+            Some(Outcome::Applied) => summary.accepted += 1,
+            Some(Outcome::Duplicate) => summary.duplicates += 1,
+            Some(Outcome::Rejected(r)) => {
+                summary.rejected += 1;
+                bar.suspend(|| {
+                    eprintln!(
+                        "line {line_no}: rejected ({}) {}: {}",
+                        r.reason, r.field, r.message
+                    )
+                });
+            }
+        }
+    }
+    pending.clear();
+    Ok(())
 }

@@ -248,29 +248,56 @@ impl Clusterer {
     pub fn assign(&mut self, text: &Analysis) -> Placement {
         self.docs += 1;
         let kept = self.kept_lines(text);
-        // Term frequencies: title tokens count TITLE_TF once each, description tokens 1 each.
-        let mut title: Vec<u64> = text.title.clone();
-        title.sort_unstable();
-        title.dedup();
-        let mut tf: Vec<(u64, f64)> = title.iter().map(|&t| (t, TITLE_TF)).collect();
-        tf.extend(kept.iter().flat_map(|l| l.iter()).map(|&t| (t, 1.0)));
-        tf.sort_unstable_by_key(|(t, _)| *t);
-        let mut merged: Vec<(u64, f64)> = Vec::with_capacity(tf.len());
-        for (t, n) in tf {
-            match merged.last_mut() {
-                Some((last, m)) if *last == t => *m += n,
-                _ => merged.push((t, n)),
-            }
-        }
+        let (title, merged) = term_frequencies(text, &kept);
         for (t, _) in &merged {
             *self.df.entry(*t).or_default() += 1;
         }
-        let query: Vector = merged
+        let query = self.query(&title, &merged);
+        let keys = self.keys(&query, &merged);
+        let candidates = self.candidates(&keys);
+        for &c in &candidates {
+            // Weights drift as the desk grows: a norm is refreshed when the number of tickets
+            // doubled since it was computed, or when it was 0 (a founder whose words were all
+            // new then).
+            let cluster = &self.clusters[c as usize];
+            if cluster.norm_docs * 2 <= self.docs || cluster.body_norm == 0.0 {
+                self.refresh(c);
+            }
+        }
+        let best = self.best(
+            &candidates,
+            (&query.body, query.body_norm),
+            (&query.title, query.title_norm),
+        );
+        let (index, founded) = match best {
+            Some(c) => (c, false),
+            None => (self.found(&merged), true),
+        };
+        self.grow(index, &merged, &title);
+        self.index(index, keys);
+        if self.docs.is_multiple_of(PRUNE_EVERY) {
+            self.prune();
+        }
+        let vector = if founded {
+            founder_vector(&merged)
+        } else {
+            Vec::new()
+        };
+        Placement {
+            index,
+            founded,
+            vector,
+        }
+    }
+
+    /// A ticket's weighted vectors (whole text and title) with their norms.
+    fn query(&self, title: &[u64], merged: &[(u64, f64)]) -> Query {
+        let body: Vector = merged
             .iter()
             .map(|&(t, n)| (t, (1.0 + n.ln()) * self.token_weight(t)))
             .filter(|(_, w)| *w > 0.0)
             .collect();
-        let title_query: Vector = title
+        let title_vector: Vector = title
             .iter()
             .map(|&t| (t, self.token_weight(t)))
             .filter(|(_, w)| *w > 0.0)
@@ -286,8 +313,19 @@ impl Clusterer {
             .map(|(_, n)| ((1.0 + n.ln()) * novel).powi(2))
             .sum();
         let novel_title = title.iter().filter(|t| is_new(**t)).count() as f64 * novel * novel;
-        let mut keys = top_terms(&query, QUERY_TERMS);
-        keys.extend(top_terms(&title_query, TITLE_QUERY_TERMS));
+        Query {
+            body_norm: (norm(&body).powi(2) + novel_body).sqrt(),
+            title_norm: (norm(&title_vector).powi(2) + novel_title).sqrt(),
+            body,
+            title: title_vector,
+        }
+    }
+
+    /// The tokens a ticket is looked up and indexed under: its heaviest, and while few of its
+    /// tokens recur, its title's and its rarest.
+    fn keys(&self, query: &Query, merged: &[(u64, f64)]) -> Vec<u64> {
+        let mut keys = top_terms(&query.body, QUERY_TERMS);
+        keys.extend(top_terms(&query.title, TITLE_QUERY_TERMS));
         if keys.len() < QUERY_TERMS {
             // Few tokens recur yet (a new desk, a new kind of call): index the ticket under its
             // title's tokens, then its rarest, so that the next ticket like it finds it.
@@ -309,56 +347,28 @@ impl Clusterer {
                 }
             }
         }
-        let candidates = self.candidates(&keys);
-        for &c in &candidates {
-            // Weights drift as the desk grows: a norm is refreshed when the number of tickets
-            // doubled since it was computed, or when it was 0 (a founder whose words were all
-            // new then).
-            let cluster = &self.clusters[c as usize];
-            if cluster.norm_docs * 2 <= self.docs || cluster.body_norm == 0.0 {
-                self.refresh(c);
-            }
+        keys
+    }
+
+    /// Founds a cluster for a ticket with these tokens; its id is a hash of them.
+    fn found(&mut self, merged: &[(u64, f64)]) -> u32 {
+        let mut bytes = Vec::with_capacity(merged.len() * 8);
+        for (t, _) in merged {
+            bytes.extend_from_slice(&t.to_le_bytes());
         }
-        let best = self.best(
-            &candidates,
-            (&query, (norm(&query).powi(2) + novel_body).sqrt()),
-            (
-                &title_query,
-                (norm(&title_query).powi(2) + novel_title).sqrt(),
-            ),
-        );
-        let (index, founded) = match best {
-            Some(c) => (c, false),
-            None => {
-                let mut bytes = Vec::with_capacity(merged.len() * 8);
-                for (t, _) in &merged {
-                    bytes.extend_from_slice(&t.to_le_bytes());
-                }
-                self.clusters.push(Cluster {
-                    id: xxh3_64(&bytes),
-                    ..Cluster::default()
-                });
-                ((self.clusters.len() - 1) as u32, true)
-            }
-        };
-        self.grow(index, &merged, &title);
-        self.index(index, keys);
-        if self.docs.is_multiple_of(PRUNE_EVERY) {
-            self.df.retain(|_, n| *n > 1);
-            self.lines.retain(|_, n| *n > 1);
-            let df = &self.df;
-            self.postings.retain(|t, _| df.contains_key(t));
-        }
-        let vector = if founded {
-            founder_vector(&merged)
-        } else {
-            Vec::new()
-        };
-        Placement {
-            index,
-            founded,
-            vector,
-        }
+        self.clusters.push(Cluster {
+            id: xxh3_64(&bytes),
+            ..Cluster::default()
+        });
+        (self.clusters.len() - 1) as u32
+    }
+
+    /// Forgets tokens and lines seen once, and their postings.
+    fn prune(&mut self) {
+        self.df.retain(|_, n| *n > 1);
+        self.lines.retain(|_, n| *n > 1);
+        let df = &self.df;
+        self.postings.retain(|t, _| df.contains_key(t));
     }
 
     /// The description lines to read: all of them, except form text (lines many tickets share)
@@ -544,6 +554,37 @@ fn top_terms(v: &Vector, n: usize) -> Vec<u64> {
     let mut sorted: Vec<&(u64, f64)> = v.iter().collect();
     sorted.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     sorted.into_iter().take(n).map(|(t, _)| *t).collect()
+}
+
+/// A ticket's weighted vectors as the clusterer compares them.
+struct Query {
+    /// The whole text (title tokens weigh more).
+    body: Vector,
+    /// Norm of `body`, counting words no earlier ticket had.
+    body_norm: f64,
+    /// The title alone.
+    title: Vector,
+    /// Norm of `title`, counting words no earlier ticket had.
+    title_norm: f64,
+}
+
+/// The ticket's distinct title tokens, and its term frequencies: title tokens count
+/// `TITLE_TF` once each, tokens of the kept description lines 1 each.
+fn term_frequencies(text: &Analysis, kept: &[&[u64]]) -> (Vec<u64>, Vec<(u64, f64)>) {
+    let mut title: Vec<u64> = text.title.clone();
+    title.sort_unstable();
+    title.dedup();
+    let mut tf: Vec<(u64, f64)> = title.iter().map(|&t| (t, TITLE_TF)).collect();
+    tf.extend(kept.iter().flat_map(|l| l.iter()).map(|&t| (t, 1.0)));
+    tf.sort_unstable_by_key(|(t, _)| *t);
+    let mut merged: Vec<(u64, f64)> = Vec::with_capacity(tf.len());
+    for (t, n) in tf {
+        match merged.last_mut() {
+            Some((last, m)) if *last == t => *m += n,
+            _ => merged.push((t, n)),
+        }
+    }
+    (title, merged)
 }
 
 #[cfg(test)]

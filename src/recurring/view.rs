@@ -383,31 +383,7 @@ pub fn canonical(snapshot: &Snapshot) -> Canonical<'_> {
         .map(|c| vec![u32::MAX; c.catalog.len()])
         .collect();
     let mut leaders: Vec<&ClusterMeta> = Vec::new();
-    // Founders are weighted like tickets, with the founders of every partition as the
-    // history: a word many clusters were founded with says little, one no other founder has
-    // cannot match.
-    let mut df: HashMap<u64, u32> = HashMap::new();
-    for (_, _, meta) in &all {
-        for (t, _) in meta.vector.iter() {
-            *df.entry(*t).or_default() += 1;
-        }
-    }
-    let founders = all.len() as u64;
-    let weighted: Vec<Vec<(u64, f32)>> = all
-        .iter()
-        .map(|(_, _, meta)| {
-            meta.vector
-                .iter()
-                .map(|&(t, w)| {
-                    (
-                        t,
-                        (f64::from(w) * Clusterer::weight(founders, df[&t])) as f32,
-                    )
-                })
-                .filter(|(_, w)| *w > 0.0)
-                .collect()
-        })
-        .collect();
+    let weighted = weigh_founders(&all);
     let mut index: HashMap<u64, Vec<u32>> = HashMap::new();
     let mut leader_vectors: Vec<usize> = Vec::new();
     for (n, (p, i, meta)) in all.into_iter().enumerate() {
@@ -445,6 +421,33 @@ pub fn canonical(snapshot: &Snapshot) -> Canonical<'_> {
         parts[p][i as usize] = leader;
     }
     Canonical { parts, leaders }
+}
+
+/// The founders' vectors weighted like tickets, with the founders of every partition as the
+/// history: a word many clusters were founded with says little, one no other founder has
+/// cannot match.
+fn weigh_founders(all: &[(usize, u32, &ClusterMeta)]) -> Vec<Vec<(u64, f32)>> {
+    let mut df: HashMap<u64, u32> = HashMap::new();
+    for (_, _, meta) in all {
+        for (t, _) in meta.vector.iter() {
+            *df.entry(*t).or_default() += 1;
+        }
+    }
+    let founders = all.len() as u64;
+    all.iter()
+        .map(|(_, _, meta)| {
+            meta.vector
+                .iter()
+                .map(|&(t, w)| {
+                    (
+                        t,
+                        (f64::from(w) * Clusterer::weight(founders, df[&t])) as f32,
+                    )
+                })
+                .filter(|(_, w)| *w > 0.0)
+                .collect()
+        })
+        .collect()
 }
 
 /// How surprising `n` tickets in the window are after `baseline` tickets in the `k` windows

@@ -85,57 +85,95 @@ pub struct CostConfig {
 impl CostConfig {
     /// Checks values; the error names the key.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        let bad = |k: &str, p: &str| Err((format!("cost.{k}"), p.to_string()));
-        if self.annual_salary <= 0.0 && profile(&self.salary_profile).is_none() {
-            return bad(
+        const FRACTION: &str = "must be within 0 (inclusive) and 1 (exclusive)";
+        let fraction = |v: f64| (0.0..1.0).contains(&v);
+        let share = |v: f64| (0.0..=1.0).contains(&v);
+        let range = |[lo, hi]: [f64; 2]| lo.is_finite() && hi.is_finite() && 0.0 <= lo && lo < hi;
+        const RANGE: &str = "must be [low, high] with 0 ≤ low < high";
+        let checks: [(&str, bool, &str); 14] = [
+            (
                 "salary-profile",
+                self.annual_salary > 0.0 || profile(&self.salary_profile).is_some(),
                 "unknown profile (and no annual-salary given)",
-            );
-        }
-        if !(1.0..=3.0).contains(&self.load_factor) {
-            return bad("load-factor", "must be within 1–3");
-        }
-        if !(0.0..1.0).contains(&self.shrinkage) {
-            return bad(
-                "shrinkage",
-                "must be within 0 (inclusive) and 1 (exclusive)",
-            );
-        }
-        if !(self.max_occupancy > 0.0 && self.max_occupancy <= 1.0) {
-            return bad("max-occupancy", "must be within (0, 1]");
-        }
-        if !(0.0..1.0).contains(&self.service_level) {
-            return bad(
-                "service-level",
-                "must be within 0 (inclusive) and 1 (exclusive)",
-            );
-        }
-        if !(0.0..1.0).contains(&self.deferred_service_level) {
-            return bad(
+            ),
+            (
+                "load-factor",
+                (1.0..=3.0).contains(&self.load_factor),
+                "must be within 1–3",
+            ),
+            ("shrinkage", fraction(self.shrinkage), FRACTION),
+            (
+                "max-occupancy",
+                self.max_occupancy > 0.0 && self.max_occupancy <= 1.0,
+                "must be within (0, 1]",
+            ),
+            ("service-level", fraction(self.service_level), FRACTION),
+            (
                 "deferred-service-level",
-                "must be within 0 (inclusive) and 1 (exclusive)",
-            );
-        }
-        if !(self.answer_within_seconds >= 0.0 && self.deferred_answer_within_seconds >= 0.0) {
-            return bad("answer-within-seconds", "answer times must be 0 or more");
-        }
-        if let Some(c) = self
-            .realtime_channels
-            .iter()
-            .find(|c| crate::event::Channel::parse(c).is_none())
-        {
-            return bad("realtime-channels", &format!("unknown channel `{c}`"));
-        }
-        if self.hours_per_fte_week <= 0.0 || self.default_aht_seconds <= 0.0 {
-            return bad(
+                fraction(self.deferred_service_level),
+                FRACTION,
+            ),
+            (
+                "answer-within-seconds",
+                self.answer_within_seconds >= 0.0 && self.deferred_answer_within_seconds >= 0.0,
+                "answer times must be 0 or more",
+            ),
+            (
                 "hours-per-fte-week",
+                self.hours_per_fte_week > 0.0 && self.default_aht_seconds > 0.0,
                 "hours and handle times must be above 0",
-            );
+            ),
+            (
+                "refresh-seconds",
+                self.refresh_seconds > 0,
+                "must be at least 1",
+            ),
+            (
+                "minimum-agents",
+                self.minimum_agents <= 1000,
+                "must be at most 1000",
+            ),
+            (
+                "plausible-cost-per-ticket",
+                range(self.plausible_cost_per_ticket),
+                RANGE,
+            ),
+            (
+                "plausible-tickets-per-agent-month",
+                range(self.plausible_tickets_per_agent_month),
+                RANGE,
+            ),
+            (
+                "plausible-aht-minutes",
+                range(self.plausible_aht_minutes),
+                RANGE,
+            ),
+            (
+                "minimum-staffing-warning",
+                share(self.minimum_staffing_warning),
+                "must be within 0–1",
+            ),
+        ];
+        if let Some((key, _, problem)) = checks.iter().find(|(_, ok, _)| !ok) {
+            return Err((format!("cost.{key}"), (*problem).to_string()));
         }
-        if self.refresh_seconds == 0 {
-            return bad("refresh-seconds", "must be at least 1");
+        self.validate_channels()?;
+        if self.pricing().is_err() {
+            return Err((
+                "cost.msp-pricing".into(),
+                "must be ticket, user-month or handle-minute".into(),
+            ));
         }
-        let channels: [(&str, Vec<&String>); 2] = [
+        if !share(self.msp_credit_cap) {
+            return Err(("cost.msp-credit-cap".into(), "must be within 0–1".into()));
+        }
+        Ok(())
+    }
+
+    /// Every channel named in a key is a known channel; per-channel handle times are above 0.
+    fn validate_channels(&self) -> Result<(), (String, String)> {
+        let channels: [(&str, Vec<&String>); 3] = [
+            ("realtime-channels", self.realtime_channels.iter().collect()),
             (
                 "channel-default-aht-seconds",
                 self.channel_default_aht_seconds.keys().collect(),
@@ -147,7 +185,7 @@ impl CostConfig {
                 .iter()
                 .find(|c| crate::event::Channel::parse(c).is_none())
             {
-                return bad(key, &format!("unknown channel `{c}`"));
+                return Err((format!("cost.{key}"), format!("unknown channel `{c}`")));
             }
         }
         if let Some((c, _)) = self
@@ -155,34 +193,10 @@ impl CostConfig {
             .iter()
             .find(|(_, v)| !(v.is_finite() && **v > 0.0))
         {
-            return bad(
-                &format!("channel-default-aht-seconds.{c}"),
-                "must be above 0",
-            );
-        }
-        if self.minimum_agents > 1000 {
-            return bad("minimum-agents", "must be at most 1000");
-        }
-        for (key, [lo, hi]) in [
-            ("plausible-cost-per-ticket", self.plausible_cost_per_ticket),
-            (
-                "plausible-tickets-per-agent-month",
-                self.plausible_tickets_per_agent_month,
-            ),
-            ("plausible-aht-minutes", self.plausible_aht_minutes),
-        ] {
-            if !(lo.is_finite() && hi.is_finite() && 0.0 <= lo && lo < hi) {
-                return bad(key, "must be [low, high] with 0 ≤ low < high");
-            }
-        }
-        if !(0.0..=1.0).contains(&self.minimum_staffing_warning) {
-            return bad("minimum-staffing-warning", "must be within 0–1");
-        }
-        if self.pricing().is_err() {
-            return bad("msp-pricing", "must be ticket, user-month or handle-minute");
-        }
-        if !(0.0..=1.0).contains(&self.msp_credit_cap) {
-            return bad("msp-credit-cap", "must be within 0–1");
+            return Err((
+                format!("cost.channel-default-aht-seconds.{c}"),
+                "must be above 0".into(),
+            ));
         }
         Ok(())
     }
