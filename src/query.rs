@@ -13,7 +13,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
@@ -185,7 +185,7 @@ impl TableProvider for SlaClocksTable {
         Ok(filters
             .iter()
             .map(|f| {
-                if ticket_id_equals(f).is_some() {
+                if ticket_id_equals(f).is_some() || not_stopped(f) {
                     Inexact
                 } else {
                     Unsupported
@@ -202,8 +202,21 @@ impl TableProvider for SlaClocksTable {
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         let snapshot = self.source.load_full();
+        if projection.is_some_and(|p| p.is_empty()) {
+            // `count(*)`: the rows are counted, not valued.
+            let counts = snapshot
+                .sla
+                .iter()
+                .flatten()
+                .map(crate::projection::sla_table::row_counts);
+            return memory_scan(Arc::new(Schema::empty()), counts, self.partitions)?
+                .scan(state, None, filters, limit)
+                .await;
+        }
         // `ticket_id = '…'` (a ticket page): value only that ticket's clocks.
         let only = filters.iter().find_map(ticket_id_equals);
+        // `stopped_at is null` (the web page's open clocks): value only clocks not stopped.
+        let unstopped = filters.iter().any(not_stopped);
         let now = self
             .at
             .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
@@ -224,7 +237,17 @@ impl TableProvider for SlaClocksTable {
                     }
                     None => raw.clone(),
                 };
-                batches.push(crate::projection::sla_table::evaluate(&raw, rules, now));
+                let raw = if unstopped {
+                    crate::projection::sla_table::select(
+                        &raw,
+                        crate::projection::sla_table::is_not_stopped,
+                    )
+                } else {
+                    raw
+                };
+                if raw.num_rows() > 0 {
+                    batches.push(crate::projection::sla_table::evaluate(&raw, rules, now));
+                }
             }
         }
         memory_scan(self.schema(), batches, self.partitions)?
@@ -297,6 +320,11 @@ impl TableProvider for RecurringTable {
 }
 
 /// The ticket id of a `ticket_id = '…'` filter.
+/// Whether `e` is `stopped_at IS NULL` (the clocks not stopped: open, or cancelled open).
+fn not_stopped(e: &Expr) -> bool {
+    matches!(e, Expr::IsNull(inner) if matches!(inner.as_ref(), Expr::Column(c) if c.name == "stopped_at"))
+}
+
 fn ticket_id_equals(e: &Expr) -> Option<String> {
     use datafusion::logical_expr::{BinaryExpr, Operator};
     use datafusion::scalar::ScalarValue;
@@ -641,6 +669,8 @@ pub struct Bounded {
 pub struct QueryEngine {
     ctx: SessionContext,
     snapshot: Arc<ArcSwap<Snapshot>>,
+    /// Fixed instant SLA clocks are valued at (`deskwatch sla --at`); the wall clock if `None`.
+    sla_at: Option<i64>,
     recurring: Arc<ArcSwap<ViewSettings>>,
     limits: Arc<Limits>,
 }
@@ -735,6 +765,7 @@ impl QueryEngine {
         Ok(QueryEngine {
             ctx,
             snapshot,
+            sla_at: at,
             recurring,
             limits: Arc::new(Limits {
                 slots: Arc::new(Semaphore::new(limits.max_concurrent)),
@@ -922,6 +953,41 @@ impl QueryEngine {
 }
 
 impl QueryEngine {
+    /// The instant SLA clocks are valued at now (ms): the fixed one, or the wall clock.
+    pub fn sla_now(&self) -> i64 {
+        self.sla_at
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis())
+    }
+
+    /// Rows of `batches` (of `schema`) matching `filter`, sorted by one column then
+    /// `ticket_id`, at most `limit`.
+    pub async fn filter_sort(
+        &self,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        filter: Expr,
+        order_by: &str,
+        ascending: bool,
+        limit: usize,
+    ) -> Result<Vec<RecordBatch>, QueryError> {
+        let table = MemTable::try_new(schema, vec![batches]).map_err(classify)?;
+        self.ctx
+            .read_table(Arc::new(table))
+            .map_err(classify)?
+            .filter(filter)
+            .map_err(classify)?
+            .sort(vec![
+                datafusion::prelude::col(order_by).sort(ascending, false),
+                datafusion::prelude::col("ticket_id").sort(true, false),
+            ])
+            .map_err(classify)?
+            .limit(0, Some(limit))
+            .map_err(classify)?
+            .collect()
+            .await
+            .map_err(classify)
+    }
+
     /// Rows of `table` matching `filter`, sorted by one column, at most `limit`.
     pub async fn filtered_sorted(
         &self,

@@ -172,35 +172,137 @@ pub fn raw_batch(
     RecordBatch::try_new(RAW_SCHEMA.clone(), columns).ok()
 }
 
-/// The clock and its context as stored in row `i` of a raw batch.
-pub fn clock_at(raw: &RecordBatch, i: usize) -> (Clock, u16, Millis) {
-    let u16s = |c: usize| raw.column(c).as_primitive::<UInt16Type>().value(i);
-    let u8s = |c: usize| raw.column(c).as_primitive::<UInt8Type>().value(i);
-    let i64s = |c: usize| raw.column(c).as_primitive::<Int64Type>().value(i);
-    let kind = {
+/// The clocks of a raw batch, decoded column by column (the clock kinds once per dictionary
+/// value, not once per row).
+#[derive(Debug)]
+pub struct RawClocks<'a> {
+    raw: &'a RecordBatch,
+    kinds: Vec<ClockKind>,
+    keys: Vec<usize>,
+}
+
+impl<'a> RawClocks<'a> {
+    /// Decodes `raw`.
+    pub fn new(raw: &'a RecordBatch) -> Self {
         let d = raw.column(4).as_any_dictionary();
         let values = d.values().as_string::<i32>();
-        let key = d.normalized_keys()[i];
-        ClockKind::parse(values.value(key)).unwrap_or(ClockKind::Resolution)
-    };
-    let clock = Clock {
-        kind,
-        phase: phase_of(u8s(7)),
-        reached: u8s(8),
-        calendar: u16s(6),
-        target_ms: i64s(9),
-        started_at: i64s(10),
-        elapsed_ms: i64s(11),
-        mark: i64s(12),
-        deadline: i64s(13),
-        paused_ms: i64s(14),
-        stopped_at: i64s(16),
-        breached_at: i64s(17),
-        cycles: u16s(18),
-        breaches: u16s(19),
-        generation: 0,
-    };
-    (clock, u16s(5), i64s(15))
+        let kinds = values
+            .iter()
+            .map(|v| {
+                v.and_then(ClockKind::parse)
+                    .unwrap_or(ClockKind::Resolution)
+            })
+            .collect();
+        RawClocks {
+            raw,
+            kinds,
+            keys: d.normalized_keys(),
+        }
+    }
+
+    /// The clock and its context (policy, paused since) stored in row `i`.
+    pub fn at(&self, i: usize) -> (Clock, u16, Millis) {
+        let raw = self.raw;
+        let u16s = |c: usize| raw.column(c).as_primitive::<UInt16Type>().value(i);
+        let u8s = |c: usize| raw.column(c).as_primitive::<UInt8Type>().value(i);
+        let i64s = |c: usize| raw.column(c).as_primitive::<Int64Type>().value(i);
+        let clock = Clock {
+            kind: self.kinds[self.keys[i]],
+            phase: phase_of(u8s(7)),
+            reached: u8s(8),
+            calendar: u16s(6),
+            target_ms: i64s(9),
+            started_at: i64s(10),
+            elapsed_ms: i64s(11),
+            mark: i64s(12),
+            deadline: i64s(13),
+            paused_ms: i64s(14),
+            stopped_at: i64s(16),
+            breached_at: i64s(17),
+            cycles: u16s(18),
+            breaches: u16s(19),
+            generation: 0,
+        };
+        (clock, u16s(5), i64s(15))
+    }
+}
+
+/// What a listing needs to know of a raw batch before valuing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockSummary {
+    /// Open clocks (running or paused): the only ones whose state depends on the time.
+    pub open: usize,
+    /// Latest instant any clock of the block breached, or can have breached by `now`.
+    pub latest_breach: Option<Millis>,
+}
+
+/// The summary of a raw batch at `now`, from whole columns (no row is valued).
+pub fn summary(raw: &RecordBatch, now: Millis) -> BlockSummary {
+    use datafusion::arrow::compute::kernels::aggregate::max;
+    let phase = raw.column(7).as_primitive::<UInt8Type>();
+    let open = phase
+        .values()
+        .iter()
+        .filter(|&&p| p == phase_code(Phase::Open))
+        .count();
+    let stored = max(raw.column(17).as_primitive::<Int64Type>()).filter(|&b| b != Millis::MIN);
+    // An open clock has breached by its deadline at the latest; bounded by now.
+    let live = (open > 0).then_some(now);
+    BlockSummary {
+        open,
+        latest_breach: stored.max(live),
+    }
+}
+
+/// The rows of `raw` that `keep` selects, as a raw batch.
+pub fn select(raw: &RecordBatch, keep: impl Fn(&RawClocks<'_>, usize) -> bool) -> RecordBatch {
+    use datafusion::arrow::array::BooleanArray;
+    let clocks = RawClocks::new(raw);
+    let mask: BooleanArray = (0..raw.num_rows())
+        .map(|i| Some(keep(&clocks, i)))
+        .collect();
+    datafusion::arrow::compute::filter_record_batch(raw, &mask)
+        .expect("a mask as long as the batch")
+}
+
+/// Whether row `i` is open.
+pub fn is_open(clocks: &RawClocks<'_>, i: usize) -> bool {
+    clocks.raw.column(7).as_primitive::<UInt8Type>().value(i) == phase_code(Phase::Open)
+}
+
+/// Whether row `i` has no stop time (`stopped_at` is null).
+pub fn is_not_stopped(clocks: &RawClocks<'_>, i: usize) -> bool {
+    clocks.raw.column(16).as_primitive::<Int64Type>().value(i) == Millis::MIN
+}
+
+/// Whether row `i` is open or has breached (the clocks the breach listing may show).
+pub fn may_have_breached(clocks: &RawClocks<'_>, i: usize) -> bool {
+    is_open(clocks, i) || clocks.raw.column(17).as_primitive::<Int64Type>().value(i) != Millis::MIN
+}
+
+/// Clocks of a raw batch that have breached by `now`: stopped ones from their stored breach,
+/// only the open ones valued.
+pub fn breached_count(raw: &RecordBatch, rules: &Rules, now: Millis) -> usize {
+    let clocks = RawClocks::new(raw);
+    let breached = raw.column(17).as_primitive::<Int64Type>().values();
+    (0..raw.num_rows())
+        .filter(|&i| {
+            breached[i] != Millis::MIN
+                || (is_open(&clocks, i) && {
+                    let (c, p, paused_since) = clocks.at(i);
+                    c.live(rules, p, paused_since, now).breached_at.is_some()
+                })
+        })
+        .count()
+}
+
+/// Row counts of the raw batches valued by [`evaluate`] without valuing them: an empty
+/// projection (`count(*)`) needs only them.
+pub fn row_counts(raw: &RecordBatch) -> RecordBatch {
+    let options =
+        datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(raw.num_rows()));
+    RecordBatch::try_new_with_options(Arc::new(Schema::empty()), vec![], &options)
+        .expect("an empty batch with a row count")
 }
 
 /// `sla_clocks` rows of one raw batch, valued at `now`.
@@ -213,8 +315,9 @@ pub fn evaluate(raw: &RecordBatch, rules: &Rules, now: Millis) -> RecordBatch {
     let (mut target, mut elapsed, mut remaining, mut percent, mut paused) =
         (vec![], vec![], vec![], vec![], vec![]);
     let (mut started, mut deadline, mut breached, mut stopped) = (vec![], vec![], vec![], vec![]);
+    let clocks = RawClocks::new(raw);
     for i in 0..n {
-        let (c, p, paused_since) = clock_at(raw, i);
+        let (c, p, paused_since) = clocks.at(i);
         let live = c.live(rules, p, paused_since, now);
         policy.push(
             rules

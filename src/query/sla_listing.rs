@@ -1,6 +1,11 @@
 //! At-risk and breached clocks, filtered: what `GET /v1/sla/at-risk`, `GET /v1/sla/breaches`
-//! and `deskwatch sla` show. Built on the `sla_clocks` table with DataFusion expressions (no
-//! SQL text is assembled from user input).
+//! and `deskwatch sla` show, as `sla_clocks` rows filtered with DataFusion expressions (no SQL
+//! text is assembled from user input).
+//!
+//! A listing values only the clocks its answer can come from, not the whole table: the
+//! at-risk listing only open clocks (the blocks that have some); the breach listing takes the
+//! ticket blocks latest breach first, by a bound read from whole columns, and stops once the
+//! rows it has come after every breach the remaining blocks can hold.
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::{Expr, col, lit};
@@ -8,6 +13,7 @@ use datafusion::scalar::ScalarValue;
 use serde::Deserialize;
 
 use super::{QueryEngine, QueryError};
+use crate::projection::sla_table::{self, BlockSummary, RawClocks};
 use crate::sla::ClockKind;
 
 /// Which clocks to list.
@@ -65,6 +71,72 @@ pub async fn list(
     listing: Listing,
     filter: &SlaFilter,
 ) -> Result<Vec<RecordBatch>, ListingError> {
+    let expr = filter_expr(listing, filter)?;
+    let limit = filter.limit.unwrap_or(1000);
+    let snapshot = query.current();
+    let Some(rules) = snapshot.sla_rules.as_deref() else {
+        return Ok(Vec::new());
+    };
+    let now = query.sla_now();
+    let value = |raw: &RecordBatch, keep: fn(&RawClocks<'_>, usize) -> bool| {
+        sla_table::evaluate(&sla_table::select(raw, keep), rules, now)
+    };
+    let mut blocks: Vec<(&RecordBatch, BlockSummary)> = snapshot
+        .sla
+        .iter()
+        .flatten()
+        .map(|raw| (raw, sla_table::summary(raw, now)))
+        .collect();
+    let schema = sla_table::SCHEMA.clone();
+    match listing {
+        Listing::AtRisk => {
+            let batches = blocks
+                .iter()
+                .filter(|(_, s)| s.open > 0)
+                .map(|(raw, _)| value(raw, sla_table::is_open))
+                .collect();
+            Ok(query
+                .filter_sort(schema, batches, expr, "deadline", true, limit)
+                .await?)
+        }
+        Listing::Breaches => {
+            blocks.retain(|(_, s)| s.latest_breach.is_some());
+            blocks.sort_by_key(|(_, s)| std::cmp::Reverse(s.latest_breach));
+            let (mut taken, mut step) = (0, 1);
+            let mut batches = Vec::new();
+            loop {
+                let end = (taken + step).min(blocks.len());
+                for (raw, _) in &blocks[taken..end] {
+                    batches.push(value(raw, sla_table::may_have_breached));
+                }
+                (taken, step) = (end, step * 2);
+                let rows = query
+                    .filter_sort(
+                        schema.clone(),
+                        batches.clone(),
+                        expr.clone(),
+                        "breached_at",
+                        false,
+                        limit,
+                    )
+                    .await?;
+                // Done when the rest cannot hold a breach later than the last row kept.
+                let bound = blocks.get(taken).and_then(|(_, s)| s.latest_breach);
+                let full = rows.iter().map(RecordBatch::num_rows).sum::<usize>() >= limit;
+                let done = match bound {
+                    None => true,
+                    Some(b) => full && last_breach(&rows).is_some_and(|last| last > b),
+                };
+                if done {
+                    return Ok(rows);
+                }
+            }
+        }
+    }
+}
+
+/// The filter of `listing` and `filter` as one expression over `sla_clocks`.
+fn filter_expr(listing: Listing, filter: &SlaFilter) -> Result<Expr, ListingError> {
     let mut expr = match listing {
         Listing::AtRisk => col("state")
             .in_list(vec![lit("running"), lit("paused")], false)
@@ -105,18 +177,123 @@ pub async fn list(
     if let Some(to) = &filter.to {
         expr = expr.and(col(time).lt(instant("to", to)?));
     }
-    let (order, ascending) = match listing {
-        Listing::AtRisk => ("deadline", true),
-        Listing::Breaches => ("breached_at", false),
-    };
-    let batches = query
-        .filtered_sorted(
-            "sla_clocks",
-            expr,
-            order,
-            ascending,
-            filter.limit.unwrap_or(1000),
+    Ok(expr)
+}
+
+/// `breached_at` of the last row of `rows`.
+fn last_breach(rows: &[RecordBatch]) -> Option<i64> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::TimestampMillisecondType;
+    let last = rows.iter().rev().find(|b| b.num_rows() > 0)?;
+    let column = last
+        .column_by_name("breached_at")?
+        .as_primitive::<TimestampMillisecondType>();
+    let i = column.len() - 1;
+    column.is_valid(i).then(|| column.value(i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::projection::{Projection, Snapshot};
+    use crate::query::to_json_rows;
+    use crate::simulate::{Params, Simulator};
+
+    /// The listings, which value only the clocks their answer can come from, equal the same
+    /// question asked of the whole `sla_clocks` table, over several ticket blocks, with and
+    /// without filters, at limits that stop early and that take everything.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn listings_equal_a_full_scan_of_sla_clocks() {
+        let rules = crate::config::Config::load(None).unwrap().sla_rules();
+        let mut projection = Projection::with_rules(rules);
+        let events: Vec<_> = Simulator::new(Params {
+            tickets: 40_000,
+            seed: 3,
+            per_day: 4000.0,
+            ..Params::default()
+        })
+        .collect();
+        // The desk as it was when 95 % of its tickets had arrived: the last blocks have open
+        // clocks.
+        let mut created: Vec<i64> = events
+            .iter()
+            .filter(|e| matches!(e.payload, crate::event::Payload::Created(_)))
+            .map(|e| e.occurred_at.timestamp_millis())
+            .collect();
+        created.sort_unstable();
+        let cutoff = created[created.len() * 95 / 100];
+        for (offset, e) in events.iter().enumerate() {
+            if e.occurred_at.timestamp_millis() <= cutoff {
+                projection.apply(e, offset as u64);
+            }
+        }
+        let snapshot = projection.snapshot(&Snapshot::default());
+        assert!(snapshot.sla.iter().flatten().count() >= 3, "several blocks");
+        let query = QueryEngine::valued_at(Some(cutoff + 3_600_000)).unwrap();
+        query.publish(snapshot);
+        let filters = [
+            SlaFilter::default(),
+            SlaFilter {
+                priority: Some("P2".into()),
+                ..SlaFilter::default()
+            },
+            SlaFilter {
+                clock: Some("first_response".into()),
+                to: Some("2026-01-20T00:00:00Z".into()),
+                ..SlaFilter::default()
+            },
+        ];
+        let (mut compared, mut at_risk) = (0, 0);
+        for listing in [Listing::AtRisk, Listing::Breaches] {
+            for filter in &filters {
+                for limit in [1, 50, 1_000_000] {
+                    let filter = SlaFilter {
+                        limit: Some(limit),
+                        ..filter.clone()
+                    };
+                    let ours =
+                        to_json_rows(&list(&query, listing, &filter).await.unwrap()).unwrap();
+                    let (order, direction) = match listing {
+                        Listing::AtRisk => ("deadline", "asc"),
+                        Listing::Breaches => ("breached_at", "desc"),
+                    };
+                    let full = query
+                        .ctx
+                        .table("sla_clocks")
+                        .await
+                        .unwrap()
+                        .filter(filter_expr(listing, &filter).unwrap())
+                        .unwrap()
+                        .sort(vec![
+                            col(order).sort(direction == "asc", false),
+                            col("ticket_id").sort(true, false),
+                        ])
+                        .unwrap()
+                        .limit(0, Some(limit))
+                        .unwrap()
+                        .collect()
+                        .await
+                        .unwrap();
+                    let full = to_json_rows(&full).unwrap();
+                    assert_eq!(ours, full, "{listing:?} {filter:?}");
+                    compared += ours.len();
+                    if listing == Listing::AtRisk {
+                        at_risk += ours.len();
+                    }
+                }
+            }
+        }
+        assert!(
+            compared > 1000,
+            "the listings are not empty: {compared} rows"
+        );
+        let states = to_json_rows(
+            &query
+                .sql("select state, level, count(*) as n from sla_clocks group by 1, 2")
+                .await
+                .unwrap(),
         )
-        .await?;
-    Ok(batches)
+        .unwrap();
+        assert!(at_risk > 0, "some clocks are at risk: {states:?}");
+    }
 }

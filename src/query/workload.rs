@@ -62,15 +62,11 @@ pub async fn observe(query: &QueryEngine, config: &CostConfig) -> Result<Observe
             .total_cmp(&a.tickets_per_week)
             .then_with(|| a.channel.cmp(&b.channel))
     });
-    let b = rows(
-        query,
-        "select (select count(*) from sla_clocks where breached_at is not null) as b, \
-                (select count(*) from tickets) as t",
-    )
-    .await?;
-    let (breaches, tickets) = b
+    let tickets = rows(query, "select count(*) as t from tickets")
+        .await?
         .first()
-        .map_or((0.0, 0.0), |r| (num(&r["b"]), num(&r["t"])));
+        .map_or(0.0, |r| num(&r["t"]));
+    let breaches = breached_clocks(query) as f64;
     Ok(Observed {
         tickets_per_week: channels.iter().map(|c| c.tickets_per_week).sum(),
         channels,
@@ -81,6 +77,22 @@ pub async fn observe(query: &QueryEngine, config: &CostConfig) -> Result<Observe
             0.0
         },
     })
+}
+
+/// Clocks that have breached by now (`sla_clocks` rows with a `breached_at`), counted from
+/// the stored breaches with only open clocks valued.
+fn breached_clocks(query: &QueryEngine) -> usize {
+    let snapshot = query.current();
+    let Some(rules) = snapshot.sla_rules.as_deref() else {
+        return 0;
+    };
+    let now = query.sla_now();
+    snapshot
+        .sla
+        .iter()
+        .flatten()
+        .map(|raw| crate::projection::sla_table::breached_count(raw, rules, now))
+        .sum()
 }
 
 async fn rows(query: &QueryEngine, sql: &str) -> Result<Vec<serde_json::Value>, QueryError> {
