@@ -51,6 +51,9 @@ pub struct Submission<'a> {
     pub event: &'a TicketEvent,
     /// Its JSON bytes as submitted.
     pub raw: &'a [u8],
+    /// The text of a `ticket.created` event already analysed by [`Engine::text_setup`]'s
+    /// analyzer (on the submitter's thread); `None` to analyse it while applying.
+    pub text: Option<crate::clustering::text::Analysis>,
 }
 
 /// Owns the log and the projection of one data directory.
@@ -158,13 +161,13 @@ impl Engine {
     /// Decides and applies a batch; appends the applied events durably. Outcomes are in input
     /// order. On a log failure the in-memory state is rebuilt from disk and the error returned:
     /// none of the batch is then applied.
-    pub fn submit(&mut self, batch: &[Submission<'_>]) -> Result<Vec<Outcome>, EngineError> {
+    pub fn submit(&mut self, batch: Vec<Submission<'_>>) -> Result<Vec<Outcome>, EngineError> {
         let first = self.log.next_offset();
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut records = Vec::with_capacity(batch.len());
         for s in batch {
             let offset = first + records.len() as u64;
-            let outcome = self.projection.apply(s.event, offset);
+            let outcome = self.projection.apply_prepared(s.event, offset, s.text);
             if outcome == Outcome::Applied {
                 records.push(AppendRecord {
                     key: &s.event.ticket_id,
@@ -190,6 +193,12 @@ impl Engine {
                 Err(e.into())
             }
         }
+    }
+
+    /// The text settings tickets are analysed under, to analyse submissions ahead of
+    /// [`Engine::submit`] on other threads.
+    pub fn text_setup(&mut self) -> std::sync::Arc<crate::clustering::state::TextSetup> {
+        self.projection.text_setup()
     }
 
     /// Writes a checkpoint of the current state.

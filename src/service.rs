@@ -500,10 +500,14 @@ impl Writer {
         let submissions: Vec<Submission<'_>> = group
             .iter()
             .flat_map(|(items, _)| items.iter())
-            .map(|(event, raw)| Submission { event, raw })
+            .map(|(event, raw)| Submission {
+                event,
+                raw,
+                text: None,
+            })
             .collect();
         let started = Instant::now();
-        let result = engine.submit(&submissions);
+        let result = engine.submit(submissions);
         metrics
             .log_append_seconds
             .observe(started.elapsed().as_secs_f64());

@@ -245,6 +245,9 @@ pub struct SlaState {
     outbox: Vec<Transition>,
     #[serde(skip)]
     compact_at: usize,
+    /// Tickets with an open clock: what the gauges read, instead of every ticket.
+    #[serde(skip)]
+    open: std::collections::BTreeSet<u32>,
 }
 
 /// Static attributes of a ticket the engine reads.
@@ -281,11 +284,13 @@ impl SlaState {
         }
         self.rules = Some(rules);
         self.queue.clear();
+        self.open.clear();
         for i in 0..self.tickets.len() {
             let n = self.tickets[i].as_ref().map_or(0, |t| t.clocks.len());
             for c in 0..n {
                 self.reschedule(i as u32, c);
             }
+            self.track_open(i as u32);
         }
         Ok(())
     }
@@ -326,6 +331,7 @@ impl SlaState {
                 })
                 .sum::<usize>()
             + self.queue.capacity() * std::mem::size_of::<Reverse<(Millis, u32, u8, u32)>>()
+            + self.open.len() * 2 * std::mem::size_of::<u32>()
     }
 
     /// Entries in the deadline queue (including stale ones).
@@ -351,6 +357,25 @@ impl SlaState {
 
     /// Applies one event of ticket `index`, which the projection has just applied.
     pub fn apply(&mut self, index: usize, view: &TicketView<'_>, change: Change, at: Millis) {
+        self.apply_change(index, view, change, at);
+        self.track_open(index as u32);
+    }
+
+    /// Keeps ticket `t` in the open set while one of its clocks is open.
+    fn track_open(&mut self, t: u32) {
+        let open = self
+            .tickets
+            .get(t as usize)
+            .and_then(|x| x.as_deref())
+            .is_some_and(|ts| ts.clocks.iter().any(|c| c.phase == Phase::Open));
+        if open {
+            self.open.insert(t);
+        } else {
+            self.open.remove(&t);
+        }
+    }
+
+    fn apply_change(&mut self, index: usize, view: &TicketView<'_>, change: Change, at: Millis) {
         let Some(rules) = self.rules.clone() else {
             return;
         };
@@ -979,7 +1004,11 @@ impl SlaState {
         let Some(rules) = &self.rules else {
             return report;
         };
-        for t in self.tickets.iter().flatten() {
+        let open = self
+            .open
+            .iter()
+            .filter_map(|&t| self.tickets[t as usize].as_deref());
+        for t in open {
             for c in t.clocks.iter().filter(|c| c.phase == Phase::Open) {
                 let live = c.live(rules, t.policy, t.paused_since, now);
                 let s = report.stats.entry(c.kind).or_default();

@@ -17,7 +17,7 @@ async fn golden_queries() {
     let dir = tempfile::tempdir().unwrap();
     let mut engine = Engine::open(dir.path(), rules()).unwrap();
     let events = simulated(300, 21);
-    engine.submit(&submissions(&events)).unwrap();
+    engine.submit(submissions(&events)).unwrap();
     let query = QueryEngine::new().unwrap();
     query.publish(engine.snapshot(&Snapshot::default()));
 

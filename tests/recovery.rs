@@ -23,7 +23,7 @@ fn tables(engine: &mut Engine) -> [datafusion::arrow::array::RecordBatch; 3] {
 
 fn submit_all(engine: &mut Engine, events: &[(TicketEvent, Vec<u8>)]) {
     for chunk in events.chunks(5000) {
-        engine.submit(&submissions(chunk)).unwrap();
+        engine.submit(submissions(chunk)).unwrap();
     }
 }
 

@@ -4,10 +4,13 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, mpsc};
 
 use anyhow::Context;
+use deskwatch::clustering::state::TextSetup;
+use deskwatch::clustering::text::Analysis;
 use deskwatch::config::Config;
-use deskwatch::event::TicketEvent;
+use deskwatch::event::{EventError, Payload, TicketEvent};
 use deskwatch::projection::Outcome;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -43,7 +46,7 @@ struct Summary {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (reader, size): (Box<dyn Read>, u64) = if args.input.as_os_str() == "-" {
+    let (reader, size): (Box<dyn Read + Send>, u64) = if args.input.as_os_str() == "-" {
         (Box::new(std::io::stdin()), 0)
     } else {
         let f = File::open(&args.input)
@@ -59,37 +62,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut input = BufReader::with_capacity(1 << 20, reader);
     let mut summary = Summary::default();
-    let mut line = Vec::new();
-    let mut pending: Vec<(u64, TicketEvent, Vec<u8>)> = Vec::with_capacity(args.batch);
-    loop {
-        line.clear();
-        let n = input.read_until(b'\n', &mut line)?;
-        if n > 0 {
-            bar.inc(n as u64);
-            summary.lines += 1;
-            let text = line.trim_ascii();
-            if !text.is_empty() {
-                match TicketEvent::from_json(text) {
-                    Ok(event) => pending.push((summary.lines, event, text.to_vec())),
-                    Err(e) => {
-                        summary.rejected += 1;
-                        bar.suspend(|| {
-                            eprintln!("line {}: rejected ({}) {}", summary.lines, e.reason, e)
-                        });
-                    }
-                }
+    let setup = sink.text_setup();
+    let batch = args.batch.max(1);
+    // Reading, parsing and text analysis run on a reader thread; this one decides, applies
+    // and appends in line order.
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let (tx, rx) = mpsc::sync_channel::<std::io::Result<Chunk>>(4);
+        let progress = bar.clone();
+        scope.spawn(move || read(reader, batch, setup, &tx, &progress));
+        for chunk in rx {
+            let chunk = chunk.context("cannot read the input")?;
+            summary.lines += chunk.lines;
+            for (line, e) in &chunk.rejected {
+                summary.rejected += 1;
+                bar.suspend(|| eprintln!("line {line}: rejected ({}) {e}", e.reason));
+            }
+            if !chunk.events.is_empty() {
+                write(&mut sink, chunk.events, &mut summary, &bar)?;
+                sink.checkpoint_every(args.checkpoint_every)?;
             }
         }
-        if pending.len() >= args.batch || (n == 0 && !pending.is_empty()) {
-            write(&mut sink, &mut pending, &mut summary, &bar)?;
-            sink.checkpoint_every(args.checkpoint_every)?;
-        }
-        if n == 0 {
-            break;
-        }
-    }
+        Ok(())
+    })?;
     sink.checkpoint_every(0)?;
     bar.finish_and_clear();
     if args.json {
@@ -112,19 +107,99 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Writes the pending events and counts what the log decided; empties `pending`.
+/// Lines read, parsed and analysed by the reader thread.
+struct Chunk {
+    /// Lines read (blank ones included).
+    lines: u64,
+    /// Events with their line number, JSON and analysed text.
+    events: Vec<(u64, TicketEvent, Vec<u8>, Option<Analysis>)>,
+    /// Lines that are not events, with the reason.
+    rejected: Vec<(u64, EventError)>,
+}
+
+/// Reads `input` line by line into chunks of `batch` events, parsing each line and analysing
+/// the text of created tickets under `setup`; stops at the end, on an error, or when the
+/// receiver is gone.
+fn read(
+    input: Box<dyn Read + Send>,
+    batch: usize,
+    setup: Option<Arc<TextSetup>>,
+    tx: &mpsc::SyncSender<std::io::Result<Chunk>>,
+    bar: &ProgressBar,
+) {
+    let mut input = BufReader::with_capacity(1 << 20, input);
+    let (mut line, mut number) = (Vec::new(), 0u64);
+    let empty = || Chunk {
+        lines: 0,
+        events: Vec::with_capacity(batch),
+        rejected: Vec::new(),
+    };
+    let mut chunk = empty();
+    loop {
+        line.clear();
+        let n = match input.read_until(b'\n', &mut line) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        if n > 0 {
+            bar.inc(n as u64);
+            number += 1;
+            chunk.lines += 1;
+            let text = line.trim_ascii();
+            if !text.is_empty() {
+                match TicketEvent::from_json(text) {
+                    Ok(event) => {
+                        let analysis = match (&event.payload, &setup) {
+                            (Payload::Created(c), Some(setup)) => {
+                                Some(setup.analyzer.analyze(&c.title, c.description.as_deref()))
+                            }
+                            _ => None,
+                        };
+                        chunk.events.push((number, event, text.to_vec(), analysis));
+                    }
+                    Err(e) => chunk.rejected.push((number, e)),
+                }
+            }
+        }
+        if (chunk.events.len() >= batch || n == 0)
+            && tx.send(Ok(std::mem::replace(&mut chunk, empty()))).is_err()
+        {
+            return;
+        }
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+/// Writes a chunk's events and counts what the log decided.
 fn write(
     sink: &mut Sink,
-    pending: &mut Vec<(u64, TicketEvent, Vec<u8>)>,
+    events: Vec<(u64, TicketEvent, Vec<u8>, Option<Analysis>)>,
     summary: &mut Summary,
     bar: &ProgressBar,
 ) -> anyhow::Result<()> {
-    let refs: Vec<(&TicketEvent, &[u8])> = pending
+    let n = events.len();
+    let (mut lines, mut kept, mut texts) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for (line, event, raw, text) in events {
+        lines.push(line);
+        kept.push((event, raw));
+        texts.push(text);
+    }
+    let prepared = kept
         .iter()
-        .map(|(_, event, raw)| (event, raw.as_slice()))
+        .zip(texts)
+        .map(|((event, raw), text)| (event, raw.as_slice(), text))
         .collect();
-    let outcomes = sink.write(&refs)?;
-    for ((line_no, _, _), outcome) in pending.iter().zip(outcomes) {
+    let outcomes = sink.write_prepared(prepared)?;
+    for (line_no, outcome) in lines.iter().zip(outcomes) {
         match outcome {
             None => summary.appended += 1,
             Some(Outcome::Applied) => summary.accepted += 1,
@@ -140,6 +215,5 @@ fn write(
             }
         }
     }
-    pending.clear();
     Ok(())
 }

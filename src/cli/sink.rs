@@ -2,8 +2,11 @@
 //! event) or the Kafka topic (decided later by the projection).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
+use deskwatch::clustering::state::TextSetup;
+use deskwatch::clustering::text::Analysis;
 use deskwatch::config::{Config, LogKind};
 use deskwatch::engine::{Engine, Submission};
 use deskwatch::event::TicketEvent;
@@ -62,18 +65,42 @@ impl Sink {
         &mut self,
         events: &[(&TicketEvent, &[u8])],
     ) -> anyhow::Result<Vec<Option<Outcome>>> {
+        self.write_prepared(
+            events
+                .iter()
+                .map(|&(event, raw)| (event, raw, None))
+                .collect(),
+        )
+    }
+
+    /// The text settings of the projection that decides events (`None` for Kafka): with
+    /// them, text is analysed on the caller's threads and given to [`Sink::write_prepared`].
+    pub fn text_setup(&mut self) -> Option<Arc<TextSetup>> {
+        match self {
+            Sink::Embedded(engine) => Some(engine.text_setup()),
+            Sink::DryRun(projection, _) => Some(projection.text_setup()),
+            Sink::Kafka(_) => None,
+        }
+    }
+
+    /// Like [`Sink::write`], with the text of created tickets already analysed under
+    /// [`Sink::text_setup`].
+    pub fn write_prepared(
+        &mut self,
+        events: Vec<(&TicketEvent, &[u8], Option<Analysis>)>,
+    ) -> anyhow::Result<Vec<Option<Outcome>>> {
         match self {
             Sink::Embedded(engine) => {
                 let batch: Vec<Submission<'_>> = events
-                    .iter()
-                    .map(|(event, raw)| Submission { event, raw })
+                    .into_iter()
+                    .map(|(event, raw, text)| Submission { event, raw, text })
                     .collect();
-                Ok(engine.submit(&batch)?.into_iter().map(Some).collect())
+                Ok(engine.submit(batch)?.into_iter().map(Some).collect())
             }
             Sink::Kafka(log) => {
                 let records: Vec<AppendRecord<'_>> = events
                     .iter()
-                    .map(|(event, raw)| AppendRecord {
+                    .map(|(event, raw, _)| AppendRecord {
                         key: &event.ticket_id,
                         payload: raw,
                     })
@@ -82,10 +109,10 @@ impl Sink {
                 Ok(vec![None; events.len()])
             }
             Sink::DryRun(projection, next) => Ok(events
-                .iter()
-                .map(|(event, _)| {
+                .into_iter()
+                .map(|(event, _, text)| {
                     *next += 1;
-                    Some(projection.apply(event, *next - 1))
+                    Some(projection.apply_prepared(event, *next - 1, text))
                 })
                 .collect()),
         }

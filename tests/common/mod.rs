@@ -99,7 +99,11 @@ pub fn submissions(
 ) -> Vec<deskwatch::engine::Submission<'_>> {
     events
         .iter()
-        .map(|(event, raw)| deskwatch::engine::Submission { event, raw })
+        .map(|(event, raw)| deskwatch::engine::Submission {
+            event,
+            raw,
+            text: None,
+        })
         .collect()
 }
 
