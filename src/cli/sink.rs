@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use deskwatch::clustering::state::TextSetup;
@@ -14,10 +15,17 @@ use deskwatch::kafka::log::KafkaLog;
 use deskwatch::log::{AppendRecord, EventLog};
 use deskwatch::projection::{Outcome, Projection};
 
+/// When the embedded engine was last checkpointed, and how long that took.
+#[derive(Debug, Default)]
+pub struct Pace {
+    last: Option<Instant>,
+    took: Duration,
+}
+
 /// The configured log.
 pub enum Sink {
-    /// The embedded log in a data directory.
-    Embedded(Box<Engine>),
+    /// The embedded log in a data directory, and when it was last checkpointed.
+    Embedded(Box<Engine>, Pace),
     /// The Kafka topic of `[log.kafka]`.
     Kafka(KafkaLog),
     /// Nothing written: an in-memory projection decides each event as the log would (a dry
@@ -29,11 +37,15 @@ impl Sink {
     /// Opens the log `config` names (`data_dir` for the embedded one).
     pub fn open(config: &Config, data_dir: &Path) -> anyhow::Result<Sink> {
         Ok(match config.log.kind {
-            LogKind::Embedded => Sink::Embedded(Box::new(
-                Engine::open_with(data_dir, config.sla_rules(), config.setup().text).with_context(
-                    || format!("cannot open data directory {}", data_dir.display()),
-                )?,
-            )),
+            LogKind::Embedded => Sink::Embedded(
+                Box::new(
+                    Engine::open_with(data_dir, config.sla_rules(), config.setup().text)
+                        .with_context(|| {
+                            format!("cannot open data directory {}", data_dir.display())
+                        })?,
+                ),
+                Pace::default(),
+            ),
             LogKind::Kafka => {
                 let settings = &config.log.kafka;
                 if settings.create_topics {
@@ -77,7 +89,7 @@ impl Sink {
     /// them, text is analysed on the caller's threads and given to [`Sink::write_prepared`].
     pub fn text_setup(&mut self) -> Option<Arc<TextSetup>> {
         match self {
-            Sink::Embedded(engine) => Some(engine.text_setup()),
+            Sink::Embedded(engine, _) => Some(engine.text_setup()),
             Sink::DryRun(projection, _) => Some(projection.text_setup()),
             Sink::Kafka(_) => None,
         }
@@ -90,7 +102,7 @@ impl Sink {
         events: Vec<(&TicketEvent, &[u8], Option<Analysis>)>,
     ) -> anyhow::Result<Vec<Option<Outcome>>> {
         match self {
-            Sink::Embedded(engine) => {
+            Sink::Embedded(engine, _) => {
                 let batch: Vec<Submission<'_>> = events
                     .into_iter()
                     .map(|(event, raw, text)| Submission { event, raw, text })
@@ -134,12 +146,19 @@ impl Sink {
     }
 
     /// Checkpoints the embedded engine when `every` events were written since the last one
-    /// (`0`: whenever anything was).
+    /// (`0`: whenever anything was), and at least nine times as long as the last checkpoint
+    /// took has passed since it: a checkpoint holds the whole ticket state, so at the size of
+    /// a large desk a fixed event count would spend most of an import writing them. The log
+    /// holds every event either way; a checkpoint only shortens the replay after a crash.
     pub fn checkpoint_every(&mut self, every: u64) -> anyhow::Result<()> {
-        if let Sink::Embedded(engine) = self {
+        if let Sink::Embedded(engine, pace) = self {
             let since = engine.events_since_checkpoint();
-            if since > 0 && since >= every {
+            let due = every == 0 || pace.last.is_none_or(|t| t.elapsed() >= pace.took * 9);
+            if since > 0 && since >= every && due {
+                let started = Instant::now();
                 engine.checkpoint()?;
+                pace.took = started.elapsed();
+                pace.last = Some(Instant::now());
             }
         }
         Ok(())
