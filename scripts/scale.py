@@ -250,6 +250,9 @@ def main():
             print(f"   {name:<36} {ours:>12.3f} {ref:>10.3f} {ours / ref:>6.2f}x")
         geomean = math.exp(statistics.fmean(math.log(r) for r in ratios))
         print(f"   geomean deskwatch / DuckDB: {geomean:.2f}x")
+        floor = min(request(base + "/v1/query", json.dumps({"sql": "select 1"}))[0]
+                    for _ in range(10))
+        print(f"   (a request's floor on the service, `select 1` over HTTP: {floor * 1000:.1f} ms)")
         stop.set()
         feed.join()
         print(f"\n   events posted while measuring: {sent[0]} ({errors[0]} failed requests)")

@@ -30,10 +30,16 @@ pub fn replay(
 ) -> Result<(), LogError> {
     let setup = projection.text_setup();
     let (tx, rx) = mpsc::sync_channel::<Vec<Parsed>>(4);
+    // Applied events go back to be freed on the thread that allocated them: freeing them here
+    // contends with the reader's allocations on the allocator's locks (glibc's arenas).
+    let (spent_tx, spent_rx) = mpsc::sync_channel::<Vec<TicketEvent>>(4);
     std::thread::scope(|scope| {
         let producer = scope.spawn(move || -> Result<(), LogError> {
             let mut batch = Vec::with_capacity(BATCH);
             while let Some(r) = reader.next_record()? {
+                while let Ok(spent) = spent_rx.try_recv() {
+                    drop(spent);
+                }
                 let parsed = TicketEvent::from_json(r.payload);
                 let tokens = match &parsed {
                     Ok(TicketEvent {
@@ -53,15 +59,18 @@ pub fn replay(
             Ok(())
         });
         for batch in rx {
+            let mut spent = Vec::with_capacity(batch.len());
             for (partition, offset, parsed, tokens) in batch {
                 match parsed {
                     Ok(event) => {
                         projection.apply_prepared(&event, offset, tokens);
                         each(partition, offset, None);
+                        spent.push(event);
                     }
                     Err(e) => each(partition, offset, Some(&e)),
                 }
             }
+            let _ = spent_tx.try_send(spent);
         }
         producer
             .join()
