@@ -824,13 +824,7 @@ impl QueryEngine {
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
         type Views = &'static [&'static str];
         let tables: [(&str, SchemaRef, PickBatches, Views); 2] = [
-            // Thousands of configuration items: grouped by often, as a view too.
-            (
-                "tickets",
-                TICKETS_SCHEMA.clone(),
-                |s| &s.tickets,
-                &["configuration_item"],
-            ),
+            ("tickets", TICKETS_SCHEMA.clone(), |s| &s.tickets, &[]),
             // One ticket id per ~8 events: a dictionary per chunk holds most of its rows.
             (
                 "ticket_events",
