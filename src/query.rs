@@ -1100,33 +1100,6 @@ impl QueryEngine {
             .await
             .map_err(classify)
     }
-
-    /// Rows of `table` matching `filter`, sorted by one column, at most `limit`.
-    pub async fn filtered_sorted(
-        &self,
-        table: &str,
-        filter: Expr,
-        order_by: &str,
-        ascending: bool,
-        limit: usize,
-    ) -> Result<Vec<RecordBatch>, QueryError> {
-        self.ctx
-            .table(table)
-            .await
-            .map_err(classify)?
-            .filter(filter)
-            .map_err(classify)?
-            .sort(vec![
-                datafusion::prelude::col(order_by).sort(ascending, false),
-                datafusion::prelude::col("ticket_id").sort(true, false),
-            ])
-            .map_err(classify)?
-            .limit(0, Some(limit))
-            .map_err(classify)?
-            .collect()
-            .await
-            .map_err(classify)
-    }
 }
 
 /// How to print query results.
