@@ -1,8 +1,10 @@
 //! Checkpoints: the projection and the log position it covers, saved atomically.
 //!
 //! Layout under `<data-dir>/checkpoints/`:
-//! - `chunks/<n>.arrow` — sealed history chunks, Arrow IPC files, each written once (they never
-//!   change), so a checkpoint costs what the ticket state costs, not what the history costs;
+//! - `chunks/<n>-<fingerprint>.cols` — sealed history chunks, stored by column (see
+//!   [`columns`]), each written once (they never change), so a checkpoint costs what the ticket
+//!   state costs, not what the history costs. Once written, the projection drops the chunk's
+//!   rows from the heap and reads them from the file when a query asks;
 //! - `checkpoint-<events>.bin` — magic, a postcard body (position, strings, tickets, open
 //!   history rows, counters) and a CRC-32 trailer, written to a temporary file, fsynced, renamed,
 //!   and the directory fsynced. The two newest are kept.
@@ -10,23 +12,23 @@
 //! Loading takes the newest checkpoint whose checksum and chunks verify; a damaged one is
 //! skipped with a warning (the log still has everything, so the cost is a longer replay).
 
-use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, Write};
-use std::path::{Path, PathBuf};
+pub mod columns;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::ipc::reader::FileReader;
-use datafusion::arrow::ipc::writer::FileWriter;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::base::RestoreError;
 use crate::base::interner::{Interner, Sym};
 use crate::log::LogPosition;
-use crate::projection::history::{History, OpenChunk};
+use crate::projection::history::{ChunkFile, EventChunk, History, OpenChunk};
 use crate::projection::{Counters, Projection, TicketState, tables};
 
 /// First bytes of a checkpoint file.
-pub const MAGIC: &[u8; 8] = b"DWCKP005";
+pub const MAGIC: &[u8; 8] = b"DWCKP006";
 const KEEP: usize = 2;
 
 /// Errors of checkpointing.
@@ -78,7 +80,8 @@ enum Unreadable {
 #[derive(Serialize, Deserialize)]
 struct Body {
     position: LogPosition,
-    sealed_chunks: u32,
+    /// Fingerprint of each sealed chunk, in order.
+    chunks: Vec<u64>,
     strings: Vec<Box<str>>,
     tickets: Vec<TicketState>,
     open: OpenChunk,
@@ -112,14 +115,18 @@ impl Checkpoints {
         }
     }
 
-    fn chunk_path(&self, n: usize) -> PathBuf {
-        self.dir.join("chunks").join(format!("{n:08}.arrow"))
+    fn chunk_path(&self, n: usize, fingerprint: u64) -> PathBuf {
+        self.dir
+            .join("chunks")
+            .join(format!("{n:08}-{fingerprint:016x}.cols"))
     }
 
     /// Saves `projection` as covering the log up to `position`; returns the file written.
+    /// Sealed chunks not yet on disk are written first; afterwards their rows leave the heap
+    /// (the projection reads them from their files).
     pub fn write(
         &self,
-        projection: &Projection,
+        projection: &mut Projection,
         position: &LogPosition,
     ) -> Result<PathBuf, CheckpointError> {
         let chunks_dir = self.dir.join("chunks");
@@ -127,16 +134,31 @@ impl Checkpoints {
             path: chunks_dir.clone(),
             source,
         })?;
-        for (n, batch) in projection.history.sealed().iter().enumerate() {
-            let path = self.chunk_path(n);
+        let mut fingerprints = Vec::with_capacity(projection.history.sealed().len());
+        let mut written = Vec::new();
+        for (n, (chunk, fingerprint)) in projection.history.sealed().enumerate() {
+            fingerprints.push(fingerprint);
+            let path = self.chunk_path(n, fingerprint);
             if !path.exists() {
-                write_chunk(&path, batch)?;
+                let batch = chunk
+                    .read(&(0..tables::EVENTS_SCHEMA.fields().len()).collect::<Vec<_>>())
+                    .map_err(|source| CheckpointError::Encode {
+                        path: path.clone(),
+                        source,
+                    })?;
+                columns::write(&path, &batch).map_err(|source| CheckpointError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+            if matches!(chunk, EventChunk::Resident(_)) {
+                written.push((n, path));
             }
         }
         sync_dir(&chunks_dir)?;
         let body = Body {
             position: position.clone(),
-            sealed_chunks: projection.history.sealed().len() as u32,
+            chunks: fingerprints,
             strings: projection.strings.strings().to_vec(),
             tickets: projection.tickets.clone(),
             open: projection.history.open().clone(),
@@ -166,6 +188,20 @@ impl Checkpoints {
         fs::rename(&tmp, &path).map_err(werr)?;
         sync_dir(&self.dir)?;
         self.prune()?;
+        for (n, chunk) in written {
+            let stored = columns::ColumnFile::open(&chunk)
+                .map_err(|e| e.to_string())
+                .and_then(|file| {
+                    projection
+                        .history
+                        .stored(n, Arc::new(file))
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(e) = stored {
+                // The rows stay on the heap: correct, only larger.
+                tracing::warn!(path = %chunk.display(), error = %e, "cannot use a written history chunk; keeping it in memory");
+            }
+        }
         Ok(path)
     }
 
@@ -244,12 +280,20 @@ impl Checkpoints {
         }
         let body: Body = postcard::from_bytes(body)?;
         // Not preallocated from the count: a damaged count must not ask for gigabytes.
-        let mut sealed = Vec::new();
-        for n in 0..body.sealed_chunks as usize {
-            sealed.push(read_chunk(&self.chunk_path(n))?);
+        let mut files: Vec<(Arc<dyn ChunkFile>, u64)> = Vec::new();
+        for (n, &fingerprint) in body.chunks.iter().enumerate() {
+            let path = self.chunk_path(n, fingerprint);
+            let file = columns::ColumnFile::open(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|f| f.verify().map(|()| f).map_err(|e| e.to_string()))
+                .map_err(|detail| Unreadable::Chunk {
+                    path: path.clone(),
+                    detail,
+                })?;
+            files.push((Arc::new(file), fingerprint));
         }
         validate(&body)?;
-        let history = History::restore(sealed, body.open)?;
+        let history = History::restore(files, body.open)?;
         let tickets = body.tickets;
         let count = body.strings.len();
         let strings = Interner::from_strings(body.strings);
@@ -348,44 +392,6 @@ fn validate(body: &Body) -> Result<(), RestoreError> {
     body.text
         .check(body.tickets.len())
         .map_err(|e| inconsistent(format!("text clusters: {e}")))
-}
-
-fn write_chunk(path: &Path, batch: &RecordBatch) -> Result<(), CheckpointError> {
-    let tmp = path.with_extension("tmp");
-    let werr = |source| CheckpointError::Write {
-        path: tmp.clone(),
-        source,
-    };
-    let eerr = |source| CheckpointError::Encode {
-        path: tmp.clone(),
-        source,
-    };
-    let file = File::create(&tmp).map_err(werr)?;
-    let mut writer = FileWriter::try_new(BufWriter::new(file), &batch.schema()).map_err(eerr)?;
-    writer.write(batch).map_err(eerr)?;
-    writer.finish().map_err(eerr)?;
-    let file = writer
-        .into_inner()
-        .map_err(eerr)?
-        .into_inner()
-        .map_err(|e| werr(e.into_error()))?;
-    file.sync_all().map_err(werr)?;
-    fs::rename(&tmp, path).map_err(werr)
-}
-
-fn read_chunk(path: &Path) -> Result<RecordBatch, Unreadable> {
-    let bad = |detail: String| Unreadable::Chunk {
-        path: path.to_path_buf(),
-        detail,
-    };
-    let file = File::open(path).map_err(|e| bad(e.to_string()))?;
-    let mut reader =
-        FileReader::try_new(BufReader::new(file), None).map_err(|e| bad(e.to_string()))?;
-    match reader.next() {
-        Some(Ok(batch)) => Ok(batch),
-        Some(Err(e)) => Err(bad(e.to_string())),
-        None => Err(bad("empty chunk".into())),
-    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {

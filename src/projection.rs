@@ -217,6 +217,11 @@ impl Projection {
         self.text.setup()
     }
 
+    /// The event history (`ticket_events`).
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
     /// The SLA clocks.
     pub fn sla(&self) -> &SlaState {
         &self.sla
@@ -565,13 +570,25 @@ impl Projection {
 
     /// Approximate heap bytes held (for the benchmark and metrics).
     pub fn heap_bytes(&self) -> usize {
-        self.strings.heap_bytes()
-            + self.tickets.capacity() * std::mem::size_of::<TicketState>()
-            + self.tickets.iter().map(|t| t.title.len()).sum::<usize>()
-            + self.ticket_by_sym.capacity() * 4
-            + self.history.heap_bytes()
-            + self.sla.heap_bytes()
-            + self.text.heap_bytes()
+        self.memory().iter().map(|(_, bytes)| bytes).sum()
+    }
+
+    /// Approximate heap bytes held, by part of the state.
+    pub fn memory(&self) -> Vec<(&'static str, usize)> {
+        let (history, index) = self.history.heap_parts();
+        vec![
+            ("strings", self.strings.heap_bytes()),
+            (
+                "tickets",
+                self.tickets.capacity() * std::mem::size_of::<TicketState>()
+                    + self.tickets.iter().map(|t| t.title.len()).sum::<usize>()
+                    + self.ticket_by_sym.capacity() * 4,
+            ),
+            ("history", history),
+            ("dedup index", index),
+            ("sla clocks", self.sla.heap_bytes()),
+            ("text", self.text.heap_bytes()),
+        ]
     }
 }
 
@@ -705,8 +722,8 @@ pub fn sla_change_of(
 pub struct Snapshot {
     /// `tickets`, one batch per block of [`tables::TICKET_BLOCK`] tickets.
     pub tickets: Vec<RecordBatch>,
-    /// `ticket_events`.
-    pub events: Vec<RecordBatch>,
+    /// `ticket_events`, chunk by chunk (on the heap or on disk).
+    pub events: Vec<history::EventChunk>,
     /// Raw `sla_clocks` rows, one entry per ticket block (see [`sla_table`]).
     pub sla: Vec<Option<RecordBatch>>,
     /// The rules the clocks run under (to value them at query time).
@@ -730,6 +747,12 @@ pub struct CatalogPart {
 }
 
 impl Snapshot {
+    /// Every row of `ticket_events`, chunk by chunk (reading the chunks that are on disk).
+    pub fn event_batches(&self) -> Result<Vec<RecordBatch>, datafusion::arrow::error::ArrowError> {
+        let all: Vec<usize> = (0..tables::EVENTS_SCHEMA.fields().len()).collect();
+        self.events.iter().map(|c| c.read(&all)).collect()
+    }
+
     /// One snapshot of several disjoint projections (the partitions of a Kafka topic).
     pub fn merge<'a>(parts: impl IntoIterator<Item = &'a Snapshot>) -> Snapshot {
         let mut merged = Snapshot::default();
@@ -803,7 +826,7 @@ impl Projection {
                 blocks: 0..blocks,
                 catalog: self.text.catalog(),
             }],
-            events: self.history.batches(&self.strings),
+            events: self.history.chunks(&self.strings),
             counters: self.counters.clone(),
         }
     }

@@ -13,7 +13,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::error::ArrowError;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
@@ -28,6 +29,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+mod events_table;
 mod guard;
 pub mod sla_listing;
 pub mod workload;
@@ -116,49 +118,10 @@ fn memory_scan(
 
 /// A table whose rows are those of the latest published snapshot.
 struct SnapshotTable {
-    /// The schema queries see (`views` as `Utf8View`).
     schema: SchemaRef,
     source: Arc<ArcSwap<Snapshot>>,
     pick: PickBatches,
     partitions: usize,
-    /// Columns stored dictionary-encoded that queries see as `Utf8View`.
-    views: &'static [&'static str],
-}
-
-/// The rows of `batch` whose dictionary-encoded `ticket_id` is `id`; `None` when there are
-/// none.
-fn rows_of_ticket(batch: &RecordBatch, id: &str) -> datafusion::error::Result<Option<RecordBatch>> {
-    use datafusion::arrow::array::{Array, AsArray, BooleanArray};
-    let Some(column) = batch.column_by_name("ticket_id") else {
-        return Ok(Some(batch.clone()));
-    };
-    let Some(dictionary) = column.as_any_dictionary_opt() else {
-        return Ok(Some(batch.clone()));
-    };
-    let values = dictionary.values().as_string::<i32>();
-    let Some(key) = (0..values.len()).find(|&k| values.value(k) == id) else {
-        return Ok(None);
-    };
-    let keys = dictionary.normalized_keys();
-    let mask: BooleanArray = keys.iter().map(|&k| Some(k == key)).collect();
-    let rows = datafusion::arrow::compute::filter_record_batch(batch, &mask)?;
-    Ok((rows.num_rows() > 0).then_some(rows))
-}
-
-/// `schema` with the fields named in `views` as `Utf8View`.
-fn with_views(schema: &SchemaRef, views: &[&str]) -> SchemaRef {
-    let fields: Vec<datafusion::arrow::datatypes::FieldRef> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            if views.contains(&f.name().as_str()) {
-                Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View))
-            } else {
-                f.clone()
-            }
-        })
-        .collect();
-    Arc::new(Schema::new(fields))
 }
 
 impl fmt::Debug for SnapshotTable {
@@ -177,23 +140,6 @@ impl TableProvider for SnapshotTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> datafusion::error::Result<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
-        use datafusion::logical_expr::TableProviderFilterPushDown::{Inexact, Unsupported};
-        Ok(filters
-            .iter()
-            .map(|f| {
-                if self.views.contains(&"ticket_id") && ticket_id_equals(f).is_some() {
-                    Inexact
-                } else {
-                    Unsupported
-                }
-            })
-            .collect())
-    }
-
     async fn scan(
         &self,
         state: &dyn Session,
@@ -203,57 +149,8 @@ impl TableProvider for SnapshotTable {
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         let snapshot = self.source.load_full();
         let stored = (self.pick)(&snapshot);
-        if self.views.is_empty() {
-            return memory_scan(self.schema.clone(), stored.iter().cloned(), self.partitions)?
-                .scan(state, projection, filters, limit)
-                .await;
-        }
-        // Only the columns the query reads, with the high-cardinality ones that are stored
-        // dictionary-encoded shown as string views: grouping and joining on a view is several
-        // times faster, and the cast shares the dictionary's bytes instead of copying them.
-        let indices: Vec<usize> = projection
-            .cloned()
-            .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
-        let schema = Arc::new(self.schema.project(&indices)?);
-        // `ticket_id = '…'` (a ticket page): only that ticket's rows, found on the stored
-        // dictionary before anything is cast.
-        let only = filters.iter().find_map(ticket_id_equals);
-        let mut batches = Vec::with_capacity(stored.len());
-        for batch in stored {
-            let selected;
-            let batch = match &only {
-                Some(id) => match rows_of_ticket(batch, id)? {
-                    Some(rows) => {
-                        selected = rows;
-                        &selected
-                    }
-                    None => continue,
-                },
-                None => batch,
-            };
-            let batch = batch.project(&indices)?;
-            let columns = batch
-                .columns()
-                .iter()
-                .zip(schema.fields())
-                .map(|(c, f)| {
-                    if c.data_type() == f.data_type() {
-                        Ok(c.clone())
-                    } else {
-                        datafusion::arrow::compute::cast(c, f.data_type())
-                    }
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let options = datafusion::arrow::array::RecordBatchOptions::new()
-                .with_row_count(Some(batch.num_rows()));
-            batches.push(RecordBatch::try_new_with_options(
-                schema.clone(),
-                columns,
-                &options,
-            )?);
-        }
-        memory_scan(schema, batches, self.partitions)?
-            .scan(state, None, filters, limit)
+        memory_scan(self.schema.clone(), stored.iter().cloned(), self.partitions)?
+            .scan(state, projection, filters, limit)
             .await
     }
 }
@@ -822,30 +719,21 @@ impl QueryEngine {
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         guard::install(&ctx, &pool);
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
-        type Views = &'static [&'static str];
-        let tables: [(&str, SchemaRef, PickBatches, Views); 2] = [
-            ("tickets", TICKETS_SCHEMA.clone(), |s| &s.tickets, &[]),
-            // One ticket id per ~8 events: a dictionary per chunk holds most of its rows.
-            (
-                "ticket_events",
-                EVENTS_SCHEMA.clone(),
-                |s| &s.events,
-                &["ticket_id"],
-            ),
-        ];
-        for (name, schema, pick, views) in tables {
-            ctx.register_table(
-                name,
-                Arc::new(SnapshotTable {
-                    schema: with_views(&schema, views),
-                    source: snapshot.clone(),
-                    pick,
-                    partitions,
-                    views,
-                }),
-            )
-            .map_err(classify)?;
-        }
+        ctx.register_table(
+            "tickets",
+            Arc::new(SnapshotTable {
+                schema: TICKETS_SCHEMA.clone(),
+                source: snapshot.clone(),
+                pick: |s| &s.tickets,
+                partitions,
+            }),
+        )
+        .map_err(classify)?;
+        ctx.register_table(
+            "ticket_events",
+            Arc::new(events_table::EventsTable::new(snapshot.clone(), partitions)),
+        )
+        .map_err(classify)?;
         ctx.register_table(
             "sla_clocks",
             Arc::new(SlaClocksTable {
@@ -1205,10 +1093,21 @@ pub fn export_parquet(snapshot: &Snapshot, dir: &Path) -> Result<Vec<(String, us
         detail: e.to_string(),
     })?;
     let mut written = Vec::new();
-    for (name, schema, batches) in [
-        ("tickets", TICKETS_SCHEMA.clone(), &snapshot.tickets),
-        ("ticket_events", EVENTS_SCHEMA.clone(), &snapshot.events),
-    ] {
+    let all: Vec<usize> = (0..EVENTS_SCHEMA.fields().len()).collect();
+    type Batches<'a> = Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>> + 'a>;
+    let tables: [(&str, SchemaRef, Batches<'_>); 2] = [
+        (
+            "tickets",
+            TICKETS_SCHEMA.clone(),
+            Box::new(snapshot.tickets.iter().cloned().map(Ok)),
+        ),
+        (
+            "ticket_events",
+            EVENTS_SCHEMA.clone(),
+            Box::new(snapshot.events.iter().map(|c| c.read(&all))),
+        ),
+    ];
+    for (name, schema, batches) in tables {
         let path = dir.join(format!("{name}.parquet"));
         let werr = |detail: String| QueryError::Write {
             path: path.clone(),
@@ -1219,8 +1118,9 @@ pub fn export_parquet(snapshot: &Snapshot, dir: &Path) -> Result<Vec<(String, us
             ArrowWriter::try_new(file, schema, None).map_err(|e| werr(e.to_string()))?;
         let mut rows = 0;
         for b in batches {
+            let b = b.map_err(|e| werr(e.to_string()))?;
             rows += b.num_rows();
-            writer.write(b).map_err(|e| werr(e.to_string()))?;
+            writer.write(&b).map_err(|e| werr(e.to_string()))?;
         }
         writer.close().map_err(|e| werr(e.to_string()))?;
         written.push((name.to_string(), rows));

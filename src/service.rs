@@ -398,6 +398,12 @@ fn update_gauges(metrics: &Metrics, engine: &Engine) {
         .tickets
         .set(engine.projection().ticket_count() as i64);
     metrics.events.set(engine.projection().event_count() as i64);
+    for (part, bytes) in engine.projection().memory() {
+        metrics
+            .state_bytes
+            .with_label_values(&[part])
+            .set(bytes as i64);
+    }
 }
 
 fn checkpoint(engine: &mut Engine, metrics: &Metrics) {

@@ -61,6 +61,8 @@ pub struct Metrics {
     pub tickets: IntGauge,
     /// Events in the history.
     pub events: IntGauge,
+    /// Heap bytes of the projected state, by part (estimate).
+    pub state_bytes: IntGaugeVec,
     /// Unix time of the last successful checkpoint.
     pub checkpoint_last_success_timestamp_seconds: IntGauge,
     /// Failed checkpoint attempts.
@@ -237,6 +239,7 @@ impl Metrics {
             projection_lag_records: reg.int_gauge("deskwatch_projection_lag_records", "Log records not yet applied to the published projection.")?,
             tickets: reg.int_gauge("deskwatch_projection_tickets", "Tickets projected.")?,
             events: reg.int_gauge("deskwatch_projection_events", "Events in the projected history.")?,
+            state_bytes: reg.int_gauge_vec("deskwatch_state_bytes", "Heap bytes of the projected state by part (an estimate from the structures' sizes).", &["part"])?,
             checkpoint_last_success_timestamp_seconds: reg.int_gauge("deskwatch_checkpoint_last_success_timestamp_seconds", "Unix time of the last successful checkpoint.")?,
             checkpoint_failures: reg.counter("deskwatch_checkpoint_failures_total", "Checkpoint attempts that failed.")?,
             kafka_lag: reg.int_gauge_vec("deskwatch_kafka_consumer_lag_records", "Records in an owned partition not yet projected (high watermark minus position).", &[LABEL_PARTITION])?,

@@ -489,7 +489,7 @@ async fn replay_compares_policies_without_touching_the_live_state() {
         let snap = s.query.current();
         (
             snap.tickets.iter().map(|b| b.num_rows()).sum::<usize>(),
-            snap.events.iter().map(|b| b.num_rows()).sum::<usize>(),
+            snap.events.iter().map(|b| b.rows()).sum::<usize>(),
         )
     };
     let (_, before_clocks) = call(

@@ -408,7 +408,7 @@ impl Projector {
             return false;
         }
         let position = LogPosition(BTreeMap::from([(p, state.next)]));
-        match state.checkpoints.write(&state.projection, &position) {
+        match state.checkpoints.write(&mut state.projection, &position) {
             Ok(path) => {
                 state.since_checkpoint = 0;
                 state.checkpointed_at = SystemTime::now();
@@ -702,6 +702,7 @@ impl Projector {
     fn publish(&self) {
         let mut owned = lock(&self.owned);
         let (mut tickets, mut events) = (0, 0);
+        let mut bytes = std::collections::BTreeMap::new();
         for state in owned.parts.values_mut() {
             if state.dirty {
                 state.snapshot = Arc::new(state.projection.snapshot(&state.snapshot));
@@ -709,6 +710,15 @@ impl Projector {
             }
             tickets += state.projection.ticket_count();
             events += state.projection.event_count();
+            for (part, n) in state.projection.memory() {
+                *bytes.entry(part).or_insert(0) += n;
+            }
+        }
+        for (part, n) in bytes {
+            self.metrics
+                .state_bytes
+                .with_label_values(&[part])
+                .set(n as i64);
         }
         self.query.publish(Snapshot::merge(
             owned.parts.values().map(|s| s.snapshot.as_ref()),

@@ -2,11 +2,20 @@
 //! `event_id` dedup index.
 //!
 //! Rows are appended to the open chunk; every [`CHUNK_ROWS`] rows it is sealed into an
-//! immutable Arrow [`RecordBatch`] that snapshots share without copying and checkpoints write
-//! once. The dedup index is a hash table of row numbers keyed by the xxh3 hash of the event
-//! id; a hit is confirmed against the stored id, so a hash collision never drops an event.
+//! immutable Arrow [`RecordBatch`] that snapshots share without copying. Once a checkpoint has
+//! written a sealed chunk to disk, the chunk is swapped for a [`ChunkFile`] handle and its rows
+//! leave the heap: resident memory follows the ticket state, not the length of the history.
+//! Queries read only the columns they need from such chunks (see [`EventChunk::read`]).
+//!
+//! The dedup index is a hash table of (xxh3 hash of the event id, row number). A hash hit is
+//! confirmed against the stored id (read back from disk for a chunk that left the heap, with a
+//! small cache, since duplicates come in runs), so a hash collision never drops an event.
 
-use datafusion::arrow::array::{Array, RecordBatch, StringArray};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::error::ArrowError;
 use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
@@ -76,49 +85,167 @@ impl OpenChunk {
     }
 }
 
+/// A sealed chunk written to disk (implemented by the checkpoint store, which owns the files).
+pub trait ChunkFile: fmt::Debug + Send + Sync {
+    /// Rows in the chunk.
+    fn rows(&self) -> usize;
+    /// The columns `columns` (indices into the `ticket_events` schema) of the chunk, in that
+    /// order, with their fields from the schema.
+    fn read(&self, columns: &[usize]) -> Result<RecordBatch, ArrowError>;
+}
+
+/// One chunk of the history as a snapshot holds it.
+#[derive(Debug, Clone)]
+pub enum EventChunk {
+    /// Rows on the heap (the open chunk, and sealed chunks no checkpoint has written yet).
+    Resident(RecordBatch),
+    /// A sealed chunk on disk, with the xxh3 hashes of the ticket ids it holds (sorted), so a
+    /// ticket's page reads only the chunks that hold its events.
+    Stored {
+        /// The file.
+        file: Arc<dyn ChunkFile>,
+        /// Sorted hashes of its distinct ticket ids.
+        tickets: Arc<[u64]>,
+    },
+}
+
+impl EventChunk {
+    /// Rows in the chunk.
+    pub fn rows(&self) -> usize {
+        match self {
+            EventChunk::Resident(batch) => batch.num_rows(),
+            EventChunk::Stored { file, .. } => file.rows(),
+        }
+    }
+
+    /// The columns `columns` of the chunk (indices into the `ticket_events` schema).
+    pub fn read(&self, columns: &[usize]) -> Result<RecordBatch, ArrowError> {
+        match self {
+            EventChunk::Resident(batch) => batch.project(columns),
+            EventChunk::Stored { file, .. } => file.read(columns),
+        }
+    }
+
+    /// False only when the chunk certainly holds no event of ticket `id`.
+    pub fn may_hold_ticket(&self, id: &str) -> bool {
+        match self {
+            EventChunk::Resident(_) => true,
+            EventChunk::Stored { tickets, .. } => {
+                tickets.binary_search(&xxh3_64(id.as_bytes())).is_ok()
+            }
+        }
+    }
+
+    /// Heap bytes of the chunk's rows (zero on disk, but for the ticket hashes).
+    fn heap_bytes(&self) -> usize {
+        match self {
+            EventChunk::Resident(batch) => batch.get_array_memory_size(),
+            EventChunk::Stored { tickets, .. } => tickets.len() * 8,
+        }
+    }
+}
+
+/// Sorted, distinct xxh3 hashes of the ticket ids of a sealed chunk.
+fn ticket_hashes(batch: &RecordBatch) -> Result<Arc<[u64]>, ArrowError> {
+    let column = batch
+        .column_by_name(tables::TICKET_ID)
+        .ok_or_else(|| ArrowError::SchemaError("chunk has no ticket_id column".into()))?;
+    let values = column
+        .as_any_dictionary_opt()
+        .map(|d| d.values().clone())
+        .ok_or_else(|| ArrowError::SchemaError("ticket_id is not a dictionary".into()))?;
+    let values = values
+        .as_string_opt::<i32>()
+        .ok_or_else(|| ArrowError::SchemaError("ticket_id values are not strings".into()))?;
+    let mut hashes: Vec<u64> = values.iter().flatten().map(|v| xxh3_64(v.as_bytes())).collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    Ok(hashes.into())
+}
+
+/// The event ids of a chunk.
+fn ids_of(batch: &RecordBatch) -> Result<StringArray, ArrowError> {
+    batch
+        .column_by_name(tables::EVENT_ID)
+        .and_then(|c| c.as_string_opt::<i32>())
+        .cloned()
+        .ok_or_else(|| ArrowError::SchemaError("chunk has no event_id column".into()))
+}
+
+/// A fingerprint of a sealed chunk's content: the hash of its event ids in order. Chunk files
+/// are named by it, so a file left by another history is never taken for this one's.
+fn fingerprint(ids: &StringArray) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for id in ids.iter().flatten() {
+        h.update(&(id.len() as u32).to_le_bytes());
+        h.update(id.as_bytes());
+    }
+    h.digest()
+}
+
+/// A sealed chunk and its fingerprint.
+#[derive(Debug, Clone)]
+struct Sealed {
+    chunk: EventChunk,
+    fingerprint: u64,
+}
+
 /// The history and dedup index.
 #[derive(Debug, Default)]
 pub struct History {
-    sealed: Vec<RecordBatch>,
-    sealed_ids: Vec<StringArray>,
+    sealed: Vec<Sealed>,
     open: OpenChunk,
-    index: HashTable<u32>,
+    /// (hash of the event id, row).
+    index: HashTable<(u64, u32)>,
+    /// The ids of the stored chunk last read to confirm a hash hit.
+    confirmed: Mutex<Option<(usize, StringArray)>>,
 }
 
 impl History {
-    /// Rebuilds a history from sealed chunks and the open rows (checkpoint load).
-    pub fn restore(sealed: Vec<RecordBatch>, open: OpenChunk) -> Result<History, RestoreError> {
-        let mut sealed_ids = Vec::with_capacity(sealed.len());
-        for (i, batch) in sealed.iter().enumerate() {
-            if batch.num_rows() != CHUNK_ROWS {
-                return Err(RestoreError::Inconsistent(format!(
-                    "sealed chunk {i} has {} rows, expected {CHUNK_ROWS}",
-                    batch.num_rows()
-                )));
-            }
-            let ids = batch
-                .column_by_name(tables::EVENT_ID)
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-                .ok_or_else(|| {
-                    RestoreError::Inconsistent(format!(
-                        "sealed chunk {i} has no {} column",
-                        tables::EVENT_ID
-                    ))
-                })?;
-            sealed_ids.push(ids.clone());
-        }
-        let mut history = History {
-            sealed,
-            sealed_ids,
-            open,
-            index: HashTable::new(),
+    /// Rebuilds a history from chunk files and the open rows (checkpoint load). Reads the
+    /// event ids and ticket ids of every chunk (to index them), nothing else.
+    pub fn restore(
+        files: Vec<(Arc<dyn ChunkFile>, u64)>,
+        open: OpenChunk,
+    ) -> Result<History, RestoreError> {
+        let bad = |i: usize, detail: String| {
+            RestoreError::Inconsistent(format!("sealed chunk {i}: {detail}"))
         };
-        let total = history.len();
-        history.index.reserve(total as usize, |_| 0);
-        for row in 0..total as u32 {
-            let hash = xxh3_64(history.id(row).as_bytes());
-            let (index, ids, open) = (&mut history.index, &history.sealed_ids, &history.open);
-            index.insert_unique(hash, row, |&r| xxh3_64(id_of(ids, open, r).as_bytes()));
+        let mut history = History {
+            open,
+            ..History::default()
+        };
+        let total = files.len() * CHUNK_ROWS + history.open.rows.len();
+        history.index.reserve(total, |&(h, _)| h);
+        let columns = [tables::EVENT_ID_COLUMN, tables::TICKET_ID_COLUMN];
+        for (i, (file, expected)) in files.into_iter().enumerate() {
+            if file.rows() != CHUNK_ROWS {
+                return Err(bad(i, format!("{} rows, expected {CHUNK_ROWS}", file.rows())));
+            }
+            let batch = file.read(&columns).map_err(|e| bad(i, e.to_string()))?;
+            let ids = ids_of(&batch).map_err(|e| bad(i, e.to_string()))?;
+            if ids.len() != CHUNK_ROWS || fingerprint(&ids) != expected {
+                return Err(bad(i, "its event ids do not match the checkpoint".into()));
+            }
+            let tickets = ticket_hashes(&batch).map_err(|e| bad(i, e.to_string()))?;
+            let base = (i * CHUNK_ROWS) as u32;
+            for (r, id) in ids.iter().enumerate() {
+                let hash = xxh3_64(id.unwrap_or_default().as_bytes());
+                history
+                    .index
+                    .insert_unique(hash, (hash, base + r as u32), |&(h, _)| h);
+            }
+            history.sealed.push(Sealed {
+                chunk: EventChunk::Stored { file, tickets },
+                fingerprint: expected,
+            });
+        }
+        let base = (history.sealed.len() * CHUNK_ROWS) as u32;
+        for r in 0..history.open.rows.len() {
+            let hash = xxh3_64(history.open.id(r).as_bytes());
+            history
+                .index
+                .insert_unique(hash, (hash, base + r as u32), |&(h, _)| h);
         }
         Ok(history)
     }
@@ -133,14 +260,42 @@ impl History {
         self.len() == 0
     }
 
-    fn id(&self, row: u32) -> &str {
-        id_of(&self.sealed_ids, &self.open, row)
+    /// Whether row `row` has event id `event_id`. A chunk on disk is read back (its ids are
+    /// cached for the next hit); if it cannot be read, the hash match is taken as the answer:
+    /// a 64-bit hash collision with an unreadable chunk is not a case worth failing on.
+    fn row_has_id(&self, row: u32, event_id: &str) -> bool {
+        let row = row as usize;
+        let (chunk, within) = (row / CHUNK_ROWS, row % CHUNK_ROWS);
+        let Some(sealed) = self.sealed.get(chunk) else {
+            return self.open.id(row - self.sealed.len() * CHUNK_ROWS) == event_id;
+        };
+        let file = match &sealed.chunk {
+            EventChunk::Resident(batch) => {
+                return ids_of(batch).is_ok_and(|ids| ids.value(within) == event_id);
+            }
+            EventChunk::Stored { file, .. } => file,
+        };
+        let mut cached = self.confirmed.lock().unwrap_or_else(|p| p.into_inner());
+        if cached.as_ref().is_none_or(|(n, _)| *n != chunk) {
+            match file.read(&[tables::EVENT_ID_COLUMN]).and_then(|b| ids_of(&b)) {
+                Ok(ids) => *cached = Some((chunk, ids)),
+                Err(e) => {
+                    tracing::warn!(chunk, error = %e, "cannot read a history chunk to confirm a duplicate event id; taking the hash match");
+                    return true;
+                }
+            }
+        }
+        cached
+            .as_ref()
+            .is_some_and(|(_, ids)| ids.len() > within && ids.value(within) == event_id)
     }
 
     /// Whether `event_id` is in the history.
     pub fn contains(&self, event_id: &str) -> bool {
         let hash = xxh3_64(event_id.as_bytes());
-        self.index.find(hash, |&r| self.id(r) == event_id).is_some()
+        self.index
+            .find(hash, |&(h, row)| h == hash && self.row_has_id(row, event_id))
+            .is_some()
     }
 
     /// Appends an accepted event. The caller has checked it is not a duplicate.
@@ -150,8 +305,8 @@ impl History {
         self.open.id_ends.push(self.open.ids.len() as u32);
         self.open.rows.push(row);
         let hash = xxh3_64(event_id.as_bytes());
-        let (index, ids, open) = (&mut self.index, &self.sealed_ids, &self.open);
-        index.insert_unique(hash, row_no, |&r| xxh3_64(id_of(ids, open, r).as_bytes()));
+        self.index
+            .insert_unique(hash, (hash, row_no), |&(h, _)| h);
         if self.open.rows.len() == CHUNK_ROWS {
             self.seal(strings);
         }
@@ -159,21 +314,38 @@ impl History {
 
     fn seal(&mut self, strings: &Interner) {
         let batch = tables::events_batch(&self.open, strings);
-        let ids = batch
-            .column_by_name(tables::EVENT_ID)
-            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-            .cloned();
         // events_batch always writes the event_id column as Utf8.
-        if let Some(ids) = ids {
-            self.sealed.push(batch);
-            self.sealed_ids.push(ids);
+        if let Ok(ids) = ids_of(&batch) {
+            self.sealed.push(Sealed {
+                fingerprint: fingerprint(&ids),
+                chunk: EventChunk::Resident(batch),
+            });
             self.open = OpenChunk::default();
         }
     }
 
-    /// The sealed chunks.
-    pub fn sealed(&self) -> &[RecordBatch] {
-        &self.sealed
+    /// The sealed chunks with their fingerprints.
+    pub fn sealed(&self) -> impl ExactSizeIterator<Item = (&EventChunk, u64)> {
+        self.sealed.iter().map(|s| (&s.chunk, s.fingerprint))
+    }
+
+    /// Sealed chunk `n` has been written durably as `file`: its rows leave the heap.
+    pub fn stored(&mut self, n: usize, file: Arc<dyn ChunkFile>) -> Result<(), ArrowError> {
+        let Some(sealed) = self.sealed.get_mut(n) else {
+            return Ok(());
+        };
+        if let EventChunk::Resident(batch) = &sealed.chunk {
+            if file.rows() != batch.num_rows() {
+                return Err(ArrowError::InvalidArgumentError(format!(
+                    "chunk file has {} rows, the chunk {}",
+                    file.rows(),
+                    batch.num_rows()
+                )));
+            }
+            let tickets = ticket_hashes(batch)?;
+            sealed.chunk = EventChunk::Stored { file, tickets };
+        }
+        Ok(())
     }
 
     /// The open rows.
@@ -181,33 +353,39 @@ impl History {
         &self.open
     }
 
-    /// All history as batches: the sealed chunks (shared) and the open rows (built now).
-    pub fn batches(&self, strings: &Interner) -> Vec<RecordBatch> {
-        let mut out = self.sealed.clone();
+    /// All history as chunks: the sealed ones (shared) and the open rows (built now).
+    pub fn chunks(&self, strings: &Interner) -> Vec<EventChunk> {
+        let mut out: Vec<EventChunk> = self.sealed.iter().map(|s| s.chunk.clone()).collect();
         if !self.open.rows.is_empty() {
-            out.push(tables::events_batch(&self.open, strings));
+            out.push(EventChunk::Resident(tables::events_batch(&self.open, strings)));
         }
         out
     }
 
-    /// Approximate heap bytes.
-    pub fn heap_bytes(&self) -> usize {
-        self.sealed
-            .iter()
-            .map(RecordBatch::get_array_memory_size)
-            .sum::<usize>()
+    /// Approximate heap bytes: the rows, and the dedup index.
+    pub fn heap_parts(&self) -> (usize, usize) {
+        let rows = self.sealed.iter().map(|s| s.chunk.heap_bytes()).sum::<usize>()
             + self.open.ids.capacity()
             + self.open.id_ends.capacity() * 4
-            + self.open.rows.capacity() * std::mem::size_of::<EventRow>()
-            + self.index.capacity() * 5
+            + self.open.rows.capacity() * std::mem::size_of::<EventRow>();
+        (rows, self.index.capacity() * 13)
     }
-}
 
-fn id_of<'a>(sealed: &'a [StringArray], open: &'a OpenChunk, row: u32) -> &'a str {
-    let row = row as usize;
-    let chunk = row / CHUNK_ROWS;
-    match sealed.get(chunk) {
-        Some(ids) => ids.value(row % CHUNK_ROWS),
-        None => open.id(row - sealed.len() * CHUNK_ROWS),
+    /// Heap bytes of each column of the sealed chunks still on the heap, by name.
+    pub fn column_bytes(&self) -> Vec<(String, usize)> {
+        let schema = tables::EVENTS_SCHEMA.clone();
+        (0..schema.fields().len())
+            .map(|c| {
+                let bytes = self
+                    .sealed
+                    .iter()
+                    .filter_map(|s| match &s.chunk {
+                        EventChunk::Resident(b) => Some(b.column(c).get_array_memory_size()),
+                        EventChunk::Stored { .. } => None,
+                    })
+                    .sum();
+                (schema.field(c).name().clone(), bytes)
+            })
+            .collect()
     }
 }

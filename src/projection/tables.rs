@@ -21,6 +21,12 @@ use crate::base::interner::{Interner, Sym};
 pub const TICKET_BLOCK: usize = 16 * 1024;
 /// Name of the event id column.
 pub const EVENT_ID: &str = "event_id";
+/// Name of the ticket id column of `ticket_events`.
+pub const TICKET_ID: &str = "ticket_id";
+/// Position of `event_id` in the `ticket_events` schema.
+pub const EVENT_ID_COLUMN: usize = 1;
+/// Position of `ticket_id` in the `ticket_events` schema.
+pub const TICKET_ID_COLUMN: usize = 2;
 
 fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
