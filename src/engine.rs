@@ -203,7 +203,9 @@ impl Engine {
 
     /// Writes a checkpoint of the current state.
     pub fn checkpoint(&mut self) -> Result<PathBuf, EngineError> {
-        let path = self.checkpoints.write(&mut self.projection, &self.position)?;
+        let path = self
+            .checkpoints
+            .write(&mut self.projection, &self.position)?;
         self.events_since_checkpoint = 0;
         Ok(path)
     }

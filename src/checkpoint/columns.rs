@@ -40,7 +40,8 @@ pub fn write(path: &Path, batch: &RecordBatch) -> Result<(), std::io::Error> {
         let one = RecordBatch::try_new(schema.clone(), vec![batch.column(c).clone()])
             .map_err(std::io::Error::other)?;
         let mut bytes = Vec::new();
-        let mut writer = StreamWriter::try_new(&mut bytes, &schema).map_err(std::io::Error::other)?;
+        let mut writer =
+            StreamWriter::try_new(&mut bytes, &schema).map_err(std::io::Error::other)?;
         writer.write(&one).map_err(std::io::Error::other)?;
         writer.finish().map_err(std::io::Error::other)?;
         drop(writer);

@@ -276,10 +276,16 @@ fn replay(log: &EmbeddedLog, n: u64, reference: &ParseReferences) -> anyhow::Res
         projection.heap_bytes() as f64 / n as f64
     );
     for (part, bytes) in projection.memory() {
-        println!("     {part:<12} {:>6.1} bytes/event", bytes as f64 / n as f64);
+        println!(
+            "     {part:<12} {:>6.1} bytes/event",
+            bytes as f64 / n as f64
+        );
     }
     for (column, bytes) in projection.history().column_bytes() {
-        println!("       ticket_events.{column:<18} {:>6.1}", bytes as f64 / n as f64);
+        println!(
+            "       ticket_events.{column:<18} {:>6.1}",
+            bytes as f64 / n as f64
+        );
     }
     Ok(projection)
 }

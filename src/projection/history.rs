@@ -157,7 +157,11 @@ fn ticket_hashes(batch: &RecordBatch) -> Result<Arc<[u64]>, ArrowError> {
     let values = values
         .as_string_opt::<i32>()
         .ok_or_else(|| ArrowError::SchemaError("ticket_id values are not strings".into()))?;
-    let mut hashes: Vec<u64> = values.iter().flatten().map(|v| xxh3_64(v.as_bytes())).collect();
+    let mut hashes: Vec<u64> = values
+        .iter()
+        .flatten()
+        .map(|v| xxh3_64(v.as_bytes()))
+        .collect();
     hashes.sort_unstable();
     hashes.dedup();
     Ok(hashes.into())
@@ -220,7 +224,10 @@ impl History {
         let columns = [tables::EVENT_ID_COLUMN, tables::TICKET_ID_COLUMN];
         for (i, (file, expected)) in files.into_iter().enumerate() {
             if file.rows() != CHUNK_ROWS {
-                return Err(bad(i, format!("{} rows, expected {CHUNK_ROWS}", file.rows())));
+                return Err(bad(
+                    i,
+                    format!("{} rows, expected {CHUNK_ROWS}", file.rows()),
+                ));
             }
             let batch = file.read(&columns).map_err(|e| bad(i, e.to_string()))?;
             let ids = ids_of(&batch).map_err(|e| bad(i, e.to_string()))?;
@@ -277,7 +284,10 @@ impl History {
         };
         let mut cached = self.confirmed.lock().unwrap_or_else(|p| p.into_inner());
         if cached.as_ref().is_none_or(|(n, _)| *n != chunk) {
-            match file.read(&[tables::EVENT_ID_COLUMN]).and_then(|b| ids_of(&b)) {
+            match file
+                .read(&[tables::EVENT_ID_COLUMN])
+                .and_then(|b| ids_of(&b))
+            {
                 Ok(ids) => *cached = Some((chunk, ids)),
                 Err(e) => {
                     tracing::warn!(chunk, error = %e, "cannot read a history chunk to confirm a duplicate event id; taking the hash match");
@@ -294,7 +304,9 @@ impl History {
     pub fn contains(&self, event_id: &str) -> bool {
         let hash = xxh3_64(event_id.as_bytes());
         self.index
-            .find(hash, |&(h, row)| h == hash && self.row_has_id(row, event_id))
+            .find(hash, |&(h, row)| {
+                h == hash && self.row_has_id(row, event_id)
+            })
             .is_some()
     }
 
@@ -305,8 +317,7 @@ impl History {
         self.open.id_ends.push(self.open.ids.len() as u32);
         self.open.rows.push(row);
         let hash = xxh3_64(event_id.as_bytes());
-        self.index
-            .insert_unique(hash, (hash, row_no), |&(h, _)| h);
+        self.index.insert_unique(hash, (hash, row_no), |&(h, _)| h);
         if self.open.rows.len() == CHUNK_ROWS {
             self.seal(strings);
         }
@@ -357,14 +368,20 @@ impl History {
     pub fn chunks(&self, strings: &Interner) -> Vec<EventChunk> {
         let mut out: Vec<EventChunk> = self.sealed.iter().map(|s| s.chunk.clone()).collect();
         if !self.open.rows.is_empty() {
-            out.push(EventChunk::Resident(tables::events_batch(&self.open, strings)));
+            out.push(EventChunk::Resident(tables::events_batch(
+                &self.open, strings,
+            )));
         }
         out
     }
 
     /// Approximate heap bytes: the rows, and the dedup index.
     pub fn heap_parts(&self) -> (usize, usize) {
-        let rows = self.sealed.iter().map(|s| s.chunk.heap_bytes()).sum::<usize>()
+        let rows = self
+            .sealed
+            .iter()
+            .map(|s| s.chunk.heap_bytes())
+            .sum::<usize>()
             + self.open.ids.capacity()
             + self.open.id_ends.capacity() * 4
             + self.open.rows.capacity() * std::mem::size_of::<EventRow>();

@@ -104,7 +104,11 @@ impl Read {
 }
 
 /// The rows of `batch` whose dictionary-encoded ticket id (column `at`) is `id`.
-fn rows_of_ticket(batch: &RecordBatch, at: usize, id: &str) -> Result<Option<RecordBatch>, ArrowError> {
+fn rows_of_ticket(
+    batch: &RecordBatch,
+    at: usize,
+    id: &str,
+) -> Result<Option<RecordBatch>, ArrowError> {
     let column = batch.column(at);
     let Some(dictionary) = column.as_any_dictionary_opt() else {
         return Ok(Some(batch.clone()));
@@ -215,7 +219,12 @@ impl TableProvider for EventsTable {
             })
             .collect();
         Ok(Arc::new(StreamingTableExec::try_new(
-            schema, partitions, None, [], false, limit,
+            schema,
+            partitions,
+            None,
+            [],
+            false,
+            limit,
         )?))
     }
 }
