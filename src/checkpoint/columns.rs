@@ -8,15 +8,16 @@
 //! not the whole chunk. Files are written once, to a temporary name, fsynced and renamed.
 
 use std::fs::File;
-use std::io::{BufWriter, Cursor, Write};
+use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::buffer::Buffer;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
-use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::reader::StreamDecoder;
 use datafusion::arrow::ipc::writer::StreamWriter;
 
 use crate::projection::history::ChunkFile;
@@ -135,10 +136,26 @@ impl ColumnFile {
                 self.path.display()
             )));
         }
-        let mut reader = StreamReader::try_new(Cursor::new(bytes), None)?;
-        let batch = reader.next().ok_or_else(|| {
+        // Decoded in place: the arrays share the bytes just read.
+        let mut buffer = Buffer::from_vec(bytes);
+        let mut decoder = StreamDecoder::new();
+        let mut batch = None;
+        while !buffer.is_empty() {
+            match decoder.decode(&mut buffer)? {
+                Some(b) if batch.is_none() => batch = Some(b),
+                Some(_) => {
+                    return Err(ArrowError::IpcError(format!(
+                        "{}: column {c} holds more than one batch",
+                        self.path.display()
+                    )));
+                }
+                None => {}
+            }
+        }
+        decoder.finish()?;
+        let batch = batch.ok_or_else(|| {
             ArrowError::IpcError(format!("{}: column {c} is empty", self.path.display()))
-        })??;
+        })?;
         if batch.num_rows() != self.rows || batch.num_columns() != 1 {
             return Err(ArrowError::IpcError(format!(
                 "{}: column {c} does not have the chunk's rows",
