@@ -3,7 +3,9 @@
 #   - tansu 0.6.0, a Kafka-protocol broker, built once with cargo (~15 min on 2 cores) into
 #     ~/.cache/deskwatch/tools (override with DESKWATCH_TOOLS).
 #   - Debian's prometheus (prometheus, promtool), prometheus-alertmanager (alertmanager,
-#     amtool) and chromium (the web page tests), with apt-get, when missing.
+#     amtool), chromium (the web page tests) and request-tracker5 with rt5-db-sqlite (a real
+#     Request Tracker 5 for the live-source test, run by ../shared/rt/rt-instance.sh), with
+#     apt-get, when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,9 +23,13 @@ missing=()
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 command -v chromium >/dev/null || missing+=(chromium)
+[ -x /usr/sbin/rt-setup-database-5 ] || missing+=(request-tracker5 rt5-db-sqlite)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]} (Debian packages)"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  # Request Tracker: no database set-up and no cron jobs at install (each test makes its own).
+  printf '%s\n' 'request-tracker5 request-tracker5/dbconfig-install boolean false' \
+    'request-tracker5 request-tracker5/install-cronjobs boolean false' | $SUDO debconf-set-selections
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi

@@ -835,10 +835,41 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.service.is_ready() {
-        (StatusCode::OK, "ready\n").into_response()
+    // Live sources are listed but do not gate readiness: a desk that is down must not take
+    // deskwatch out of its load balancer.
+    let service = &state.service;
+    let mut sources = String::new();
+    for s in &service.config.sources {
+        let name = s.name.as_str();
+        let up = service.metrics.source_up.with_label_values(&[name]).get();
+        let lag = service.metrics.source_lag.with_label_values(&[name]).get();
+        let errors: u64 = ["unreachable", "auth", "http", "decode", "store", "state"]
+            .iter()
+            .map(|k| {
+                service
+                    .metrics
+                    .source_errors
+                    .with_label_values(&[name, k])
+                    .get()
+            })
+            .sum();
+        sources.push_str(&format!(
+            "source {name}: {}, {lag} s behind, {errors} failed polls\n",
+            if up == 1 {
+                "up"
+            } else {
+                "down or not polled yet"
+            }
+        ));
+    }
+    if service.is_ready() {
+        (StatusCode::OK, format!("ready\n{sources}")).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready\n{sources}"),
+        )
+            .into_response()
     }
 }
 

@@ -178,6 +178,9 @@ pub struct Config {
     pub cost: crate::staffing::model::CostConfig,
     /// What SQL queries may use.
     pub query: crate::query::QueryConfig,
+    /// Live sources: help desks followed as they work.
+    #[serde(default)]
+    pub sources: Vec<crate::source::SourceConfig>,
 }
 
 /// An `[sla]` section from TOML text (written without the `sla.` prefix), on top of the
@@ -255,6 +258,10 @@ impl Config {
                 }
             }
         }
+        crate::source::resolve(&mut config.sources).map_err(|e| ConfigError::Invalid {
+            key: e.key,
+            problem: e.problem,
+        })?;
         config.validate()?;
         // The recurring view costs handle time at the cost model's rate unless told otherwise.
         if config.recurring.hourly_rate.is_none() {

@@ -36,5 +36,6 @@ pub mod service;
 pub mod shutdown;
 pub mod simulate;
 pub mod sla;
+pub mod source;
 pub mod staffing;
 pub mod telemetry;

@@ -63,6 +63,14 @@ pub struct Metrics {
     pub events: IntGauge,
     /// Heap bytes of the projected state, by part (estimate).
     pub state_bytes: IntGaugeVec,
+    /// Events a live source derived and submitted, by source.
+    pub source_events: IntCounterVec,
+    /// Seconds the source is behind the desk (0 when caught up), by source.
+    pub source_lag: IntGaugeVec,
+    /// Failed polls and refused transactions, by source and kind.
+    pub source_errors: IntCounterVec,
+    /// 1 when the source's last poll succeeded, by source.
+    pub source_up: IntGaugeVec,
     /// Unix time of the last successful checkpoint.
     pub checkpoint_last_success_timestamp_seconds: IntGauge,
     /// Failed checkpoint attempts.
@@ -239,6 +247,10 @@ impl Metrics {
             projection_lag_records: reg.int_gauge("deskwatch_projection_lag_records", "Log records not yet applied to the published projection.")?,
             tickets: reg.int_gauge("deskwatch_projection_tickets", "Tickets projected.")?,
             events: reg.int_gauge("deskwatch_projection_events", "Events in the projected history.")?,
+            source_events: reg.counter_vec("deskwatch_source_events_total", "Events a live source derived from its desk and submitted (duplicates of what was already applied included).", &["source"])?,
+            source_lag: reg.int_gauge_vec("deskwatch_source_lag_seconds", "How far a live source is behind its desk: age of the last transaction read while more are waiting; 0 when caught up.", &["source"])?,
+            source_errors: reg.counter_vec("deskwatch_source_errors_total", "Failed polls of a live source (unreachable, auth, http, decode, store, state) and desk transactions not turned into events (refused), by source and kind.", &["source", "kind"])?,
+            source_up: reg.int_gauge_vec("deskwatch_source_up", "1 when the last poll of a live source succeeded, 0 when it failed (it is retried with backoff).", &["source"])?,
             state_bytes: reg.int_gauge_vec("deskwatch_state_bytes", "Heap bytes of the projected state by part (an estimate from the structures' sizes).", &["part"])?,
             checkpoint_last_success_timestamp_seconds: reg.int_gauge("deskwatch_checkpoint_last_success_timestamp_seconds", "Unix time of the last successful checkpoint.")?,
             checkpoint_failures: reg.counter("deskwatch_checkpoint_failures_total", "Checkpoint attempts that failed.")?,

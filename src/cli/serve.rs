@@ -96,6 +96,18 @@ where
             .context("HTTP server failed")
     });
     tasks.spawn(extra(service.clone(), cancel.clone()));
+    // Live sources run until cancelled; a failing poll is retried, never fatal.
+    let mut sources = deskwatch::source::spawn_all(
+        &config.sources,
+        &config.storage.data_dir,
+        service.clone(),
+        service.metrics.clone(),
+        cancel.clone(),
+    );
+    tasks.spawn(async move {
+        while sources.join_next().await.is_some() {}
+        Ok(())
+    });
     // A monitor that fails ends the service with its error.
     let (s, c) = (service.clone(), cancel.clone());
     tasks.spawn(async move { s.watch(&c).await.context("a background task failed") });

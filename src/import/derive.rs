@@ -40,8 +40,9 @@ pub enum RowOutcome {
     Skipped,
 }
 
-#[derive(Debug, Clone)]
-struct Track {
+/// What the deriver knows of one ticket (saved by live sources with their cursor).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Track {
     status: Status,
     priority: Priority,
     tenant: Option<String>,
@@ -150,6 +151,17 @@ impl Deriver {
     /// Tickets seen so far.
     pub fn tickets(&self) -> usize {
         self.tracks.len()
+    }
+
+    /// What it knows of every ticket, to save (a live source saves it with its cursor).
+    pub fn tracks(&self) -> &HashMap<String, Track> {
+        &self.tracks
+    }
+
+    /// Carries on from saved tracks (see [`Deriver::tracks`]).
+    pub fn with_tracks(mut self, tracks: HashMap<String, Track>) -> Deriver {
+        self.tracks = tracks;
+        self
     }
 
     /// A field's value: `None` when null or absent.
