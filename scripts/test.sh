@@ -5,7 +5,8 @@
 #   - Debian's prometheus (prometheus, promtool), prometheus-alertmanager (alertmanager,
 #     amtool), chromium (the web page tests) and request-tracker5 with rt5-db-sqlite (a real
 #     Request Tracker 5 for the live-source test, run by ../shared/rt/rt-instance.sh), with
-#     apt-get, when missing.
+#     apt-get, when missing;
+#   - openapi-spec-validator from PyPI (the OpenAPI test), with pip, when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +33,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     'request-tracker5 request-tracker5/install-cronjobs boolean false' | $SUDO debconf-set-selections
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# The OpenAPI test validates /v1/openapi.json with openapi-spec-validator (PyPI).
+if ! python3 -c 'import openapi_spec_validator' 2>/dev/null; then
+  echo "== installing openapi-spec-validator (PyPI)"
+  python3 -m pip install --quiet openapi-spec-validator \
+    || python3 -m pip install --quiet --break-system-packages openapi-spec-validator
 fi
 # With the tools installed, their tests must run, never skip.
 export DESKWATCH_REQUIRE_TOOLS=1

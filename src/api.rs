@@ -5,6 +5,7 @@
 //! roles guard the routes (compared in constant time); bodies are size-limited and requests
 //! time out.
 
+use openapi::ErrorBody;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -172,8 +173,9 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/replay", post(post_replay))
         .route("/", get(index))
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/v1/openapi.json", get(get_openapi))
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(config.server.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -224,6 +226,9 @@ fn authorize(state: &AppState, headers: &HeaderMap, role: Role) -> Result<(), Ap
     }
 }
 
+#[utoipa::path(post, path = "/v1/events", tag = "events", security(("token" = [])),
+    request_body(content = String, description = "A JSON array of events, or NDJSON (one event per line), each as `schemas/event.schema.json` defines (event_id, ticket_id, type, occurred_at, actor, schema_version, payload)", content_type = "application/json"),
+    responses((status = 200, description = "Each event's outcome (accepted, duplicate, rejected with reason, invalid with field, or appended to Kafka with partition and offset) and the counts", body = serde_json::Value), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "No or bad token", body = ErrorBody), (status = 403, description = "The token lacks the role", body = ErrorBody), (status = 413, description = "Body over server.body-limit-bytes", body = ErrorBody), (status = 503, description = "Busy or not ready", body = ErrorBody), (status = 408, description = "Took longer than server.request-timeout-seconds", body = ErrorBody)))]
 async fn post_events(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -312,11 +317,17 @@ async fn post_events(
     .into_response())
 }
 
-#[derive(Deserialize)]
+/// `POST /v1/query` body.
+#[derive(Deserialize, utoipa::ToSchema)]
 struct QueryRequest {
+    /// One SQL statement (DataFusion's dialect) over `tickets`, `ticket_events`, `sla_clocks`,
+    /// `ticket_clusters` and the views.
     sql: String,
 }
 
+#[utoipa::path(post, path = "/v1/query", tag = "read", security(("token" = [])),
+    request_body = QueryRequest,
+    responses((status = 200, description = "`columns`, `rows` (objects), `row_count`, `truncated`; or CSV / Arrow IPC by `Accept`", body = serde_json::Value), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "No or bad token", body = ErrorBody), (status = 403, description = "The token lacks the role", body = ErrorBody), (status = 422, description = "The query needs more memory than [query] memory-limit (resources_exhausted)", body = ErrorBody), (status = 503, description = "Busy or not ready", body = ErrorBody), (status = 408, description = "Took longer than server.request-timeout-seconds", body = ErrorBody)))]
 async fn post_query(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -361,6 +372,9 @@ async fn post_query(
         .into_response())
 }
 
+#[utoipa::path(get, path = "/v1/tickets/{id}", tag = "read", security(("token" = [])),
+    params(("id" = String, Path, description = "Ticket id")),
+    responses((status = 200, description = "The ticket, its SLA clocks with their timelines, and its history", body = serde_json::Value), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "No or bad token", body = ErrorBody), (status = 403, description = "The token lacks the role", body = ErrorBody), (status = 404, description = "No such ticket", body = ErrorBody), (status = 503, description = "Busy or not ready", body = ErrorBody), (status = 408, description = "Took longer than server.request-timeout-seconds", body = ErrorBody)))]
 async fn get_ticket(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -568,6 +582,9 @@ fn filter_of(q: FilterQuery) -> Result<crate::query::sla_listing::SlaFilter, Api
 }
 
 /// Open clocks past a warning threshold, soonest deadline first.
+#[utoipa::path(get, path = "/v1/sla/at-risk", tag = "read", security(("token" = [])),
+    params(crate::query::sla_listing::SlaFilter),
+    responses((status = 200, description = "Open clocks, earliest deadline first", body = serde_json::Value), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "No or bad token", body = ErrorBody), (status = 403, description = "The token lacks the role", body = ErrorBody), (status = 503, description = "Busy or not ready", body = ErrorBody), (status = 408, description = "Took longer than server.request-timeout-seconds", body = ErrorBody)))]
 async fn get_at_risk(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -584,6 +601,9 @@ async fn get_at_risk(
 }
 
 /// Breached clocks, latest first.
+#[utoipa::path(get, path = "/v1/sla/breaches", tag = "read", security(("token" = [])),
+    params(crate::query::sla_listing::SlaFilter),
+    responses((status = 200, description = "Breached clocks, latest breach first", body = serde_json::Value), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "No or bad token", body = ErrorBody), (status = 403, description = "The token lacks the role", body = ErrorBody), (status = 503, description = "Busy or not ready", body = ErrorBody), (status = 408, description = "Took longer than server.request-timeout-seconds", body = ErrorBody)))]
 async fn get_breaches(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -608,6 +628,9 @@ fn bad_parameter(e: impl std::fmt::Display, names: &str) -> ApiError {
 }
 
 /// Recurring fingerprints of a window, with problem and knowledge-base candidates.
+#[utoipa::path(get, path = "/v1/recurring", tag = "read", security(("token" = [])),
+    params(crate::recurring::request::RecurringRequest),
+    responses((status = 200, description = "Fingerprints with their recurrence, spike scores and problem / KB candidates", body = serde_json::Value), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "No or bad token", body = ErrorBody), (status = 403, description = "The token lacks the role", body = ErrorBody), (status = 503, description = "Busy or not ready", body = ErrorBody), (status = 408, description = "Took longer than server.request-timeout-seconds", body = ErrorBody)))]
 async fn get_recurring(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -636,6 +659,9 @@ async fn get_recurring(
 }
 
 /// The most common calls (text clusters) of a period.
+#[utoipa::path(get, path = "/v1/top-calls", tag = "read", security(("token" = [])),
+    params(crate::recurring::request::TopCallsRequest),
+    responses((status = 200, description = "The most common calls (text clusters) with their labels and counts", body = serde_json::Value), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "No or bad token", body = ErrorBody), (status = 403, description = "The token lacks the role", body = ErrorBody), (status = 503, description = "Busy or not ready", body = ErrorBody), (status = 408, description = "Took longer than server.request-timeout-seconds", body = ErrorBody)))]
 async fn get_top_calls(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -713,6 +739,9 @@ async fn run_model<T: serde::Serialize + Send + 'static>(
 }
 
 /// This month in-house against outsourced, from the observed workload, with a what-if.
+#[utoipa::path(get, path = "/v1/cost", tag = "read", security(("token" = [])),
+    params(crate::staffing::model::WhatIfRequest),
+    responses((status = 200, description = "Monthly in-house and outsourced cost, each input with its source (logged, estimated, default) and plausibility flags", body = serde_json::Value), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "No or bad token", body = ErrorBody), (status = 403, description = "The token lacks the role", body = ErrorBody), (status = 422, description = "A target no staffing meets (unmet_target)", body = ErrorBody), (status = 503, description = "Busy or not ready", body = ErrorBody), (status = 408, description = "Took longer than server.request-timeout-seconds", body = ErrorBody)))]
 async fn get_cost(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -724,6 +753,9 @@ async fn get_cost(
 }
 
 /// Agents per hour of the week and channel (Erlang C), with a what-if.
+#[utoipa::path(get, path = "/v1/staffing", tag = "read", security(("token" = [])),
+    params(crate::staffing::model::WhatIfRequest),
+    responses((status = 200, description = "Required agents per channel and hour of the week (Erlang C), FTE", body = serde_json::Value), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "No or bad token", body = ErrorBody), (status = 403, description = "The token lacks the role", body = ErrorBody), (status = 422, description = "A target no staffing meets (unmet_target)", body = ErrorBody), (status = 503, description = "Busy or not ready", body = ErrorBody), (status = 408, description = "Took longer than server.request-timeout-seconds", body = ErrorBody)))]
 async fn get_staffing(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -736,7 +768,7 @@ async fn get_staffing(
 }
 
 /// `POST /v1/replay` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReplayRequest {
     /// The other configuration, TOML over the defaults.
@@ -748,6 +780,9 @@ struct ReplayRequest {
 }
 
 /// The stored history under another configuration, against the running one.
+#[utoipa::path(post, path = "/v1/replay", tag = "read", security(("token" = [])),
+    request_body = ReplayRequest,
+    responses((status = 200, description = "SLA compliance, breaches and cost under the other configuration against the running one", body = serde_json::Value), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "No or bad token", body = ErrorBody), (status = 403, description = "The token lacks the role", body = ErrorBody), (status = 503, description = "Busy or not ready", body = ErrorBody), (status = 408, description = "Took longer than server.request-timeout-seconds", body = ErrorBody)))]
 async fn post_replay(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -813,6 +848,8 @@ async fn post_replay(
 /// the binary (no network needed to show it). It reads the `/v1` API like any client.
 const INDEX_HTML: &str = include_str!("web/index.html");
 
+#[utoipa::path(get, path = "/", tag = "operations",
+    responses((status = 200, description = "The web page (HTML)", content_type = "text/html", body = String)))]
 async fn index() -> Response {
     (
         [(header::CACHE_CONTROL, "no-cache")],
@@ -821,6 +858,8 @@ async fn index() -> Response {
         .into_response()
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(("token" = [])),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String), (status = 401, description = "No or bad token", body = ErrorBody)))]
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if state.service.config.server.metrics_auth
         && let Err(e) = authorize(&state, &headers, Role::Read)
@@ -834,6 +873,21 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         .into_response()
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process answers", content_type = "text/plain", body = String)))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "This description (OpenAPI 3.1)", body = serde_json::Value)))]
+async fn get_openapi() -> Response {
+    use utoipa::OpenApi;
+    axum::Json(openapi::ApiDoc::openapi()).into_response()
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Caught up with the log; one line per live source", content_type = "text/plain", body = String), (status = 503, description = "Not caught up yet", content_type = "text/plain", body = String)))]
 async fn readyz(State(state): State<AppState>) -> Response {
     // Live sources are listed but do not gate readiness: a desk that is down must not take
     // deskwatch out of its load balancer.
@@ -872,6 +926,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
             .into_response()
     }
 }
+
+pub mod openapi;
 
 #[cfg(test)]
 mod tests;

@@ -26,7 +26,8 @@ pub enum Listing {
 }
 
 /// Filters; every one given must hold.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SlaFilter {
     /// Tenant.

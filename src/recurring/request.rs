@@ -17,7 +17,8 @@ fn instant(name: &'static str, text: &str) -> Result<i64, BadParameter> {
 }
 
 /// `GET /v1/recurring` parameters.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RecurringRequest {
     /// Window length (`7d`, `24h`); default from `[recurring] window`.
@@ -87,7 +88,8 @@ pub fn recurring(
 }
 
 /// `GET /v1/top-calls` parameters.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TopCallsRequest {
     /// How many (default 10, at most 1000).

@@ -350,7 +350,8 @@ pub struct WhatIf {
 }
 
 /// A what-if as `GET /v1/cost` and `GET /v1/staffing` take it (and the CLI's flags).
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WhatIfRequest {
     /// Volume change in percent (`30` for +30 %, `-20`).
