@@ -110,6 +110,25 @@ pub fn checkpoint(data: &[u8]) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The history chunk file decoder: `data` is a chunk file (`checkpoints/chunks/*.cols`). It
+/// is opened and every column read; a file that opens must decode or fail with an error.
+pub fn chunk_file(data: &[u8]) {
+    use crate::projection::history::ChunkFile;
+    let dir = scratch("chunk");
+    let path = dir.join("chunk.cols");
+    if std::fs::write(&path, data).is_err() {
+        return;
+    }
+    if let Ok(file) = crate::checkpoint::columns::ColumnFile::open(&path) {
+        let _ = file.verify();
+        let all: Vec<usize> =
+            (0..crate::projection::tables::EVENTS_SCHEMA.fields().len()).collect();
+        let _ = file.read(&all);
+        let _ = file.read(&[2, 1]);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The import readers: `data` is an export, read as CSV (first byte even) or XES (odd) through
 /// a mapping shipped in `examples/mappings/`.
 pub fn import(data: &[u8]) {
@@ -160,4 +179,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("segment", segment),
     ("checkpoint", checkpoint),
     ("import", import),
+    ("chunk_file", chunk_file),
 ];
