@@ -80,10 +80,14 @@ impl Rt {
     }
 
     fn create(&self, subject: &str, requestor: &str, priority: u32) -> u64 {
+        self.create_in("Support", subject, requestor, priority)
+    }
+
+    fn create_in(&self, queue: &str, subject: &str, requestor: &str, priority: u32) -> u64 {
         let v = self.call(
             "POST",
             "/ticket",
-            serde_json::json!({"Queue": "Support", "Subject": subject, "Requestor": requestor,
+            serde_json::json!({"Queue": queue, "Subject": subject, "Requestor": requestor,
                 "Priority": priority, "Content": format!("{subject}, since this morning.")}),
         );
         v["id"]
@@ -127,6 +131,17 @@ user = "root"
 password = "password"
 poll-seconds = 1
 
+# The same desk, only its General queue.
+[[sources]]
+name = "rt-general"
+kind = "rt"
+url = "{url}"
+user = "root"
+password = "password"
+poll-seconds = 1
+queues = ["General"]
+ticket-prefix = "GEN-"
+
 [sla]
 policies = [
   {{ name = "rt-low", match = {{ priority = ["P4"] }}, targets = {{ first-response = {{ within = "20s", calendar = "24x7" }} }} }},
@@ -136,7 +151,8 @@ alertmanager = ["http://{alertmanager}"]
 resend-seconds = 1
 timeout-seconds = 2
 "#,
-            rt.url()
+            rt.url(),
+            url = rt.url()
         ),
     )
     .unwrap();
@@ -147,14 +163,15 @@ fn tickets(server: &Server) -> Value {
     server.sql(
         "select ticket_id, status, priority, assignment_group, agent, requester, title, \
          created_at, first_response_at, resolved_at, reopen_count, event_count \
-         from tickets order by ticket_id",
+         from tickets where ticket_id like 'RT-%' order by ticket_id",
     )
 }
 
 fn events(server: &Server) -> Value {
     server.sql(
         "select event_id, ticket_id, event_type, occurred_at, actor_id, status_after, \
-         priority_after, assignment_group, agent, public from ticket_events order by event_id",
+         priority_after, assignment_group, agent, public from ticket_events \
+         where ticket_id like 'RT-%' order by event_id",
     )
 }
 
@@ -276,6 +293,25 @@ fn a_desk_worked_in_request_tracker_appears_in_deskwatch_and_survives_kill_9() {
         events(&fresh),
         events(&restarted),
         "the same events, none twice"
+    );
+
+    // The source limited to the General queue follows only that queue.
+    let general = rt.create_in(
+        "General",
+        "Badge reader at the door",
+        "gina@example.com",
+        30,
+    );
+    let found = wait_for(60, || {
+        let rows = restarted.sql("select ticket_id from tickets where ticket_id like 'GEN-%'");
+        rows.as_array()
+            .is_some_and(|a| !a.is_empty())
+            .then_some(rows)
+    })
+    .expect("the General ticket reaches the rt-general source");
+    assert_eq!(
+        found,
+        serde_json::json!([{"ticket_id": format!("GEN-{general}")}])
     );
     drop(server);
 }

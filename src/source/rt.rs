@@ -450,9 +450,9 @@ impl RtSource {
     async fn apply(&mut self, txn: &Txn) -> Result<Option<String>, SourceError> {
         if txn.kind == "Create" {
             let ticket = self.created(txn).await?;
-            let activity = ticket.status.clone();
+            let activity = (!ticket.ignored).then(|| ticket.status.clone());
             self.state.tickets.insert(txn.ticket, ticket);
-            return Ok(Some(activity));
+            return Ok(activity);
         }
         let Some(ticket) = self.state.tickets.get(&txn.ticket).cloned() else {
             // Created before this source started reading (a cursor set by hand) or filtered.
