@@ -38,3 +38,27 @@ pub enum ParseError {
         problem: &'static str,
     },
 }
+
+/// A secret string (a token, a password): printed as `***`, read only through
+/// [`Secret::expose`].
+#[derive(Clone, serde::Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// A secret holding `value`.
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    /// The secret value.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}

@@ -2,7 +2,6 @@
 //! environment variables, layered with figment. Unknown keys are errors; `validate()` names the
 //! key at fault; secrets print as `***`.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -28,21 +27,23 @@ pub enum ConfigError {
     },
 }
 
-/// A secret string: compared in constant time, printed as `***`.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
+pub use crate::base::Secret;
 
-impl Secret {
-    /// The secret value.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
+/// Replaces a secret written `env:NAME` by the value of that environment variable (a
+/// Kubernetes secret, a compose file's environment), so the file holds no secret.
+fn read_env(secret: &mut Secret, key: String) -> Result<(), ConfigError> {
+    let Some(var) = secret.expose().strip_prefix("env:") else {
+        return Ok(());
+    };
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => {
+            *secret = Secret::new(v.trim().to_string());
+            Ok(())
+        }
+        _ => Err(ConfigError::Invalid {
+            key,
+            problem: format!("reads environment variable {var}, which is not set or empty"),
+        }),
     }
 }
 
@@ -241,20 +242,13 @@ impl Config {
         let mut config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Parse(e.to_string()))?;
-        // Tokens given as `env:NAME` are read from the environment (a Kubernetes secret, a
-        // compose file's environment), so the file holds no secret.
         for (i, t) in config.auth.tokens.iter_mut().enumerate() {
-            if let Some(var) = t.token.0.strip_prefix("env:") {
-                match std::env::var(var) {
-                    Ok(v) if !v.trim().is_empty() => t.token = Secret(v.trim().to_string()),
-                    _ => {
-                        return Err(ConfigError::Invalid {
-                            key: format!("auth.tokens[{i}].token"),
-                            problem: format!(
-                                "reads environment variable {var}, which is not set or empty"
-                            ),
-                        });
-                    }
+            read_env(&mut t.token, format!("auth.tokens[{i}].token"))?;
+        }
+        for (i, s) in config.sources.iter_mut().enumerate() {
+            for (name, secret) in [("token", &mut s.token), ("password", &mut s.password)] {
+                if let Some(secret) = secret {
+                    read_env(secret, format!("sources[{i}].{name}"))?;
                 }
             }
         }

@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::base::Secret;
 use crate::service::Service;
 use crate::telemetry::Metrics;
 
@@ -42,7 +43,7 @@ pub enum SourceKind {
 }
 
 /// One `[[sources]]` entry.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SourceConfig {
     /// Names the source: its metrics label, its state file, part of its event ids.
@@ -52,11 +53,11 @@ pub struct SourceConfig {
     /// Base URL of the desk (RT: the web root, e.g. `http://127.0.0.1:8080`).
     pub url: String,
     /// API token (RT: an auth token); `env:NAME` reads it from the environment.
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// User for basic authentication (with `password`).
     pub user: Option<String>,
     /// Password; `env:NAME` reads it from the environment.
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Only these queues (all when empty).
     #[serde(default)]
     pub queues: Vec<String>,
@@ -100,7 +101,7 @@ fn default_channel() -> String {
 }
 
 impl SourceConfig {
-    /// Checks what the types cannot, and reads `env:` secrets.
+    /// Checks what the types cannot (`env:` secrets are read by the configuration loader).
     pub fn resolve(&mut self, i: usize) -> Result<(), SourceConfigError> {
         let key = |k: &str| format!("sources[{i}].{k}");
         let invalid = |k: &str, problem: String| SourceConfigError {
@@ -121,19 +122,6 @@ impl SourceConfig {
         }
         if reqwest::Url::parse(&self.url).is_err() {
             return Err(invalid("url", format!("`{}` is not a URL", self.url)));
-        }
-        for (k, v) in [("token", &mut self.token), ("password", &mut self.password)] {
-            if let Some(var) = v.as_deref().and_then(|s| s.strip_prefix("env:")) {
-                match std::env::var(var) {
-                    Ok(value) if !value.trim().is_empty() => *v = Some(value.trim().to_string()),
-                    _ => {
-                        return Err(invalid(
-                            k,
-                            format!("reads environment variable {var}, which is not set or empty"),
-                        ));
-                    }
-                }
-            }
         }
         match (&self.token, &self.user, &self.password) {
             (Some(_), None, None) | (None, Some(_), Some(_)) => {}
@@ -183,7 +171,7 @@ impl SourceConfig {
     }
 }
 
-/// Checks every source and reads their secrets; names must be unique.
+/// Checks every source; names must be unique.
 pub fn resolve(sources: &mut [SourceConfig]) -> Result<(), SourceConfigError> {
     for (i, s) in sources.iter_mut().enumerate() {
         s.resolve(i)?;

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Poll, SourceConfig, SourceError, load_state, save_state};
+use crate::base::Secret;
 use crate::event::{Priority, TicketEvent};
 use crate::import::derive::{Deriver, RowOutcome, Track};
 use crate::import::mapping::Mapping;
@@ -202,8 +203,12 @@ impl RtSource {
     async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, SourceError> {
         let mut request = self.client.get(format!("{}{path}", self.api)).query(query);
         request = match (&self.config.token, &self.config.user) {
-            (Some(token), _) => request.header("Authorization", format!("token {token}")),
-            (None, Some(user)) => request.basic_auth(user, self.config.password.as_deref()),
+            (Some(token), _) => {
+                request.header("Authorization", format!("token {}", token.expose()))
+            }
+            (None, Some(user)) => {
+                request.basic_auth(user, self.config.password.as_ref().map(Secret::expose))
+            }
             (None, None) => request,
         };
         let response = request
