@@ -37,6 +37,8 @@ pub struct AppState {
     pub service: Arc<Service>,
     /// Accepted tokens; empty means no authentication.
     pub tokens: Arc<Vec<Token>>,
+    /// Webhook sources, by name.
+    pub hooks: Arc<crate::source::hook::Hooks>,
 }
 
 /// What went wrong, as the client sees it. Each kind has one HTTP status ([`Kind::status`]).
@@ -171,6 +173,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/cost", get(get_cost))
         .route("/v1/staffing", get(get_staffing))
         .route("/v1/replay", post(post_replay))
+        .route("/v1/hooks/{source}", post(post_hook))
         .route("/", get(index))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -895,6 +898,17 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let mut sources = String::new();
     for s in &service.config.sources {
         let name = s.name.as_str();
+        if s.kind == crate::source::SourceKind::Webhook {
+            let m = &service.metrics;
+            let count = |k: &str| m.source_errors.with_label_values(&[name, k]).get();
+            sources.push_str(&format!(
+                "source {name}: webhook, {} events, {} refused payloads, {} bad signatures\n",
+                m.source_events.with_label_values(&[name]).get(),
+                count("refused"),
+                count("signature"),
+            ));
+            continue;
+        }
         let up = service.metrics.source_up.with_label_values(&[name]).get();
         let lag = service.metrics.source_lag.with_label_values(&[name]).get();
         let errors: u64 = ["unreachable", "auth", "http", "decode", "store", "state"]
@@ -924,6 +938,87 @@ async fn readyz(State(state): State<AppState>) -> Response {
             format!("not ready\n{sources}"),
         )
             .into_response()
+    }
+}
+
+/// A desk's webhook: signed by the desk (when the source has a `secret`) or sent with an
+/// ingest token; the payload becomes events through the source's mapping.
+#[utoipa::path(post, path = "/v1/hooks/{source}", tag = "sources",
+    security(("token" = []), ()),
+    params(("source" = String, Path, description = "A `[[sources]]` entry of `kind = \"webhook\"`")),
+    request_body(content = Object, description = "The desk's JSON payload, as it sends it", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Derived and stored (or nothing new)", body = crate::source::hook::HookReply),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "Bad or missing signature or token; nothing was written", body = ErrorBody),
+        (status = 404, description = "No webhook source by that name", body = ErrorBody),
+        (status = 422, description = "The payload does not make events; the code is the import's reason (`missing_ticket_id`, `bad_time`, `unknown_status`, `after_close`, …)", body = ErrorBody),
+        (status = 503, description = "Catching up with the log, busy, or not durable: retry", body = ErrorBody),
+    ))]
+async fn post_hook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(source): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    use crate::source::hook::HookError;
+    let Some(hook) = state.hooks.get(&source).cloned() else {
+        return Err(ApiError::new(
+            Kind::NotFound,
+            "not_found",
+            format!("no webhook source named {source}"),
+        ));
+    };
+    let metrics = &state.service.metrics;
+    let count = |kind: &str| {
+        metrics
+            .source_errors
+            .with_label_values(&[hook.name(), kind])
+            .inc()
+    };
+    let token = headers.contains_key(header::AUTHORIZATION);
+    if hook.signed() && !(token && authorize(&state, &headers, Role::Ingest).is_ok()) {
+        let read = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
+        hook.verify(read, &body).map_err(|e| {
+            count("signature");
+            ApiError::new(Kind::Unauthenticated, "bad_signature", e.to_string())
+        })?;
+    } else if !hook.signed() {
+        authorize(&state, &headers, Role::Ingest)?;
+    }
+    match hook.receive(&state.service, &body).await {
+        Ok(reply) => {
+            metrics
+                .source_events
+                .with_label_values(&[hook.name()])
+                .inc_by(reply.event_ids.len() as u64);
+            if reply.rejected > 0 {
+                count("refused");
+            }
+            Ok(axum::Json(reply).into_response())
+        }
+        Err(HookError::Signature(m)) => {
+            Err(ApiError::new(Kind::Unauthenticated, "bad_signature", m))
+        }
+        Err(HookError::Body(m)) => Err(ApiError::new(Kind::Invalid, "invalid_body", m)),
+        Err(HookError::Refused(e)) => {
+            count("refused");
+            tracing::warn!(source = %hook.name(), reason = e.reason, message = %e.message, "a webhook payload was not turned into events");
+            Err(ApiError::new(Kind::Unprocessable, e.reason, e.message))
+        }
+        Err(HookError::NotReady) => Err(ApiError::new(
+            Kind::Unavailable,
+            "not_ready",
+            HookError::NotReady.to_string(),
+        )),
+        Err(HookError::Store(e)) => {
+            count("store");
+            Err(e.into())
+        }
+        Err(e @ HookError::Lookup(_)) => Err(ApiError::internal(
+            &e,
+            "the ticket could not be read from the projection; retry",
+        )),
     }
 }
 

@@ -246,7 +246,11 @@ impl Config {
             read_env(&mut t.token, format!("auth.tokens[{i}].token"))?;
         }
         for (i, s) in config.sources.iter_mut().enumerate() {
-            for (name, secret) in [("token", &mut s.token), ("password", &mut s.password)] {
+            for (name, secret) in [
+                ("token", &mut s.token),
+                ("password", &mut s.password),
+                ("secret", &mut s.secret),
+            ] {
                 if let Some(secret) = secret {
                     read_env(secret, format!("sources[{i}].{name}"))?;
                 }

@@ -7,6 +7,7 @@
 //! mapped is reported with its number and reason and counted; the rest goes on.
 
 pub mod derive;
+pub mod json;
 pub mod mapping;
 pub mod source;
 

@@ -10,6 +10,7 @@
 //! nothing. A desk that is down or answers errors is retried with backoff (1 s doubling to
 //! 60 s) and never stops the service.
 
+pub mod hook;
 pub mod rt;
 
 use std::collections::HashMap;
@@ -40,6 +41,8 @@ pub struct SourceConfigError {
 pub enum SourceKind {
     /// Request Tracker 4.4/5, through its REST 2 API.
     Rt,
+    /// A desk that pushes JSON to `POST /v1/hooks/{name}`, read through a mapping.
+    Webhook,
 }
 
 /// One `[[sources]]` entry.
@@ -51,7 +54,16 @@ pub struct SourceConfig {
     /// What kind of desk.
     pub kind: SourceKind,
     /// Base URL of the desk (RT: the web root, e.g. `http://127.0.0.1:8080`).
+    #[serde(default)]
     pub url: String,
+    /// Webhook: the mapping file (`format = "json"`) of the desk's payloads.
+    pub mapping: Option<PathBuf>,
+    /// Webhook: the key the desk signs its requests with (see the mapping's
+    /// `[json.signature]`); `env:NAME` reads it from the environment.
+    pub secret: Option<Secret>,
+    /// Webhook: the mapping, loaded and checked.
+    #[serde(skip)]
+    pub loaded: Option<Arc<crate::import::mapping::Mapping>>,
     /// API token (RT: an auth token); `env:NAME` reads it from the environment.
     pub token: Option<Secret>,
     /// User for basic authentication (with `password`).
@@ -118,6 +130,62 @@ impl SourceConfig {
             return Err(invalid(
                 "name",
                 "must be 1–64 letters, digits, `-` or `_`".into(),
+            ));
+        }
+        match self.kind {
+            SourceKind::Rt => self.resolve_rt(&invalid),
+            SourceKind::Webhook => self.resolve_webhook(&invalid),
+        }
+    }
+
+    /// The keys of a webhook source: its mapping loads and is for JSON, and a `secret` comes
+    /// with the mapping's `[json.signature]`.
+    fn resolve_webhook(
+        &mut self,
+        invalid: &dyn Fn(&str, String) -> SourceConfigError,
+    ) -> Result<(), SourceConfigError> {
+        if self.token.is_some() || self.user.is_some() || self.password.is_some() {
+            return Err(invalid(
+                "token",
+                "a webhook source takes `secret` (the desk's signing key), not `token`, `user` or `password`".into(),
+            ));
+        }
+        let Some(path) = &self.mapping else {
+            return Err(invalid(
+                "mapping",
+                "a webhook source needs a mapping file (`format = \"json\"`)".into(),
+            ));
+        };
+        let mapping = crate::import::mapping::Mapping::load(path)
+            .map_err(|e| invalid("mapping", e.to_string()))?;
+        if mapping.format != crate::import::mapping::Format::Json {
+            return Err(invalid(
+                "mapping",
+                format!("{} is not for JSON (`format = \"json\"`)", path.display()),
+            ));
+        }
+        if self.secret.is_some() && mapping.json.signature.is_none() {
+            return Err(invalid(
+                "secret",
+                format!(
+                    "{} has no `[json.signature]`: it does not say how the desk signs",
+                    path.display()
+                ),
+            ));
+        }
+        self.loaded = Some(Arc::new(mapping));
+        Ok(())
+    }
+
+    /// The keys of a Request Tracker source.
+    fn resolve_rt(
+        &self,
+        invalid: &dyn Fn(&str, String) -> SourceConfigError,
+    ) -> Result<(), SourceConfigError> {
+        if self.mapping.is_some() || self.secret.is_some() {
+            return Err(invalid(
+                "mapping",
+                "`mapping` and `secret` are for webhook sources".into(),
             ));
         }
         if reqwest::Url::parse(&self.url).is_err() {
@@ -296,6 +364,8 @@ pub fn spawn_all(
                 let source = rt::RtSource::new(config.clone(), state_path);
                 set.spawn(run(source, service.clone(), metrics.clone(), stop.clone()));
             }
+            // Webhooks are pushed to the API (`POST /v1/hooks/{name}`).
+            SourceKind::Webhook => {}
         }
     }
     set

@@ -20,7 +20,8 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, machine-readable code: `invalid_request`, `invalid_query`, `unauthenticated`,
     /// `forbidden`, `not_found`, `payload_too_large`, `resources_exhausted`, `unmet_target`,
-    /// `busy`, `timeout`, `not_implemented`, `internal`, …
+    /// `busy`, `timeout`, `not_implemented`, `internal`, `bad_signature`, `not_ready`, the
+    /// import's refusal reasons for webhooks, …
     code: String,
     /// For a person.
     message: String,
@@ -66,6 +67,7 @@ impl Modify for Tokens {
         super::get_cost,
         super::get_staffing,
         super::post_replay,
+        super::post_hook,
         super::index,
         super::metrics,
         super::healthz,
@@ -76,6 +78,7 @@ impl Modify for Tokens {
     modifiers(&Tokens),
     tags(
         (name = "events", description = "Ingest"),
+        (name = "sources", description = "Webhooks of help desks that push"),
         (name = "read", description = "Queries, listings and models"),
         (name = "operations", description = "Health, readiness, metrics, the web page")
     )

@@ -20,6 +20,7 @@ fn setup(tokens: Vec<Token>) -> (tempfile::TempDir, Router, Arc<Service>) {
     let state = AppState {
         service: service.clone(),
         tokens: Arc::new(tokens),
+        hooks: Arc::default(),
     };
     (dir, router(state, &config), service)
 }
@@ -42,6 +43,7 @@ async fn metrics_are_open_unless_told_to_require_the_read_role() {
         AppState {
             service,
             tokens: Arc::new(tokens),
+            hooks: Arc::default(),
         },
         &config,
     );
@@ -359,6 +361,7 @@ async fn cost_and_staffing_with_what_ifs_and_their_gauges() {
     let state = AppState {
         service: service.clone(),
         tokens: Arc::new(Vec::new()),
+        hooks: Arc::default(),
     };
     let app = router(state, &config);
     let body = ndjson(2000);
@@ -573,4 +576,61 @@ async fn replay_range(app: &Router, from: &str, to: &str) -> Value {
     let (status, v) = call(app, "POST", "/v1/replay", None, body).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     v
+}
+
+#[tokio::test]
+async fn webhooks_take_an_ingest_token_or_the_desks_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut config = Config::from_toml(&format!(
+        r#"
+[[sources]]
+name = "servicenow"
+kind = "webhook"
+mapping = "{root}/examples/mappings/webhooks/servicenow.toml"
+
+[[sources]]
+name = "zammad"
+kind = "webhook"
+mapping = "{root}/examples/mappings/webhooks/zammad.toml"
+secret = "zammad-token"
+"#
+    ))
+    .unwrap();
+    config.storage.data_dir = dir.path().to_path_buf();
+    let (ingest, read) = ("ingest-token-0123456789", "read-token-0123456789ab");
+    let tokens = vec![
+        token("desk", ingest, vec![Role::Ingest]),
+        token("grafana", read, vec![Role::Read]),
+    ];
+    let service = Arc::new(Service::start(&config, Metrics::new().unwrap()).unwrap());
+    let app = router(
+        AppState {
+            service: service.clone(),
+            tokens: Arc::new(tokens),
+            hooks: Arc::new(crate::source::hook::hooks(&config.sources)),
+        },
+        &config,
+    );
+    let fixture =
+        |p: &str| std::fs::read_to_string(format!("{root}/tests/fixtures/webhooks/{p}")).unwrap();
+    let sn = fixture("servicenow/01-insert.json");
+    let url = "/v1/hooks/servicenow";
+    let (status, _) = call(&app, "POST", url, None, sn.clone()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = call(&app, "POST", url, Some(read), sn.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, v) = call(&app, "POST", url, Some(ingest), sn).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["accepted"], 1);
+    assert_eq!(v["ticket_id"], "SN-INC0010042");
+    // A signed source: an ingest token stands in for the signature; a read token does not.
+    let zm = fixture("zammad/01-created.json");
+    let url = "/v1/hooks/zammad";
+    let (status, v) = call(&app, "POST", url, Some(read), zm.clone()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+    assert_eq!(v["error"]["code"], "bad_signature");
+    let (status, v) = call(&app, "POST", url, Some(ingest), zm).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["event_ids"].as_array().unwrap().len(), 1);
 }

@@ -25,7 +25,7 @@ pub struct Args {
     /// The mapping file (TOML; see examples/mappings/).
     #[arg(long)]
     mapping: PathBuf,
-    /// Input files: CSV or XES, gzip or plain.
+    /// Input files: CSV, XES or JSON (one document per line, or arrays), gzip or plain.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
     /// Events per durable append.

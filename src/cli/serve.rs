@@ -79,6 +79,7 @@ where
     let state = AppState {
         service: service.clone(),
         tokens: Arc::new(config.auth.tokens.clone()),
+        hooks: Arc::new(deskwatch::source::hook::hooks(&config.sources)),
     };
     let app = router(state, &config);
     let listener = tokio::net::TcpListener::bind(config.server.listen)

@@ -23,7 +23,8 @@ pub struct RowError {
     pub ticket: Option<String>,
     /// Stable reason: `missing_ticket_id`, `bad_time`, `unknown_status`, `unknown_activity`,
     /// `unknown_priority`, `unknown_channel`, `unknown_tier`, `missing_field`, `out_of_order`,
-    /// `after_close`, `unreadable`, or a validation reason of the event contract.
+    /// `after_close`, `unreadable`, `unknown_comment`, `unknown_ticket`, or a validation reason
+    /// of the event contract.
     pub reason: &'static str,
     /// Details.
     pub message: String,
@@ -40,22 +41,30 @@ pub enum RowOutcome {
     Skipped,
 }
 
-/// What the deriver knows of one ticket (saved by live sources with their cursor).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// What the deriver knows of one ticket (saved by live sources with their cursor, or seeded
+/// from the projection by webhooks).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Track {
-    status: Status,
-    priority: Priority,
-    tenant: Option<String>,
-    group: Option<String>,
-    agent: Option<String>,
-    /// 0 before the first assignment.
-    tier: u8,
-    last_at: i64,
+    /// Status.
+    pub status: Status,
+    /// Priority.
+    pub priority: Priority,
+    /// Tenant.
+    pub tenant: Option<String>,
+    /// Assignment group.
+    pub group: Option<String>,
+    /// Agent.
+    pub agent: Option<String>,
+    /// Tier: 0 before the first assignment.
+    pub tier: u8,
+    /// Instant of the latest row, ms.
+    pub last_at: i64,
     /// Rows seen (the ordinal in event ids).
-    rows: u32,
+    pub rows: u32,
     /// Hand-offs, escalations and reopens so far (a resolution without any is first contact).
-    detours: u32,
-    responded: bool,
+    pub detours: u32,
+    /// A public agent comment was made.
+    pub responded: bool,
 }
 
 /// Turns rows into events, ticket by ticket.
@@ -65,6 +74,7 @@ pub struct Deriver {
     tz: Tz,
     first_response: Vec<Status>,
     tracks: HashMap<String, Track>,
+    content_ids: bool,
 }
 
 /// The ticket id and instant of a row, read before the rows of a ticket are put in order.
@@ -140,7 +150,32 @@ impl Deriver {
             tz,
             first_response,
             tracks: HashMap::new(),
+            content_ids: false,
         }
+    }
+
+    /// Event ids from what happened (ticket, instant, the event itself) rather than from the
+    /// row's place in the ticket's rows: for webhooks, whose rows may come again, or not at all,
+    /// and whose tracks are seeded from the projection after a restart.
+    pub fn with_content_ids(mut self) -> Deriver {
+        self.content_ids = true;
+        self
+    }
+
+    /// Whether the ticket is known.
+    pub fn knows(&self, ticket: &str) -> bool {
+        self.tracks.contains_key(ticket)
+    }
+
+    /// Sets what is known of a ticket (a webhook seeds it from the projection).
+    pub fn seed(&mut self, ticket: &str, track: Track) {
+        self.tracks.insert(ticket.to_string(), track);
+    }
+
+    /// Forgets tickets (the projection refused an event derived for them, or memory is bounded);
+    /// `keep` says which stay.
+    pub fn retain(&mut self, keep: impl FnMut(&String, &mut Track) -> bool) {
+        self.tracks.retain(keep);
     }
 
     /// The mapping.
@@ -209,11 +244,11 @@ impl Deriver {
             Some(&f.ticket_id),
             f.status.as_ref(),
             f.activity.as_ref(),
-            Some(&f.priority),
-            Some(&f.channel),
-            Some(&f.category),
-            Some(&f.requester),
-            Some(&f.title),
+            f.priority.as_ref(),
+            f.channel.as_ref(),
+            f.category.as_ref(),
+            f.requester.as_ref(),
+            f.title.as_ref(),
             f.description.as_ref(),
             f.subcategory.as_ref(),
             f.configuration_item.as_ref(),
@@ -224,6 +259,8 @@ impl Deriver {
             f.tier.as_ref(),
             f.resolution_code.as_ref(),
             f.actor.as_ref(),
+            f.comment.as_ref(),
+            f.comment_id.as_ref(),
         ];
         for s in all.into_iter().flatten() {
             match s {
@@ -288,13 +325,17 @@ impl Deriver {
         let fail = |reason, message| Err(err(row, id, reason, message));
         let f = &m.fields;
         let meaning = self.meaning(r, row, id)?;
+        let extra = self.comment_of(r, row, id)?;
         if meaning == Some(Meaning::Skip) {
             if let Some(t) = self.tracks.get_mut(id) {
                 t.rows += 1;
             }
             return Ok(RowOutcome::Skipped);
         }
-        let priority = self.coded(&f.priority, r, row, id, "priority", |v| m.priority(v))?;
+        let priority = match &f.priority {
+            Some(s) => self.coded(s, r, row, id, "priority", |v| m.priority(v))?,
+            None => None,
+        };
         let tier = match &f.tier {
             Some(s) => self.coded(s, r, row, id, "tier", |v| m.tier(v))?,
             None => None,
@@ -325,7 +366,15 @@ impl Deriver {
         } else {
             self.transitions(&mut t, c, r, &mut out);
         }
-        comment(meaning, &mut t, &mut out, &mut requester_actor);
+        // The row's comment (its activity's, or `fields.comment`'s) is where `comment-id` goes.
+        let mut comment_at = None;
+        for m in [meaning, extra] {
+            let before = out.len();
+            comment(m, &mut t, &mut out, &mut requester_actor);
+            if out.len() > before {
+                comment_at = Some(before);
+            }
+        }
         let ordinal = t.rows;
         t.rows += 1;
         t.last_at = at;
@@ -335,9 +384,12 @@ impl Deriver {
         }
         let events = self.events(
             r,
-            id,
-            ordinal,
-            created,
+            Place {
+                id,
+                ordinal,
+                created,
+                comment_at,
+            },
             &actor_id,
             &t,
             out,
@@ -345,6 +397,24 @@ impl Deriver {
         )?;
         self.tracks.insert(id.to_string(), t);
         Ok(RowOutcome::Events(events))
+    }
+
+    /// The comment a row carries besides its status (`fields.comment`), if any.
+    fn comment_of(&self, r: &Record, row: u64, id: &str) -> Result<Option<Meaning>, RowError> {
+        let m = &self.mapping;
+        let Some(v) = m.fields.comment.as_ref().and_then(|s| self.value(s, r)) else {
+            return Ok(None);
+        };
+        match m.comment_meaning(&v) {
+            Some(Meaning::Skip) => Ok(None),
+            Some(x) => Ok(Some(x)),
+            None => Err(err(
+                row,
+                id,
+                "unknown_comment",
+                format!("comment `{v}` is not in [values.comment]"),
+            )),
+        }
     }
 
     /// What a row means: its status (snapshot mode) or activity (event mode) through the
@@ -482,9 +552,16 @@ impl Deriver {
                 }
                 t.clone()
             }
+            None if !m.derive.create => {
+                return fail(
+                    "unknown_ticket",
+                    "deskwatch has no such ticket, and this source does not create tickets".into(),
+                );
+            }
             None => {
-                let required = |s: &Source, name: &str| {
-                    self.value(s, r)
+                let required = |s: &Option<Source>, name: &str| {
+                    s.as_ref()
+                        .and_then(|s| self.value(s, r))
                         .ok_or_else(|| err(row, id, "missing_field", format!("no {name}")))
                 };
                 let channel_raw = required(&f.channel, "channel")?;
@@ -610,15 +687,13 @@ impl Deriver {
         }
     }
 
-    /// The row's payloads as events: ids from the row's ordinal, the requester as the actor of
-    /// what the requester did, checked against the contract.
-    #[allow(clippy::too_many_arguments)]
+    /// The row's payloads as events: ids from the row's ordinal (or its content, see
+    /// [`Deriver::with_content_ids`]; a comment with `fields.comment-id` from that id), the
+    /// requester as the actor of what the requester did, checked against the contract.
     fn events(
         &self,
         r: &Record,
-        id: &str,
-        ordinal: u32,
-        created: bool,
+        place: Place<'_>,
         actor_id: &str,
         t: &Track,
         out: Vec<Payload>,
@@ -626,15 +701,19 @@ impl Deriver {
     ) -> Result<Vec<TicketEvent>, RowError> {
         let m = &self.mapping;
         let f = &m.fields;
+        let id = place.id;
         let (at, row) = (t.last_at, r.row);
         let fail = |reason, message| Err(err(row, id, reason, message));
         let occurred_at = DateTime::<Utc>::from_timestamp_millis(at).unwrap_or_default();
+        let comment_id = f.comment_id.as_ref().and_then(|s| self.value(s, r));
         let mut events = Vec::with_capacity(out.len());
         for (k, payload) in out.into_iter().enumerate() {
             let actor = match requester_actor.iter().find(|(i, _)| *i == k) {
                 Some((_, who)) => Actor {
-                    id: if who == "requester" && !created {
-                        self.value(&f.requester, r)
+                    id: if who == "requester" && !place.created {
+                        f.requester
+                            .as_ref()
+                            .and_then(|s| self.value(s, r))
                             .unwrap_or_else(|| "requester".into())
                     } else {
                         who.clone()
@@ -646,8 +725,16 @@ impl Deriver {
                     role: Role::Agent,
                 },
             };
+            let event_id = match (&comment_id, place.comment_at == Some(k)) {
+                (Some(c), true) => keyed_id(&m.name, id, &["comment", c]),
+                _ if self.content_ids => {
+                    let what = format!("{payload:?}");
+                    keyed_id(&m.name, id, &[&at.to_string(), &k.to_string(), &what])
+                }
+                _ => event_id(&m.name, id, place.ordinal, k),
+            };
             let e = TicketEvent {
-                event_id: event_id(&m.name, id, ordinal, k),
+                event_id,
                 ticket_id: id.to_string(),
                 tenant: t.tenant.clone(),
                 occurred_at,
@@ -661,6 +748,26 @@ impl Deriver {
         }
         Ok(events)
     }
+}
+
+/// Where a row's events belong: the ticket, the row's ordinal, whether it created the ticket,
+/// and which payload is its `fields.comment`.
+struct Place<'a> {
+    id: &'a str,
+    ordinal: u32,
+    created: bool,
+    comment_at: Option<usize>,
+}
+
+/// `name-<128-bit hash of the ticket and parts>`.
+fn keyed_id(name: &str, ticket: &str, parts: &[&str]) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(ticket.as_bytes());
+    for p in parts {
+        h.update(&[0xff]);
+        h.update(p.as_bytes());
+    }
+    format!("{name}-{:032x}", h.digest128())
 }
 
 /// `name-<128-bit hash of ticket, row ordinal and event index>`: the same rows give the same

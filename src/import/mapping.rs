@@ -18,6 +18,9 @@ pub enum Format {
     Csv,
     /// IEEE 1849 eXtensible Event Stream.
     Xes,
+    /// JSON documents (webhook payloads; for `import`, one per line or a JSON array): fields
+    /// are JSON pointers (`/ticket/state`) or names defined under `[json.select]`.
+    Json,
 }
 
 /// What one row is.
@@ -119,16 +122,17 @@ pub struct Fields {
     pub status: Option<Source>,
     /// Event mode: what happened, mapped by `[activities]`.
     pub activity: Option<Source>,
-    /// Priority, mapped by `[values.priority]` (required: a constant if the export has none).
-    pub priority: Source,
-    /// Channel, mapped by `[values.channel]` (required).
-    pub channel: Source,
-    /// Category (required).
-    pub category: Source,
-    /// Requester (required).
-    pub requester: Source,
-    /// Title (required).
-    pub title: Source,
+    /// Priority, mapped by `[values.priority]` (required when rows create tickets: a constant
+    /// if the export has none).
+    pub priority: Option<Source>,
+    /// Channel, mapped by `[values.channel]` (required when rows create tickets).
+    pub channel: Option<Source>,
+    /// Category (required when rows create tickets).
+    pub category: Option<Source>,
+    /// Requester (required when rows create tickets).
+    pub requester: Option<Source>,
+    /// Title (required when rows create tickets).
+    pub title: Option<Source>,
     /// Description.
     pub description: Option<Source>,
     /// Subcategory.
@@ -149,6 +153,13 @@ pub struct Fields {
     pub resolution_code: Option<Source>,
     /// Who made the change when no agent is known (default `import`).
     pub actor: Option<Source>,
+    /// What the row adds as a comment besides its status, mapped by `[values.comment]` to
+    /// `comment`, `public-comment`, `requester-comment` or `skip` (a webhook payload carrying
+    /// the article that triggered it).
+    pub comment: Option<Source>,
+    /// The desk's id of that comment: the comment's event id comes from it, so a comment sent
+    /// again with a later update of the ticket is recognised as the same one.
+    pub comment_id: Option<Source>,
 }
 
 /// `[values]`: value maps (source value → deskwatch value). A value missing from a map is
@@ -168,6 +179,71 @@ pub struct Values {
     /// To 1, 2 or 3.
     #[serde(default)]
     pub tier: HashMap<String, String>,
+    /// `fields.comment` values to `comment`, `public-comment`, `requester-comment` or `skip`.
+    #[serde(default)]
+    pub comment: HashMap<String, String>,
+}
+
+/// `[json]`: what JSON documents need besides pointers.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct JsonOptions {
+    /// Named values a pointer cannot reach: an element of an array chosen by its members
+    /// (GLPI's team: the member whose `type` is `Group` and `role` is `assigned`), or a value
+    /// taken only when another is present. Fields refer to them by name.
+    #[serde(default)]
+    pub select: std::collections::BTreeMap<String, Select>,
+    /// How the desk signs its webhook requests (with the source's `secret`).
+    pub signature: Option<Signature>,
+}
+
+/// One `[json.select]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Select {
+    /// The pointer of the value; relative to the chosen element with `array`.
+    pub value: String,
+    /// An array whose first element matching `where` is the base of `value`.
+    pub array: Option<String>,
+    /// Pointers and the text they must equal: relative to the element with `array`, else a
+    /// condition on the document.
+    #[serde(default, rename = "where")]
+    pub matching: std::collections::BTreeMap<String, String>,
+    /// The value is taken only when this pointer has a value.
+    pub present: Option<String>,
+    /// The value is not taken when one of these pointers (from the document's root) has the
+    /// text given (Zammad's unowned tickets: `owner_id` 1).
+    #[serde(default)]
+    pub unless: std::collections::BTreeMap<String, String>,
+}
+
+/// `[json.signature]`: HMAC of the request body, as the desk sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Signature {
+    /// The header carrying the signature (`X-Hub-Signature`).
+    pub header: String,
+    /// `sha1` or `sha256`.
+    pub algorithm: String,
+    /// Text before the digest in the header (`sha1=`).
+    #[serde(default)]
+    pub prefix: String,
+    /// `hex` or `base64`.
+    #[serde(default = "hex")]
+    pub encoding: String,
+    /// A header whose value is signed with the body (GLPI's `X-GLPI-timestamp`).
+    pub timestamp_header: Option<String>,
+    /// Where that value goes: `after` the body (GLPI) or `before` it (Zendesk).
+    #[serde(default = "after")]
+    pub timestamp_position: String,
+}
+
+fn hex() -> String {
+    "hex".into()
+}
+
+fn after() -> String {
+    "after".into()
 }
 
 /// `[derive]`: how events are derived.
@@ -187,6 +263,15 @@ pub struct DeriveOptions {
     /// (`after_close`).
     #[serde(default)]
     pub reopen_after_close: bool,
+    /// Rows may create tickets (default). Without, a row of a ticket deskwatch does not know
+    /// is refused (`unknown_ticket`): for sources that only add to tickets another creates
+    /// (GLPI's followups).
+    #[serde(default = "yes")]
+    pub create: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for DeriveOptions {
@@ -195,6 +280,7 @@ impl Default for DeriveOptions {
             first_response_statuses: Vec::new(),
             default_tier: 1,
             reopen_after_close: false,
+            create: true,
         }
     }
 }
@@ -236,6 +322,9 @@ pub struct Mapping {
     /// Derivation options.
     #[serde(default)]
     pub derive: DeriveOptions,
+    /// JSON options.
+    #[serde(default)]
+    pub json: JsonOptions,
 }
 
 fn default_nulls() -> Vec<String> {
@@ -328,44 +417,7 @@ impl Mapping {
             }
             _ => {}
         }
-        for (k, v) in &self.values.status {
-            match Meaning::parse(v) {
-                Some(Meaning::Status(_) | Meaning::Skip) => {}
-                _ => {
-                    return Err(MappingProblem(format!(
-                        "`values.status.\"{k}\"`: `{v}` is not a status or `skip`"
-                    )));
-                }
-            }
-        }
-        for (k, v) in &self.activities {
-            if Meaning::parse(v).is_none() {
-                return Err(MappingProblem(format!(
-                    "`activities.\"{k}\"`: `{v}` is not a status, comment, public-comment, requester-comment or skip"
-                )));
-            }
-        }
-        for (k, v) in &self.values.priority {
-            if Priority::parse(v).is_none() {
-                return Err(MappingProblem(format!(
-                    "`values.priority.\"{k}\"`: `{v}` is not P1–P4"
-                )));
-            }
-        }
-        for (k, v) in &self.values.channel {
-            if Channel::parse(v).is_none() {
-                return Err(MappingProblem(format!(
-                    "`values.channel.\"{k}\"`: `{v}` is not a channel"
-                )));
-            }
-        }
-        for (k, v) in &self.values.tier {
-            if !matches!(v.as_str(), "1" | "2" | "3") {
-                return Err(MappingProblem(format!(
-                    "`values.tier.\"{k}\"`: `{v}` is not 1, 2 or 3"
-                )));
-            }
-        }
+        self.check_values()?;
         for s in &self.derive.first_response_statuses {
             if Status::parse(s).is_none() {
                 return Err(MappingProblem(format!(
@@ -395,6 +447,151 @@ impl Mapping {
             )));
         }
         Ok(())
+    }
+
+    /// The value maps and activities name deskwatch values.
+    fn check_values(&self) -> Result<(), MappingProblem> {
+        for (k, v) in &self.values.status {
+            match Meaning::parse(v) {
+                Some(Meaning::Status(_) | Meaning::Skip) => {}
+                _ => {
+                    return Err(MappingProblem(format!(
+                        "`values.status.\"{k}\"`: `{v}` is not a status or `skip`"
+                    )));
+                }
+            }
+        }
+        for (k, v) in &self.activities {
+            if Meaning::parse(v).is_none() {
+                return Err(MappingProblem(format!(
+                    "`activities.\"{k}\"`: `{v}` is not a status, comment, public-comment, requester-comment or skip"
+                )));
+            }
+        }
+        let f = &self.fields;
+        if self.derive.create {
+            for (name, s) in [
+                ("priority", &f.priority),
+                ("channel", &f.channel),
+                ("category", &f.category),
+                ("requester", &f.requester),
+                ("title", &f.title),
+            ] {
+                if s.is_none() {
+                    return Err(MappingProblem(format!(
+                        "`fields.{name}` is required (rows create tickets; a constant if the export has none)"
+                    )));
+                }
+            }
+        }
+        for (k, v) in &self.values.comment {
+            match Meaning::parse(v) {
+                Some(Meaning::Status(_)) | None => {
+                    return Err(MappingProblem(format!(
+                        "`values.comment.\"{k}\"`: `{v}` is not comment, public-comment, requester-comment or skip"
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        for (k, v) in &self.values.priority {
+            if Priority::parse(v).is_none() {
+                return Err(MappingProblem(format!(
+                    "`values.priority.\"{k}\"`: `{v}` is not P1–P4"
+                )));
+            }
+        }
+        for (k, v) in &self.values.channel {
+            if Channel::parse(v).is_none() {
+                return Err(MappingProblem(format!(
+                    "`values.channel.\"{k}\"`: `{v}` is not a channel"
+                )));
+            }
+        }
+        for (k, v) in &self.values.tier {
+            if !matches!(v.as_str(), "1" | "2" | "3") {
+                return Err(MappingProblem(format!(
+                    "`values.tier.\"{k}\"`: `{v}` is not 1, 2 or 3"
+                )));
+            }
+        }
+        self.check_json()
+    }
+
+    /// The `[json]` part: only with `format = "json"`; names and pointers well formed.
+    fn check_json(&self) -> Result<(), MappingProblem> {
+        let j = &self.json;
+        if self.format != Format::Json {
+            if !j.select.is_empty() || j.signature.is_some() {
+                return Err(MappingProblem(
+                    "`[json]` is only for `format = \"json\"`".into(),
+                ));
+            }
+            return Ok(());
+        }
+        let pointer = |key: String, p: &str| {
+            if p.is_empty() || p.starts_with('/') {
+                Ok(())
+            } else {
+                Err(MappingProblem(format!(
+                    "`{key}`: `{p}` is not a JSON pointer (it starts with `/`)"
+                )))
+            }
+        };
+        for (name, s) in &j.select {
+            if name.starts_with('/') || name.is_empty() {
+                return Err(MappingProblem(format!(
+                    "`json.select.\"{name}\"`: a name, not a pointer"
+                )));
+            }
+            pointer(format!("json.select.{name}.value"), &s.value)?;
+            if let Some(a) = &s.array {
+                pointer(format!("json.select.{name}.array"), a)?;
+            }
+            for k in s.matching.keys() {
+                pointer(format!("json.select.{name}.where"), k)?;
+            }
+            for k in s.unless.keys() {
+                pointer(format!("json.select.{name}.unless"), k)?;
+            }
+            if let Some(p) = &s.present {
+                pointer(format!("json.select.{name}.present"), p)?;
+            }
+        }
+        if let Some(s) = &j.signature {
+            if !matches!(s.algorithm.as_str(), "sha1" | "sha256") {
+                return Err(MappingProblem(
+                    "`json.signature.algorithm` must be sha1 or sha256".into(),
+                ));
+            }
+            if !matches!(s.encoding.as_str(), "hex" | "base64") {
+                return Err(MappingProblem(
+                    "`json.signature.encoding` must be hex or base64".into(),
+                ));
+            }
+            if !matches!(s.timestamp_position.as_str(), "after" | "before") {
+                return Err(MappingProblem(
+                    "`json.signature.timestamp-position` must be after or before".into(),
+                ));
+            }
+            let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+            if s.header.is_empty() || !s.header.chars().all(token) {
+                return Err(MappingProblem(format!(
+                    "`json.signature.header`: `{}` is not a header name",
+                    s.header
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// What a `fields.comment` value means; `None` when unmapped.
+    pub fn comment_meaning(&self, value: &str) -> Option<Meaning> {
+        self.values
+            .comment
+            .get(value)
+            .and_then(|v| Meaning::parse(v))
+            .filter(|m| !matches!(m, Meaning::Status(_)))
     }
 
     /// The CSV delimiter byte.

@@ -1,5 +1,5 @@
-//! Streaming readers of the two formats, gzip or plain: CSV rows with a header, and the events
-//! of an XES log with their trace's attributes (as `trace.<key>`).
+//! Streaming readers of the formats, gzip or plain: CSV rows with a header, the events of an
+//! XES log with their trace's attributes (as `trace.<key>`), and JSON documents.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -94,7 +94,61 @@ pub fn open(path: &Path, mapping: &Mapping, count: Arc<AtomicU64>) -> std::io::R
     Ok(match mapping.format {
         Format::Csv => Box::new(CsvRecords::new(bytes, mapping)?),
         Format::Xes => Box::new(XesRecords::new(bytes)),
+        Format::Json => {
+            let columns = super::derive::Deriver::new(mapping.clone()).columns();
+            let rows = super::json::JsonRows::new(mapping, columns);
+            let docs =
+                serde_json::Deserializer::from_reader(bytes).into_iter::<serde_json::Value>();
+            Box::new(JsonRecords {
+                docs,
+                rows,
+                pending: std::collections::VecDeque::new(),
+                count: 0,
+                done: false,
+            })
+        }
     })
+}
+
+/// JSON documents, one after another (NDJSON) or in arrays; each is a row.
+struct JsonRecords {
+    docs: serde_json::StreamDeserializer<
+        'static,
+        serde_json::de::IoRead<Box<dyn BufRead + Send>>,
+        serde_json::Value,
+    >,
+    rows: super::json::JsonRows,
+    pending: std::collections::VecDeque<serde_json::Value>,
+    count: u64,
+    done: bool,
+}
+
+impl Iterator for JsonRecords {
+    type Item = Result<Record, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(doc) = self.pending.pop_front() {
+                self.count += 1;
+                return Some(Ok(self.rows.record(self.count, &doc)));
+            }
+            if self.done {
+                return None;
+            }
+            match self.docs.next()? {
+                Ok(serde_json::Value::Array(docs)) => self.pending.extend(docs),
+                Ok(doc) => self.pending.push_back(doc),
+                Err(e) => {
+                    // A syntax error leaves no place to resume from.
+                    self.done = true;
+                    return Some(Err(ReadError {
+                        row: self.count + 1,
+                        message: format!("not JSON: {e}"),
+                    }));
+                }
+            }
+        }
+    }
 }
 
 struct CsvRecords {
