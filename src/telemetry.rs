@@ -249,7 +249,7 @@ impl Metrics {
             events: reg.int_gauge("deskwatch_projection_events", "Events in the projected history.")?,
             source_events: reg.counter_vec("deskwatch_source_events_total", "Events a live source derived from its desk and submitted (duplicates of what was already applied included).", &["source"])?,
             source_lag: reg.int_gauge_vec("deskwatch_source_lag_seconds", "How far a live source is behind its desk: age of the last transaction read while more are waiting; 0 when caught up.", &["source"])?,
-            source_errors: reg.counter_vec("deskwatch_source_errors_total", "Failed polls of a live source (unreachable, auth, http, decode, store, state) and desk transactions not turned into events (refused), by source and kind.", &["source", "kind"])?,
+            source_errors: reg.counter_vec("deskwatch_source_errors_total", "Failed polls of a live source (unreachable, auth, http, decode, store, state), desk transactions or webhook payloads not turned into events (refused), and webhook requests with a bad signature (signature), by source and kind.", &["source", "kind"])?,
             source_up: reg.int_gauge_vec("deskwatch_source_up", "1 when the last poll of a live source succeeded, 0 when it failed (it is retried with backoff).", &["source"])?,
             state_bytes: reg.int_gauge_vec("deskwatch_state_bytes", "Heap bytes of the projected state by part (an estimate from the structures' sizes).", &["part"])?,
             checkpoint_last_success_timestamp_seconds: reg.int_gauge("deskwatch_checkpoint_last_success_timestamp_seconds", "Unix time of the last successful checkpoint.")?,
