@@ -217,7 +217,100 @@ fn comments(server: &Server, id: &str) -> Vec<(bool, String)> {
         .collect()
 }
 
+/// A ticket's events in log order: `type:status after`, and for comments `:public:role`.
+fn events(server: &Server, id: &str) -> Vec<String> {
+    let rows = server.sql(&format!(
+        "select replace(event_type, 'ticket.', '') || ':' || status_after \
+         || coalesce(':' || cast(public as varchar) || ':' || actor_role, '') as e \
+         from ticket_events where ticket_id = '{id}' order by log_offset"
+    ));
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["e"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Each mapping turns its fixtures into exactly these events.
+fn check_events(server: &Server) {
+    let expected: [(&str, &[&str]); 4] = [
+        (
+            "ZM-10081",
+            &[
+                "created:new",
+                "assigned:open",
+                "status_changed:in_progress",
+                "commented:in_progress:true:agent",
+                "commented:in_progress:false:agent",
+                "status_changed:pending_customer",
+                "status_changed:in_progress",
+                "commented:in_progress:true:requester",
+                "priority_changed:in_progress",
+                "resolved:resolved",
+                "commented:resolved:true:agent",
+                "reopened:open",
+                "status_changed:in_progress",
+                "commented:in_progress:true:requester",
+                "resolved:resolved",
+            ],
+        ),
+        (
+            "GLPI-42",
+            &[
+                "created:new",
+                "assigned:open",
+                "status_changed:in_progress",
+                "commented:in_progress:true:agent",
+                "status_changed:pending_customer",
+                "commented:pending_customer:false:agent",
+                "status_changed:in_progress",
+                "resolved:resolved",
+                "closed:closed",
+            ],
+        ),
+        (
+            "IT-12",
+            &[
+                "created:new",
+                "status_changed:open",
+                "assigned:open",
+                "status_changed:in_progress",
+                "commented:in_progress:true:agent",
+                "status_changed:pending_customer",
+                "commented:pending_customer:true:requester",
+                "status_changed:in_progress",
+                "commented:in_progress:false:agent",
+                "resolved:resolved",
+                "reopened:open",
+                "status_changed:in_progress",
+                "priority_changed:in_progress",
+                "resolved:resolved",
+                "closed:closed",
+            ],
+        ),
+        (
+            "SN-INC0010042",
+            &[
+                "created:new",
+                "assigned:open",
+                "status_changed:in_progress",
+                "commented:in_progress:true:agent",
+                "status_changed:pending_customer",
+                "status_changed:in_progress",
+                "commented:in_progress:true:requester",
+                "commented:in_progress:false:agent",
+                "resolved:resolved",
+                "closed:closed",
+            ],
+        ),
+    ];
+    for (id, want) in expected {
+        assert_eq!(events(server, id), want, "{id}");
+    }
+}
+
 fn check_products(server: &Server) {
+    check_events(server);
     let z = ticket(server, "ZM-10081");
     assert_eq!(z["status"], "resolved", "{z}");
     assert_eq!(z["priority"], "P2");

@@ -381,4 +381,87 @@ mod tests {
         assert_eq!(t.last_at, 1_605_279_600_250);
         assert!(track_of(&serde_json::json!({"status": "nonsense", "priority": "P2"})).is_none());
     }
+
+    /// Every leaf of a document, as (pointer, value).
+    fn leaves(v: &serde_json::Value, at: String, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let k = k.replace('~', "~0").replace('/', "~1");
+                    leaves(v, format!("{at}/{k}"), out);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    leaves(v, format!("{at}/{i}"), out);
+                }
+            }
+            _ => out.push(at),
+        }
+    }
+
+    fn shipped() -> Vec<(Mapping, Vec<serde_json::Value>)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let read = |dir: &str| -> Vec<serde_json::Value> {
+            let mut files: Vec<_> =
+                std::fs::read_dir(root.join("tests/fixtures/webhooks").join(dir))
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .collect();
+            files.sort();
+            files
+                .iter()
+                .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+                .collect()
+        };
+        let mapping =
+            |f: &str| Mapping::load(&root.join("examples/mappings/webhooks").join(f)).unwrap();
+        vec![
+            (mapping("zammad.toml"), read("zammad")),
+            (mapping("glpi-tickets.toml"), read("glpi")),
+            (mapping("glpi-followups.toml"), read("glpi")),
+            (mapping("jsm.toml"), read("jsm")),
+            (mapping("servicenow.toml"), read("servicenow")),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Damaged payloads of every shipped mapping (leaves replaced by other strings, numbers,
+        /// nulls, objects) are refused with a reason or derive events the contract accepts;
+        /// nothing panics.
+        #[test]
+        fn damaged_payloads_are_refused_or_valid(
+            edits in proptest::collection::vec((0usize..10_000, 0u8..5, "[a-zA-Z0-9 :/-]{0,12}"), 1..12),
+        ) {
+            for (mapping, docs) in shipped() {
+                let mut d = Deriver::new(mapping).with_content_ids();
+                let rows = JsonRows::new(d.mapping(), d.columns());
+                for (n, doc) in docs.into_iter().enumerate() {
+                    let mut doc = doc;
+                    let mut paths = Vec::new();
+                    leaves(&doc, String::new(), &mut paths);
+                    for (i, kind, text) in &edits {
+                        let p = &paths[i % paths.len()];
+                        if let Some(v) = doc.pointer_mut(p) {
+                            *v = match kind {
+                                0 => serde_json::Value::String(text.clone()),
+                                1 => serde_json::json!(i),
+                                2 => serde_json::Value::Null,
+                                3 => serde_json::json!({"x": text}),
+                                _ => serde_json::json!(-1.5e300),
+                            };
+                        }
+                    }
+                    let r = rows.record(n as u64, &doc);
+                    let Ok(key) = d.key(&r) else { continue };
+                    if let Ok(RowOutcome::Events(events)) = d.row(&r, &key, false) {
+                        for e in events {
+                            proptest::prop_assert!(e.validate().is_ok(), "{e:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
