@@ -162,8 +162,8 @@ timeout-seconds = 2
 fn tickets(server: &Server) -> Value {
     server.sql(
         "select ticket_id, status, priority, assignment_group, agent, requester, title, \
-         created_at, first_response_at, resolved_at, reopen_count, event_count \
-         from tickets where ticket_id like 'RT-%' order by ticket_id",
+         created_at, first_response_at, resolved_at, reopen_count, event_count, \
+         handle_minutes from tickets where ticket_id like 'RT-%' order by ticket_id",
     )
 }
 
@@ -203,7 +203,14 @@ fn a_desk_worked_in_request_tracker_appears_in_deskwatch_and_survives_kill_9() {
     let vpn = rt.create("VPN drops every hour", "carol@example.com", 60);
     rt.update(vpn, serde_json::json!({"Owner": "alice", "Status": "open"}));
     rt.reply(vpn, "correspond", "We are looking into it.");
-    rt.reply(vpn, "comment", "Concentrator logs show timeouts.");
+    // Time worked: 15 minutes on the comment, then TimeWorked set to 40 (25 more).
+    rt.call(
+        "POST",
+        &format!("/ticket/{vpn}/comment"),
+        serde_json::json!({"Content": "Concentrator logs show timeouts.",
+                           "ContentType": "text/plain", "TimeTaken": 15}),
+    );
+    rt.update(vpn, serde_json::json!({"TimeWorked": 40}));
     rt.update(vpn, serde_json::json!({"Status": "resolved"}));
     let mail = rt.create("Mailbox full", "dave@example.com", 90);
     rt.update(mail, serde_json::json!({"Owner": "bob", "Status": "open"}));
@@ -242,6 +249,10 @@ fn a_desk_worked_in_request_tracker_appears_in_deskwatch_and_survives_kill_9() {
     assert!(
         v["first_response_at"].is_string(),
         "the reply is the first response"
+    );
+    assert_eq!(
+        v["handle_minutes"], 40,
+        "RT's TimeWorked: the comment's 15 minutes and the 25 added after"
     );
     assert_eq!(m["status"], "open");
     assert_eq!(m["priority"], "P1");

@@ -194,7 +194,7 @@ fn ticket(server: &Server, id: &str) -> Value {
     let rows = server.sql(&format!(
         "select status, priority, channel, category, requester, assignment_group, agent, \
          cast(first_response_at as varchar) as first_response, reopen_count, \
-         resolution_code from tickets where ticket_id = '{id}'"
+         resolution_code, handle_minutes from tickets where ticket_id = '{id}'"
     ));
     rows[0].clone()
 }
@@ -241,7 +241,9 @@ fn check_events(server: &Server) {
                 "assigned:open",
                 "status_changed:in_progress",
                 "commented:in_progress:true:agent",
+                "work_logged:in_progress",
                 "commented:in_progress:false:agent",
+                "work_logged:in_progress",
                 "status_changed:pending_customer",
                 "status_changed:in_progress",
                 "commented:in_progress:true:requester",
@@ -313,6 +315,7 @@ fn check_products(server: &Server) {
     check_events(server);
     let z = ticket(server, "ZM-10081");
     assert_eq!(z["status"], "resolved", "{z}");
+    assert_eq!(z["handle_minutes"], 15, "time accounted on two articles");
     assert_eq!(z["priority"], "P2");
     assert_eq!(z["channel"], "portal");
     assert_eq!(z["requester"], "emily@example.com");
@@ -418,6 +421,25 @@ fn desks_that_push_are_followed_through_their_webhooks() {
         (200, Some("unchanged")),
         "{last_name}: {reply}"
     );
+    // The reply of 03 sent again with a later update: its comment and time count once.
+    let mut resent: Value = serde_json::from_str(&last).unwrap();
+    let reply_03: Value = serde_json::from_str(&zammad[2].1).unwrap();
+    resent["article"] = reply_03["article"].clone();
+    resent["ticket"]["updated_at"] = "2026-11-02T12:45:00.000Z".into();
+    let resent = resent.to_string();
+    let (status, reply) = post(
+        &server,
+        "/v1/hooks/zammad",
+        &signed("zammad", &resent),
+        &resent,
+    );
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        (reply["accepted"].as_u64(), reply["duplicates"].as_u64()),
+        (Some(0), Some(2)),
+        "{reply}"
+    );
+    assert_eq!(ticket(&server, "ZM-10081")["handle_minutes"], 15);
     let older = &zammad[2].1;
     let (status, reply) = post(&server, "/v1/hooks/zammad", &signed("zammad", older), older);
     assert_eq!(status, 422, "{reply}");

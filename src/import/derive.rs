@@ -11,7 +11,7 @@ use super::mapping::{Mapping, Meaning, Mode, Source};
 use super::source::Record;
 use crate::event::{
     Actor, Assigned, Closed, Commented, Created, Escalated, Payload, Priority, PriorityChanged,
-    Reopened, Resolved, Role, Status, StatusChanged, TicketEvent,
+    Reopened, Resolved, Role, Status, StatusChanged, TicketEvent, WorkLogged,
 };
 
 /// A row that was not imported, and why.
@@ -261,6 +261,7 @@ impl Deriver {
             f.actor.as_ref(),
             f.comment.as_ref(),
             f.comment_id.as_ref(),
+            f.work_time.as_ref(),
         ];
         for s in all.into_iter().flatten() {
             match s {
@@ -375,6 +376,8 @@ impl Deriver {
                 comment_at = Some(before);
             }
         }
+        let worker = opt(&f.actor).or_else(|| t.agent.clone());
+        self.work(r, row, id, worker, &mut out)?;
         let ordinal = t.rows;
         t.rows += 1;
         t.last_at = at;
@@ -397,6 +400,54 @@ impl Deriver {
         )?;
         self.tracks.insert(id.to_string(), t);
         Ok(RowOutcome::Events(events))
+    }
+
+    /// The time worked in the row (`fields.work-time`) as `work_logged` events of at most a day
+    /// each (the contract's limit); none for zero or a negative correction.
+    fn work(
+        &self,
+        r: &Record,
+        row: u64,
+        id: &str,
+        worker: Option<String>,
+        out: &mut Vec<Payload>,
+    ) -> Result<(), RowError> {
+        let m = &self.mapping;
+        let Some(v) = m.fields.work_time.as_ref().and_then(|s| self.value(s, r)) else {
+            return Ok(());
+        };
+        let amount: f64 = v.parse().map_err(|_| {
+            err(
+                row,
+                id,
+                "bad_work_time",
+                format!("work time `{v}` is not a number"),
+            )
+        })?;
+        let minutes = match m.derive.work_unit.as_str() {
+            "seconds" => amount / 60.0,
+            "hours" => amount * 60.0,
+            _ => amount,
+        };
+        if !minutes.is_finite() || minutes > 525_600.0 {
+            return Err(err(
+                row,
+                id,
+                "bad_work_time",
+                format!("work time `{v}` is not a plausible amount"),
+            ));
+        }
+        let mut left = minutes.round() as i64;
+        let agent = worker.unwrap_or_else(|| "import".into());
+        while left > 0 {
+            let now = left.min(1440);
+            out.push(Payload::WorkLogged(WorkLogged {
+                agent: agent.clone(),
+                minutes: now as u32,
+            }));
+            left -= now;
+        }
+        Ok(())
     }
 
     /// The comment a row carries besides its status (`fields.comment`), if any.
@@ -725,8 +776,11 @@ impl Deriver {
                     role: Role::Agent,
                 },
             };
+            let work = matches!(payload, Payload::WorkLogged(_));
             let event_id = match (&comment_id, place.comment_at == Some(k)) {
                 (Some(c), true) => keyed_id(&m.name, id, &["comment", c]),
+                // Time accounted on the comment counts once, however often it is sent.
+                (Some(c), false) if work => keyed_id(&m.name, id, &["work", c, &k.to_string()]),
                 _ if self.content_ids => {
                     let what = format!("{payload:?}");
                     keyed_id(&m.name, id, &[&at.to_string(), &k.to_string(), &what])

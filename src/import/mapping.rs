@@ -160,6 +160,9 @@ pub struct Fields {
     /// The desk's id of that comment: the comment's event id comes from it, so a comment sent
     /// again with a later update of the ticket is recognised as the same one.
     pub comment_id: Option<Source>,
+    /// Time worked on the ticket in this row, in `derive.work-unit`s: a `work_logged` event
+    /// (RT's `TimeTaken`, an article's accounted time).
+    pub work_time: Option<Source>,
 }
 
 /// `[values]`: value maps (source value → deskwatch value). A value missing from a map is
@@ -268,6 +271,13 @@ pub struct DeriveOptions {
     /// (GLPI's followups).
     #[serde(default = "yes")]
     pub create: bool,
+    /// The unit of `fields.work-time`: `minutes`, `seconds` or `hours`.
+    #[serde(default = "minutes")]
+    pub work_unit: String,
+}
+
+fn minutes() -> String {
+    "minutes".into()
 }
 
 fn yes() -> bool {
@@ -281,6 +291,7 @@ impl Default for DeriveOptions {
             default_tier: 1,
             reopen_after_close: false,
             create: true,
+            work_unit: minutes(),
         }
     }
 }
@@ -424,6 +435,14 @@ impl Mapping {
                     "`derive.first-response-statuses`: `{s}` is not a status"
                 )));
             }
+        }
+        if !matches!(
+            self.derive.work_unit.as_str(),
+            "minutes" | "seconds" | "hours"
+        ) {
+            return Err(MappingProblem(
+                "`derive.work-unit` must be minutes, seconds or hours".into(),
+            ));
         }
         if !(1..=3).contains(&self.derive.default_tier) {
             return Err(MappingProblem(

@@ -346,3 +346,80 @@ fn an_empty_value_takes_the_mappings_default() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn work_time_becomes_work_logs_of_at_most_a_day() {
+    let mapping = Mapping::from_toml(
+        r#"
+name = "w"
+format = "csv"
+mode = "event"
+[time]
+field = "t"
+[fields]
+ticket-id = "id"
+activity = "a"
+priority = { value = "P3" }
+channel = { value = "email" }
+category = { value = "c" }
+requester = { value = "r" }
+title = { value = "x" }
+actor = "who"
+work-time = "h"
+[derive]
+work-unit = "hours"
+"#,
+    )
+    .unwrap();
+    let mut d = derive::Deriver::new(mapping);
+    let row = |n: u64, t: &str, h: &str| {
+        source::Record::from_map(
+            n,
+            [
+                ("id", "1"),
+                ("t", t),
+                ("a", "open"),
+                ("h", h),
+                ("who", "ann"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        )
+    };
+    let mut worked = |r: &source::Record| -> Result<Vec<u32>, &'static str> {
+        let key = d.key(r).unwrap();
+        match d.row(r, &key, false) {
+            Ok(RowOutcome::Events(e)) => Ok(e
+                .iter()
+                .filter_map(|e| match &e.payload {
+                    crate::event::Payload::WorkLogged(w) => {
+                        assert_eq!(w.agent, "ann");
+                        Some(w.minutes)
+                    }
+                    _ => None,
+                })
+                .collect()),
+            Ok(_) => Ok(Vec::new()),
+            Err(e) => Err(e.reason),
+        }
+    };
+    assert_eq!(
+        worked(&row(1, "2026-01-01T08:00:00Z", "0.25")),
+        Ok(vec![15])
+    );
+    assert_eq!(
+        worked(&row(2, "2026-01-02T08:00:00Z", "30")),
+        Ok(vec![1440, 360]),
+        "30 hours: a day, then six hours"
+    );
+    assert_eq!(
+        worked(&row(3, "2026-01-03T08:00:00Z", "-2")),
+        Ok(vec![]),
+        "a correction"
+    );
+    assert_eq!(
+        worked(&row(4, "2026-01-04T08:00:00Z", "lots")),
+        Err("bad_work_time")
+    );
+}

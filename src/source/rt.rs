@@ -78,6 +78,9 @@ struct Txn {
     created: String,
     creator: String,
     ticket: u64,
+    /// Minutes worked, recorded on the transaction (a reply or comment with time, or a change
+    /// of the ticket's TimeWorked: the difference).
+    minutes: String,
 }
 
 /// A ticket's values at its creation, being rolled back from today's.
@@ -150,6 +153,7 @@ description = "description"
 group = "group"
 agent = "owner"
 actor = "actor"
+work-time = "minutes"
 
 [activities]
 {activities}
@@ -282,7 +286,7 @@ impl RtSource {
                     ("per_page", PAGE.to_string()),
                     (
                         "fields",
-                        "Type,Field,NewValue,Created,Creator,ObjectId,ObjectType".into(),
+                        "Type,Field,NewValue,Created,Creator,ObjectId,ObjectType,TimeTaken".into(),
                     ),
                 ],
             )
@@ -308,6 +312,7 @@ impl RtSource {
                 created: text(item, "Created"),
                 creator: text(item, "Creator"),
                 ticket: text(item, "ObjectId").parse().unwrap_or(0),
+                minutes: text(item, "TimeTaken"),
             });
         }
         Ok(out)
@@ -502,6 +507,8 @@ impl RtSource {
                     _ => return Ok(None),
                 }
             }
+            // Time worked on its own (Set TimeWorked, or any other transaction with time).
+            _ if txn.minutes.parse::<i64>().is_ok_and(|m| m > 0) => t.status.clone(),
             _ => return Ok(None),
         };
         self.state.tickets.insert(txn.ticket, t);
@@ -532,6 +539,7 @@ impl RtSource {
             ("description", t.description.clone()),
             ("owner", t.owner.clone()),
             ("actor", txn.creator.clone()),
+            ("minutes", txn.minutes.clone()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
