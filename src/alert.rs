@@ -7,6 +7,13 @@
 //! again every `resend-seconds` with `endsAt` four periods ahead, so Alertmanager resolves them
 //! by itself if deskwatch disappears.
 //!
+//! Replicas (Kafka, every instance projecting every partition) all evaluate every clock and
+//! send the same alerts, with the same labels, to Alertmanager, which deduplicates them — the
+//! pattern of highly available Prometheus. Webhook receivers cannot deduplicate, so each alert
+//! goes to them from the instance the consumer group elects for the partition its ticket came
+//! from ([`Leader`]); alerts of the whole desk (problem candidates) from the leader of
+//! partition 0.
+//!
 //! Every receiver has its own bounded queue and delivery task ([`deliver`]): the projection
 //! only pushes into a channel and is never slowed by a receiver. Nothing is lost silently: a
 //! queue drop, an alert a receiver refuses and a dispatcher that is gone are logged and
@@ -68,15 +75,28 @@ pub fn problem_json(
     })
 }
 
+/// Which partitions' webhook alerts this instance sends (the consumer group's election).
+pub trait Leader: Send + Sync + std::fmt::Debug {
+    /// Whether this instance sends the webhook alerts of `partition`.
+    fn leads(&self, partition: u32) -> bool;
+}
+
 /// Handle the projection side pushes updates into; never blocks.
 #[derive(Debug, Clone)]
 pub struct AlertSink {
     inner: Option<Arc<SinkInner>>,
+    /// The log partition whose projection sends through this handle (Kafka).
+    partition: Option<u32>,
 }
+
+/// Updates and the partition they come from.
+type Batch = (Option<u32>, Vec<AlertUpdate>);
 
 #[derive(Debug)]
 struct SinkInner {
-    tx: mpsc::UnboundedSender<Vec<AlertUpdate>>,
+    tx: mpsc::UnboundedSender<Batch>,
+    /// Set when the instance is one replica of several (Kafka with webhook receivers).
+    leader: Arc<std::sync::OnceLock<Arc<dyn Leader>>>,
     metrics: Metrics,
     /// Set once the loss of the dispatcher was logged (every loss is still counted).
     reported: AtomicBool,
@@ -92,7 +112,26 @@ struct SinkInner {
 impl AlertSink {
     /// A sink that discards everything (no runtime, tests, CLI).
     pub fn disabled() -> AlertSink {
-        AlertSink { inner: None }
+        AlertSink {
+            inner: None,
+            partition: None,
+        }
+    }
+
+    /// The handle of one log partition's projection: its alerts carry the partition.
+    pub fn for_partition(&self, partition: u32) -> AlertSink {
+        AlertSink {
+            inner: self.inner.clone(),
+            partition: Some(partition),
+        }
+    }
+
+    /// Webhook alerts go out only for the partitions `leader` leads (set once, when replicas
+    /// elect their webhook senders).
+    pub fn elect_with(&self, leader: Arc<dyn Leader>) {
+        if let Some(inner) = &self.inner {
+            let _ = inner.leader.set(leader);
+        }
     }
 
     /// Queues updates for the dispatcher. If the dispatcher is gone (it failed, or the service
@@ -104,7 +143,7 @@ impl AlertSink {
         }
         let Some(inner) = &self.inner else { return };
         let n = updates.len();
-        if inner.tx.send(updates).is_err() {
+        if inner.tx.send((self.partition, updates)).is_err() {
             inner
                 .metrics
                 .alerts_dropped
@@ -213,17 +252,21 @@ pub fn start(config: &AlertsConfig, metrics: Metrics) -> AlertSink {
     }
     metrics.alerts_dropped.with_label_values(&["dispatcher"]);
     let (tx, rx) = mpsc::unbounded_channel();
+    let leader = Arc::new(std::sync::OnceLock::new());
     let dispatcher = Dispatcher {
         active: HashMap::new(),
         problems: HashMap::new(),
         receivers,
         config: config.clone(),
         metrics: metrics.clone(),
+        leader: leader.clone(),
     };
     let dispatcher = handle.spawn(dispatcher.run(rx, closing.clone()));
     AlertSink {
+        partition: None,
         inner: Some(Arc::new(SinkInner {
             tx,
+            leader,
             metrics,
             reported: AtomicBool::new(false),
             closing,
@@ -236,12 +279,17 @@ pub fn start(config: &AlertsConfig, metrics: Metrics) -> AlertSink {
 }
 
 struct Dispatcher {
-    active: HashMap<(String, crate::sla::ClockKind), AlertInfo>,
+    /// Active alerts and the partition each came from.
+    active: HashMap<(String, crate::sla::ClockKind), (AlertInfo, Option<u32>)>,
     problems: HashMap<String, ProblemAlert>,
     receivers: Vec<Arc<Receiver>>,
     config: AlertsConfig,
     metrics: Metrics,
+    leader: Arc<std::sync::OnceLock<Arc<dyn Leader>>>,
 }
+
+/// Alerts to send, each with the partition it comes from (`None`: the whole desk).
+type Out = Vec<(Value, Option<u32>)>;
 
 fn human(ms: i64) -> String {
     let (sign, ms) = if ms < 0 { ("-", -ms) } else { ("", ms) };
@@ -323,11 +371,7 @@ pub fn alert_json(a: &AlertInfo, config: &AlertsConfig, now: Millis, ends_at: Mi
 }
 
 impl Dispatcher {
-    async fn run(
-        mut self,
-        mut rx: mpsc::UnboundedReceiver<Vec<AlertUpdate>>,
-        closing: CancellationToken,
-    ) {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Batch>, closing: CancellationToken) {
         let period = Duration::from_secs(self.config.resend_seconds);
         let mut resend = tokio::time::interval(period);
         resend.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -338,25 +382,25 @@ impl Dispatcher {
                     rx.close();
                     let now = Utc::now().timestamp_millis();
                     let mut out = Vec::new();
-                    while let Ok(more) = rx.try_recv() {
+                    while let Ok((p, more)) = rx.try_recv() {
                         for u in more {
-                            self.apply(u, now, &mut out);
+                            self.apply(u, p, now, &mut out);
                         }
                     }
                     self.push(out);
                     break;
                 }
                 updates = rx.recv() => {
-                    let Some(updates) = updates else { break };
+                    let Some((p, updates)) = updates else { break };
                     let now = Utc::now().timestamp_millis();
                     let mut out = Vec::new();
                     for u in updates {
-                        self.apply(u, now, &mut out);
+                        self.apply(u, p, now, &mut out);
                     }
                     // Drain what else is waiting into the same batch.
-                    while let Ok(more) = rx.try_recv() {
+                    while let Ok((p, more)) = rx.try_recv() {
                         for u in more {
-                            self.apply(u, now, &mut out);
+                            self.apply(u, p, now, &mut out);
                         }
                     }
                     self.push(out);
@@ -364,12 +408,12 @@ impl Dispatcher {
                 _ = resend.tick() => {
                     let now = Utc::now().timestamp_millis();
                     let ends = now + 4 * period.as_millis() as i64;
-                    let mut out: Vec<Value> = self
+                    let mut out: Out = self
                         .active
                         .values()
-                        .map(|a| alert_json(a, &self.config, now, ends))
+                        .map(|(a, p)| (alert_json(a, &self.config, now, ends), *p))
                         .collect();
-                    out.extend(self.problems.values().map(|p| problem_json(p, &self.config, now, ends)));
+                    out.extend(self.problems.values().map(|p| (problem_json(p, &self.config, now, ends), None)));
                     self.push(out);
                 }
             }
@@ -379,23 +423,23 @@ impl Dispatcher {
         }
     }
 
-    fn apply(&mut self, update: AlertUpdate, now: Millis, out: &mut Vec<Value>) {
+    fn apply(&mut self, update: AlertUpdate, from: Option<u32>, now: Millis, out: &mut Out) {
         let ends = now + 4 * (self.config.resend_seconds as i64) * 1000;
         match update {
             AlertUpdate::Fire(info) => {
                 let key = (info.ticket_id.clone(), info.clock);
-                if let Some(old) = self.active.get(&key) {
+                if let Some((old, p)) = self.active.get(&key) {
                     if old.level == info.level {
                         return;
                     }
-                    out.push(alert_json(old, &self.config, now, now));
+                    out.push((alert_json(old, &self.config, now, now), *p));
                 }
-                out.push(alert_json(&info, &self.config, now, ends));
-                self.active.insert(key, info);
+                out.push((alert_json(&info, &self.config, now, ends), from));
+                self.active.insert(key, (info, from));
             }
             AlertUpdate::Clear { ticket_id, clock } => {
-                if let Some(old) = self.active.remove(&(ticket_id, clock)) {
-                    out.push(alert_json(&old, &self.config, now, now));
+                if let Some((old, p)) = self.active.remove(&(ticket_id, clock)) {
+                    out.push((alert_json(&old, &self.config, now, now), p));
                 }
             }
             AlertUpdate::Forget { ticket_id, clock } => {
@@ -404,24 +448,38 @@ impl Dispatcher {
             AlertUpdate::Problem(p) => {
                 // New: sent now. Known: updated, and sent again with the next resend.
                 if !self.problems.contains_key(&p.fingerprint) {
-                    out.push(problem_json(&p, &self.config, now, ends));
+                    out.push((problem_json(&p, &self.config, now, ends), None));
                 }
                 self.problems.insert(p.fingerprint.clone(), p);
             }
             AlertUpdate::ProblemEnded { fingerprint } => {
                 if let Some(old) = self.problems.remove(&fingerprint) {
-                    out.push(problem_json(&old, &self.config, now, now));
+                    out.push((problem_json(&old, &self.config, now, now), None));
                 }
             }
         }
     }
 
-    fn push(&self, alerts: Vec<Value>) {
+    /// Queues `alerts` for every Alertmanager, and for the webhooks those of the partitions
+    /// this instance leads (all of them without an election).
+    fn push(&self, alerts: Out) {
         if alerts.is_empty() {
             return;
         }
+        let all: Vec<Value> = alerts.iter().map(|(a, _)| a.clone()).collect();
+        let led: Vec<Value> = match self.leader.get() {
+            None => all.clone(),
+            Some(l) => alerts
+                .into_iter()
+                .filter(|(_, p)| l.leads(p.unwrap_or(0)))
+                .map(|(a, _)| a)
+                .collect(),
+        };
         for r in &self.receivers {
-            r.push(&alerts, self.config.queue_limit, &self.metrics);
+            let alerts = if r.is_alertmanager() { &all } else { &led };
+            if !alerts.is_empty() {
+                r.push(alerts, self.config.queue_limit, &self.metrics);
+            }
         }
     }
 }
@@ -490,27 +548,29 @@ mod tests {
             receivers: vec![],
             config: config(),
             metrics,
+            leader: Arc::default(),
         };
         let mut out = Vec::new();
-        d.apply(AlertUpdate::Fire(info(50)), 1000, &mut out);
+        d.apply(AlertUpdate::Fire(info(50)), None, 1000, &mut out);
         assert_eq!(out.len(), 1);
-        d.apply(AlertUpdate::Fire(info(50)), 2000, &mut out);
+        d.apply(AlertUpdate::Fire(info(50)), None, 2000, &mut out);
         assert_eq!(out.len(), 1, "same level again sends nothing");
-        d.apply(AlertUpdate::Fire(info(100)), 3000, &mut out);
+        d.apply(AlertUpdate::Fire(info(100)), None, 3000, &mut out);
         assert_eq!(out.len(), 3);
-        assert_eq!(out[1]["labels"]["level"], "50");
-        assert_eq!(out[1]["endsAt"], rfc3339(3000), "old level resolved");
-        assert_eq!(out[2]["labels"]["level"], "100");
+        assert_eq!(out[1].0["labels"]["level"], "50");
+        assert_eq!(out[1].0["endsAt"], rfc3339(3000), "old level resolved");
+        assert_eq!(out[2].0["labels"]["level"], "100");
         d.apply(
             AlertUpdate::Clear {
                 ticket_id: "INC1".into(),
                 clock: ClockKind::Resolution,
             },
+            None,
             4000,
             &mut out,
         );
         assert_eq!(out.len(), 4);
-        assert_eq!(out[3]["endsAt"], rfc3339(4000));
+        assert_eq!(out[3].0["endsAt"], rfc3339(4000));
         assert!(d.active.is_empty());
     }
 
@@ -522,6 +582,7 @@ mod tests {
             receivers: vec![],
             config: config(),
             metrics: Metrics::new().unwrap(),
+            leader: Arc::default(),
         };
         let problem = |tickets| ProblemAlert {
             fingerprint: "f1".into(),
@@ -537,16 +598,16 @@ mod tests {
             since: 1000,
         };
         let mut out = Vec::new();
-        d.apply(AlertUpdate::Problem(problem(6)), 1000, &mut out);
+        d.apply(AlertUpdate::Problem(problem(6)), None, 1000, &mut out);
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0]["labels"]["alertname"], "DeskwatchRecurringProblem");
-        assert_eq!(out[0]["labels"]["configuration_item"], "MFP-PAR-03");
+        assert_eq!(out[0].0["labels"]["alertname"], "DeskwatchRecurringProblem");
+        assert_eq!(out[0].0["labels"]["configuration_item"], "MFP-PAR-03");
         assert_eq!(
-            out[0]["annotations"]["summary"],
+            out[0].0["annotations"]["summary"],
             "6 tickets of \"scanner on floor <num> sends blank pdf by e mail\" on MFP-PAR-03 \
              within 7d: a problem-record candidate"
         );
-        d.apply(AlertUpdate::Problem(problem(8)), 2000, &mut out);
+        d.apply(AlertUpdate::Problem(problem(8)), None, 2000, &mut out);
         assert_eq!(
             out.len(),
             1,
@@ -557,11 +618,12 @@ mod tests {
             AlertUpdate::ProblemEnded {
                 fingerprint: "f1".into(),
             },
+            None,
             3000,
             &mut out,
         );
         assert_eq!(out.len(), 2);
-        assert_eq!(out[1]["endsAt"], rfc3339(3000));
+        assert_eq!(out[1].0["endsAt"], rfc3339(3000));
         assert!(d.problems.is_empty());
     }
 }

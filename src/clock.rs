@@ -84,14 +84,13 @@ impl Pulse {
     /// due, publishes their SLA gauges together.
     pub fn beat<'a>(
         &mut self,
-        projections: impl IntoIterator<Item = &'a mut Projection>,
-        alerts: &AlertSink,
+        projections: impl IntoIterator<Item = (&'a mut Projection, &'a AlertSink)>,
         metrics: &Metrics,
     ) {
         let report = self.last_report.elapsed() >= SLA_REPORT_EVERY;
         let now = now_ms();
         let mut total = crate::sla::SlaReport::default();
-        for projection in projections {
+        for (projection, alerts) in projections {
             sla_tick(projection, alerts, metrics);
             if report {
                 total.add(&projection.sla_report(now));

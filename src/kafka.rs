@@ -8,6 +8,7 @@
 //! trait.
 
 pub mod consumer;
+pub mod election;
 pub mod log;
 
 use std::time::Duration;

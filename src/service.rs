@@ -148,6 +148,8 @@ enum Backend {
     Kafka {
         producer: EventProducer,
         projector: ProjectorHandle,
+        /// Elects the sender of webhook alerts per partition (when there are webhooks).
+        election: Option<Arc<crate::kafka::election::Election>>,
     },
 }
 
@@ -168,8 +170,9 @@ impl Service {
         }
     }
 
-    /// Joins the consumer group of `config.log.kafka`. Does not wait for the broker: while it is
-    /// down the service is alive (`/healthz`) but not ready.
+    /// Reads every partition of `config.log.kafka`'s topic (a full replica), and joins its
+    /// consumer group to be elected for webhook alerts. Does not wait for the broker: while it
+    /// is down the service is alive (`/healthz`) but not ready.
     pub fn start_kafka(config: &Config, metrics: Metrics) -> Result<Service, ServiceError> {
         let settings = &config.log.kafka;
         if settings.create_topics
@@ -180,6 +183,15 @@ impl Service {
         let query = QueryEngine::with_limits(None, &config.query)?;
         let producer = EventProducer::new(settings)?;
         let alerts = crate::alert::start(&config.sla.alerts, metrics.clone());
+        // Every replica sends to Alertmanager, which deduplicates; webhooks go from the
+        // instance the consumer group elects for each partition.
+        let election = if config.sla.alerts.webhooks.is_empty() {
+            None
+        } else {
+            let e = crate::kafka::election::start(settings, metrics.clone())?;
+            alerts.elect_with(e.clone());
+            Some(e)
+        };
         query.set_recurring(config.recurring.view());
         let stop = CancellationToken::new();
         let monitors = start_monitors(config, &query, &metrics, &alerts, &stop);
@@ -191,11 +203,12 @@ impl Service {
             query.clone(),
             metrics.clone(),
         )?;
-        tracing::info!(brokers = %settings.brokers, topic = %settings.topic, group = %settings.group, "joined the Kafka consumer group");
+        tracing::info!(brokers = %settings.brokers, topic = %settings.topic, group = %settings.group, "reading every partition of the topic");
         Ok(Service {
             backend: Backend::Kafka {
                 producer,
                 projector,
+                election,
             },
             query,
             metrics,
@@ -371,9 +384,13 @@ impl Service {
             Backend::Kafka {
                 producer,
                 projector,
+                election,
             } => {
                 let _ = producer.flush(Duration::from_secs(10));
                 projector.shutdown();
+                if let Some(e) = election {
+                    e.shutdown();
+                }
             }
         }
     }
@@ -486,7 +503,10 @@ impl crate::clock::Driver for Writer {
     }
 
     fn beat(&mut self, pulse: &mut Pulse) {
-        pulse.beat([self.engine.projection_mut()], &self.alerts, &self.metrics);
+        pulse.beat(
+            [(self.engine.projection_mut(), &self.alerts)],
+            &self.metrics,
+        );
     }
 
     fn finish(&mut self) {

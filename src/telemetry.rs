@@ -81,8 +81,10 @@ pub struct Metrics {
     pub kafka_records: IntCounterVec,
     /// Kafka: seconds since the state of each owned partition was last checkpointed.
     pub kafka_checkpoint_age: GaugeVec,
-    /// Kafka: partitions this instance owns.
+    /// Kafka: partitions this instance reads (every partition of the topic).
     pub kafka_assigned_partitions: IntGauge,
+    /// Kafka: partitions whose webhook alerts this instance is elected to send.
+    pub kafka_webhook_partitions: IntGauge,
     /// Kafka: client errors by kind (broker down, transport…).
     pub kafka_errors: IntCounterVec,
     /// Records sent to the dead-letter topic, by reason.
@@ -257,7 +259,8 @@ impl Metrics {
             kafka_lag: reg.int_gauge_vec("deskwatch_kafka_consumer_lag_records", "Records in an owned partition not yet projected (high watermark minus position).", &[LABEL_PARTITION])?,
             kafka_records: reg.counter_vec("deskwatch_kafka_consumed_records_total", "Records consumed from the event topic, per partition.", &[LABEL_PARTITION])?,
             kafka_checkpoint_age: reg.gauge_vec("deskwatch_kafka_checkpoint_age_seconds", "Seconds since the state of an owned partition was last checkpointed.", &[LABEL_PARTITION])?,
-            kafka_assigned_partitions: reg.int_gauge("deskwatch_kafka_assigned_partitions", "Partitions of the event topic this instance owns.")?,
+            kafka_assigned_partitions: reg.int_gauge("deskwatch_kafka_assigned_partitions", "Partitions of the event topic this instance reads (every replica reads them all).")?,
+            kafka_webhook_partitions: reg.int_gauge("deskwatch_kafka_webhook_partitions", "Partitions of the event topic whose webhook alerts the consumer group elected this instance to send.")?,
             kafka_errors: reg.counter_vec("deskwatch_kafka_errors_total", "Errors reported by the Kafka client, by kind.", &["kind"])?,
             dead_letters: reg.counter_vec("deskwatch_dead_letters_total", "Records sent to the dead-letter topic, by reason.", &[LABEL_REASON])?,
             dead_letter_failures: reg.counter("deskwatch_dead_letter_failures_total", "Dead letters the broker did not acknowledge.")?,

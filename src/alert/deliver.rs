@@ -111,6 +111,11 @@ impl Receiver {
         }
     }
 
+    /// Whether this is an Alertmanager (which deduplicates what replicas send).
+    pub fn is_alertmanager(&self) -> bool {
+        self.alertmanager
+    }
+
     fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -1,15 +1,16 @@
-//! The projector: a consumer-group member that projects the partitions of the event topic it
-//! owns, with exactly-once effect.
+//! The projector: every instance is a full replica. It reads every partition of the event
+//! topic (assigned by hand, not balanced by a consumer group) into one [`Projection`] per
+//! partition, with exactly-once effect, so every instance answers every query, view and
+//! dashboard for the whole desk, and any instance can serve behind a plain load balancer.
 //!
-//! Each owned partition has its own [`Projection`] and its own checkpoints
-//! (`<data-dir>/kafka/<topic>/partition-<n>/`). A checkpoint holds that partition's state and the
-//! next offset to read; it, not the group's committed offset, is the truth. On assignment the
-//! partition's newest checkpoint is loaded and the partition assigned at its offset (from the
-//! beginning when there is none); on revocation the state is checkpointed and dropped. A record
-//! is applied only when its offset is at or past the partition's position, so a restart, a
-//! rebalance or a redelivery never counts anything twice, and since the state is a function of
-//! the partition's records, nothing is lost either. Group offsets are committed after each
-//! checkpoint, so standard Kafka tools show the lag.
+//! Each partition has its own checkpoints (`<data-dir>/kafka/<topic>/partition-<n>/`). A
+//! checkpoint holds that partition's state and the next offset to read; it is the truth. At
+//! start each partition's newest checkpoint is loaded and the partition assigned at its offset
+//! (from the beginning when there is none); partitions added to the topic later are picked up
+//! within seconds. A record is applied only when its offset is at or past the partition's
+//! position, so a restart or a redelivery never counts anything twice, and since the state is a
+//! function of the partition's records, nothing is lost either. Replicas commit no group
+//! offsets: `deskwatch_kafka_lag{partition}` is each one's lag.
 //!
 //! A record that is not a valid event (class `parse`), or an event the ticket's state refuses
 //! (class `state`), goes to the dead-letter topic with its key, bytes and headers naming where it
@@ -17,10 +18,13 @@
 //! dead letter it produced is acknowledged: one the broker does not take is kept and sent again
 //! with backoff, the partition stays behind its last checkpoint (and `/readyz` fails) until the
 //! broker takes it. A crash meanwhile replays the partition from that checkpoint and produces
-//! the dead letters again, so a dead letter can be repeated but never lost.
+//! the dead letters again, so a dead letter can be repeated but never lost. Each replica sends
+//! its own: with N replicas a dead letter is in the topic N times, with the same origin headers
+//! (`deskwatch-topic`, `-partition`, `-offset`) to deduplicate on.
 //!
-//! The snapshot published for queries is the merge of the owned partitions' snapshots: an
-//! instance answers for the tickets it owns, and Prometheus sums the instances.
+//! The snapshot published for queries is the merge of the partitions' snapshots. SLA alerts
+//! go from every replica to Alertmanager, which deduplicates them; webhook alerts only from the
+//! instance the consumer group elects for the partition ([`super::election`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -30,13 +34,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::FutureExt;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Message};
 
 use super::{
@@ -62,7 +65,10 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// it is read again from its start.
 const STALL: Duration = Duration::from_secs(15);
 
-/// The projection of one owned partition.
+/// How often the topic's partitions are looked up (partitions added later are read too).
+const DISCOVER_EVERY: Duration = Duration::from_secs(5);
+
+/// The projection of one partition.
 struct PartitionState {
     projection: Projection,
     /// Next offset to apply.
@@ -72,14 +78,14 @@ struct PartitionState {
     since_checkpoint: u64,
     /// When the state on disk was written (or the partition assigned, when it never was).
     checkpointed_at: SystemTime,
-    /// Offset last committed to the group.
-    committed: u64,
     /// Expected offset of the latest gap and how many times it was read again.
     gap_seen_at: Option<(u64, u8)>,
     /// Position and time it was last seen to move (stall detection).
     progress: (u64, SystemTime),
     /// The partition was re-read from its start because it stalled at this position.
     stall_reread_at: Option<u64>,
+    /// Housekeeping rounds in a row that found the position past the partition's end.
+    ahead_seen: u8,
     /// `deskwatch_kafka_consumed_records_total` of this partition (looked up once).
     consumed: prometheus::IntCounter,
     snapshot: Arc<Snapshot>,
@@ -87,6 +93,8 @@ struct PartitionState {
     /// Caught up once: SLA time follows the wall clock and transitions become alerts. Before
     /// that, replayed history moves the clocks by event time only and alerts nothing.
     alerting: bool,
+    /// Where its alerts go, marked with the partition (webhooks go from its elected sender).
+    alerts: AlertSink,
 }
 
 /// A record bound for the dead-letter topic, kept until the broker acknowledges it.
@@ -132,8 +140,7 @@ impl DeadLetters {
 #[derive(Default)]
 struct Owned {
     parts: BTreeMap<u32, PartitionState>,
-    /// Set by the first assignment (which may be empty when there are more instances than
-    /// partitions).
+    /// Set once the topic's partitions are known and assigned.
     assigned: bool,
 }
 
@@ -195,101 +202,81 @@ impl ClientContext for Projector {
     }
 }
 
-impl ConsumerContext for Projector {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
-        match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.assign(consumer, tpl);
-                let result = if cooperative {
-                    consumer.incremental_assign(tpl)
-                } else {
-                    consumer.assign(tpl)
-                };
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "cannot take the assigned partitions");
-                }
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                self.revoke(consumer, tpl);
-                let result = if cooperative {
-                    consumer.incremental_unassign(tpl)
-                } else {
-                    consumer.unassign()
-                };
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "cannot release the revoked partitions");
-                }
-            }
-            other => {
-                tracing::error!(error = ?other, "rebalance failed; releasing every partition");
-                let all = consumer.assignment().unwrap_or_default();
-                self.revoke(consumer, &all);
-                let _ = consumer.unassign();
-            }
-        }
-        self.publish();
-    }
-}
+impl ConsumerContext for Projector {}
 
 impl Projector {
     fn partition_dir(&self, partition: u32) -> PathBuf {
         self.dir.join(format!("partition-{partition}"))
     }
 
-    /// Loads each newly assigned partition and sets the offset to start from.
-    fn assign(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
-        let partitions: Vec<(String, i32)> = tpl
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_owned(), e.partition()))
-            .collect();
-        let mut owned = lock(&self.owned);
-        owned.assigned = true;
-        for (topic, partition) in partitions {
-            if topic != self.topic || partition < 0 {
-                continue;
+    /// Looks up the topic's partitions and assigns those not read yet, each from its
+    /// checkpoint's offset (the start without one).
+    fn take_partitions(&self, consumer: &BaseConsumer<Self>) {
+        let metadata = match consumer.fetch_metadata(Some(&self.topic), Duration::from_secs(5)) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, topic = %self.topic, "cannot read the topic's partitions; trying again");
+                return;
             }
-            let p = partition as u32;
-            let next = owned
-                .parts
-                .entry(p)
-                .or_insert_with(|| self.load(consumer, p))
-                .next;
-            let offset = if next == 0 {
+        };
+        let known: Vec<u32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == self.topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .filter(|p| *p >= 0)
+            .map(|p| p as u32)
+            .collect();
+        if known.is_empty() {
+            tracing::debug!(topic = %self.topic, "the topic has no partitions yet");
+            return;
+        }
+        let mut owned = lock(&self.owned);
+        let fresh: Vec<u32> = known
+            .into_iter()
+            .filter(|p| !owned.parts.contains_key(p))
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        for p in fresh {
+            let state = self.load(p);
+            owned.parts.insert(p, state);
+        }
+        // A hand-made assignment is replaced whole: every partition from where its state is.
+        let mut tpl = TopicPartitionList::new();
+        for (p, state) in &owned.parts {
+            let offset = if state.next == 0 {
                 Offset::Beginning
             } else {
-                Offset::Offset(next as i64)
+                Offset::Offset(state.next as i64)
             };
-            if let Err(e) = tpl.set_partition_offset(&topic, partition, offset) {
-                tracing::error!(partition, error = %e, "cannot set the start offset");
+            if let Err(e) = tpl.add_partition_offset(&self.topic, *p as i32, offset) {
+                tracing::error!(partition = p, error = %e, "cannot set the start offset");
             }
         }
+        if let Err(e) = consumer.assign(&tpl) {
+            tracing::error!(error = %e, "cannot assign the partitions");
+            return;
+        }
+        owned.assigned = true;
         self.metrics
             .kafka_assigned_partitions
             .set(owned.parts.len() as i64);
+        drop(owned);
+        // What the checkpoints hold is answered at once, before any record arrives.
+        self.publish();
     }
 
     /// The partition's newest usable checkpoint, or an empty state.
-    fn load(&self, consumer: &BaseConsumer<Self>, p: u32) -> PartitionState {
+    fn load(&self, p: u32) -> PartitionState {
         let dir = self.partition_dir(p);
         let checkpoints = Checkpoints::new(&dir);
         // A checkpoint past the partition's end belongs to another incarnation of the topic.
-        let end = match consumer.fetch_watermarks(&self.topic, p as i32, Duration::from_secs(5)) {
-            Ok((_, high)) => high.max(0) as u64,
-            Err(e) => {
-                tracing::warn!(partition = p, error = %e, "cannot read the partition's end; trusting its checkpoint");
-                u64::MAX
-            }
-        };
+        // That is checked against the high watermark the fetches report (see `housekeeping`),
+        // not here: tansu 0.6 answers ListOffsets(latest) with the next record *batch* (1 for a
+        // partition written in one batch), which made every restart ignore its checkpoints.
+        let end = u64::MAX;
         let started = Instant::now();
         let loaded = match checkpoints.load_newest(&LogPosition(BTreeMap::from([(p, end)]))) {
             Ok(loaded) => loaded,
@@ -330,6 +317,7 @@ impl Projector {
         tracing::info!(
             partition = p,
             next_offset = next,
+            partition_end = end,
             tickets = projection.ticket_count(),
             seconds = started.elapsed().as_secs_f64(),
             "partition assigned"
@@ -340,10 +328,10 @@ impl Projector {
             checkpoints,
             since_checkpoint: 0,
             checkpointed_at,
-            committed: next,
             gap_seen_at: None,
             progress: (next, SystemTime::now()),
             stall_reread_at: None,
+            ahead_seen: 0,
             consumed: self
                 .metrics
                 .kafka_records
@@ -351,50 +339,8 @@ impl Projector {
             snapshot: Arc::new(Snapshot::default()),
             dirty: true,
             alerting: false,
+            alerts: self.alerts.for_partition(p),
         }
-    }
-
-    /// Checkpoints and drops each revoked partition.
-    fn revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
-        let mut owned = lock(&self.owned);
-        let mut offsets = TopicPartitionList::new();
-        for e in tpl.elements() {
-            if e.topic() != self.topic || e.partition() < 0 {
-                continue;
-            }
-            let p = e.partition() as u32;
-            if let Some(mut state) = owned.parts.remove(&p) {
-                if state.since_checkpoint > 0 {
-                    self.checkpoint_with(p, &mut state, true);
-                }
-                // Its alerts are the new owner's now.
-                self.alerts
-                    .send(state.projection.active_alerts(crate::clock::now_ms(), true));
-                if state.since_checkpoint == 0 && state.next > 0 {
-                    let _ = offsets.add_partition_offset(
-                        &self.topic,
-                        p as i32,
-                        Offset::Offset(state.next as i64),
-                    );
-                }
-                let label = p.to_string();
-                let _ = self.metrics.kafka_lag.remove_label_values(&[&label]);
-                let _ = self
-                    .metrics
-                    .kafka_checkpoint_age
-                    .remove_label_values(&[&label]);
-                tracing::info!(partition = p, next_offset = state.next, "partition revoked");
-            }
-        }
-        if offsets.count() > 0
-            && !consumer.assignment_lost()
-            && let Err(e) = consumer.commit(&offsets, CommitMode::Sync)
-        {
-            tracing::warn!(error = %e, "cannot commit the revoked partitions' offsets");
-        }
-        self.metrics
-            .kafka_assigned_partitions
-            .set(owned.parts.len() as i64);
     }
 
     /// Writes the partition's checkpoint once its dead letters are acknowledged; with `wait`,
@@ -525,10 +471,10 @@ impl Projector {
         let offset = msg.offset() as u64;
         let mut owned = lock(&self.owned);
         let Some(state) = owned.parts.get_mut(&p) else {
-            return; // revoked meanwhile
+            return; // not assigned
         };
         if offset < state.next {
-            return; // already in the state (redelivered after a seek or a rebalance)
+            return; // already in the state (redelivered after a seek)
         }
         if offset > state.next {
             // Records missing before this one. First read again from the position; if the
@@ -596,8 +542,8 @@ impl Projector {
         state.since_checkpoint += 1;
         state.dirty = true;
         state.consumed.inc();
-        if state.since_checkpoint >= self.checkpoint_every && self.checkpoint(p, state) {
-            self.commit(consumer, p, state);
+        if state.since_checkpoint >= self.checkpoint_every {
+            self.checkpoint(p, state);
         }
     }
 
@@ -606,20 +552,6 @@ impl Projector {
             .ingest_events
             .with_label_values(&[outcome])
             .inc();
-    }
-
-    fn commit(&self, consumer: &BaseConsumer<Self>, p: u32, state: &mut PartitionState) {
-        if state.committed == state.next {
-            return;
-        }
-        let mut tpl = TopicPartitionList::new();
-        if tpl
-            .add_partition_offset(&self.topic, p as i32, Offset::Offset(state.next as i64))
-            .is_ok()
-            && consumer.commit(&tpl, CommitMode::Async).is_ok()
-        {
-            state.committed = state.next;
-        }
     }
 
     /// Sends a record to the dead-letter topic with its origin and the reason; it is kept
@@ -734,8 +666,8 @@ impl Projector {
             .parts
             .values_mut()
             .filter(|s| s.alerting)
-            .map(|s| &mut s.projection);
-        pulse.beat(live, &self.alerts, &self.metrics);
+            .map(|s| (&mut s.projection, &s.alerts));
+        pulse.beat(live, &self.metrics);
     }
 
     /// Time-based checkpoints, group commits, lag, checkpoint age, stalls, readiness.
@@ -755,11 +687,8 @@ impl Projector {
             let age = now
                 .duration_since(state.checkpointed_at)
                 .unwrap_or_default();
-            if state.since_checkpoint > 0
-                && age >= self.checkpoint_interval
-                && self.checkpoint(p, state)
-            {
-                self.commit(consumer, p, state);
+            if state.since_checkpoint > 0 && age >= self.checkpoint_interval {
+                self.checkpoint(p, state);
             }
             let label = p.to_string();
             self.metrics
@@ -772,50 +701,16 @@ impl Projector {
                 );
             position += state.next;
             match highs.get(&p) {
-                Some(&high) => {
-                    let lag = (high.max(0) as u64).saturating_sub(state.next);
-                    if lag == 0 && !state.alerting {
-                        // Caught up: clocks to now, what is active to the dispatcher, then
-                        // follow changes live.
-                        crate::clock::go_live(&mut state.projection, &self.alerts);
-                        state.alerting = true;
-                        tracing::info!(partition = p, "partition caught up; SLA alerts live");
-                    }
-                    if state.progress.0 != state.next || lag == 0 {
-                        state.progress = (state.next, now);
-                    } else if now.duration_since(state.progress.1).unwrap_or_default() >= STALL
-                        && state.stall_reread_at != Some(state.next)
-                    {
-                        // Records exist after the position but none arrive: a broker that
-                        // cannot start a fetch inside a record batch (tansu 0.6) serves
-                        // nothing. Read from the start, skipping what the state has.
-                        tracing::warn!(
-                            partition = p,
-                            position = state.next,
-                            high,
-                            "partition stalled; reading it again from its start"
-                        );
+                Some(&high) => match self.follow(consumer, p, state, high, now) {
+                    Some(lag) => {
+                        total_lag += lag;
                         self.metrics
-                            .kafka_errors
-                            .with_label_values(&["stall"])
-                            .inc();
-                        state.stall_reread_at = Some(state.next);
-                        state.progress = (state.next, now);
-                        if let Err(e) = consumer.seek(
-                            &self.topic,
-                            p as i32,
-                            Offset::Beginning,
-                            Duration::from_secs(5),
-                        ) {
-                            tracing::error!(partition = p, error = %e, "cannot seek to the start");
-                        }
+                            .kafka_lag
+                            .with_label_values(&[&label])
+                            .set(lag as i64);
                     }
-                    total_lag += lag;
-                    self.metrics
-                        .kafka_lag
-                        .with_label_values(&[&label])
-                        .set(lag as i64);
-                }
+                    None => lag_known = false,
+                },
                 None => lag_known = false,
             }
         }
@@ -828,16 +723,94 @@ impl Projector {
         self.ready.store(ready, Ordering::Relaxed);
     }
 
-    /// Checkpoints every owned partition (at shutdown).
-    fn checkpoint_all(&self, consumer: &BaseConsumer<Self>) {
+    /// Follows one partition against its high watermark: rebuilds a state past the end, goes
+    /// live once caught up, reads a stalled partition again. Its lag, when known.
+    fn follow(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        p: u32,
+        state: &mut PartitionState,
+        high: i64,
+        now: SystemTime,
+    ) -> Option<u64> {
+        match high {
+            high if (high.max(0) as u64) < state.next => {
+                // Past the end: a new topic under the old name (or a fetch not reported
+                // yet). Five rounds in a row: the state is not this topic's; rebuild it.
+                state.ahead_seen += 1;
+                if state.ahead_seen >= 5 {
+                    tracing::error!(
+                        partition = p,
+                        position = state.next,
+                        end = high,
+                        "the state is past the partition's end (a new topic under the old name?); rebuilding the partition from the topic"
+                    );
+                    let _ = std::fs::remove_dir_all(self.partition_dir(p));
+                    *state = self.load(p);
+                    if let Err(e) = consumer.seek(
+                        &self.topic,
+                        p as i32,
+                        Offset::Beginning,
+                        Duration::from_secs(5),
+                    ) {
+                        tracing::error!(partition = p, error = %e, "cannot seek to the start");
+                    }
+                }
+                None
+            }
+            high => {
+                state.ahead_seen = 0;
+                let lag = (high.max(0) as u64).saturating_sub(state.next);
+                if lag == 0 && !state.alerting {
+                    // Caught up: clocks to now, what is active to the dispatcher, then
+                    // follow changes live.
+                    crate::clock::go_live(&mut state.projection, &state.alerts);
+                    state.alerting = true;
+                    tracing::info!(partition = p, "partition caught up; SLA alerts live");
+                }
+                if state.progress.0 != state.next || lag == 0 {
+                    state.progress = (state.next, now);
+                } else if now.duration_since(state.progress.1).unwrap_or_default() >= STALL
+                    && state.stall_reread_at != Some(state.next)
+                {
+                    // Records exist after the position but none arrive: a broker that
+                    // cannot start a fetch inside a record batch (tansu 0.6) serves
+                    // nothing. Read from the start, skipping what the state has.
+                    tracing::warn!(
+                        partition = p,
+                        position = state.next,
+                        high,
+                        "partition stalled; reading it again from its start"
+                    );
+                    self.metrics
+                        .kafka_errors
+                        .with_label_values(&["stall"])
+                        .inc();
+                    state.stall_reread_at = Some(state.next);
+                    state.progress = (state.next, now);
+                    if let Err(e) = consumer.seek(
+                        &self.topic,
+                        p as i32,
+                        Offset::Beginning,
+                        Duration::from_secs(5),
+                    ) {
+                        tracing::error!(partition = p, error = %e, "cannot seek to the start");
+                    }
+                }
+                Some(lag)
+            }
+        }
+    }
+
+    /// Checkpoints every partition (at shutdown).
+    fn checkpoint_all(&self) {
         let mut owned = lock(&self.owned);
         let parts: Vec<u32> = owned.parts.keys().copied().collect();
         for p in parts {
             if let Some(state) = owned.parts.get_mut(&p)
                 && state.since_checkpoint > 0
-                && self.checkpoint_with(p, state, true)
             {
-                self.commit(consumer, p, state);
+                self.checkpoint_with(p, state, true);
             }
         }
     }
@@ -857,7 +830,7 @@ impl ProjectorHandle {
         self.ready.load(Ordering::Relaxed)
     }
 
-    /// Checkpoints the owned partitions, leaves the group and stops.
+    /// Checkpoints the partitions and stops.
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = lock(&self.thread).take() {
@@ -872,7 +845,7 @@ impl Drop for ProjectorHandle {
     }
 }
 
-/// Joins the consumer group and starts projecting on a thread of its own.
+/// Assigns every partition of the topic and starts projecting on a thread of its own.
 pub fn start(
     settings: &config::Kafka,
     storage: &config::Storage,
@@ -910,13 +883,14 @@ pub fn start(
         setup,
         alerts,
     };
+    // Not a group member: the partitions are assigned by hand, every one of them. librdkafka
+    // wants a group id all the same; this one is never joined and nothing is committed to it.
     let mut config = client_config(settings);
     config
-        .set("group.id", &settings.group)
+        .set("group.id", format!("{}.replica", settings.group))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("partition.assignment.strategy", "cooperative-sticky")
         .set("statistics.interval.ms", "1000")
         .set("isolation.level", "read_committed");
     for (key, value) in settings
@@ -924,15 +898,12 @@ pub fn start(
         .iter()
         .chain(&settings.consumer_properties)
     {
-        if key != "group.id" && key != "enable.auto.commit" {
+        if !super::election::GROUP_ONLY.contains(&key.as_str()) {
             config.set(key, super::resolve(value));
         }
     }
     let consumer: BaseConsumer<Projector> = config
         .create_with_context(projector)
-        .map_err(KafkaLogError::Client)?;
-    consumer
-        .subscribe(&[&settings.topic])
         .map_err(KafkaLogError::Client)?;
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
@@ -949,6 +920,7 @@ pub fn start(
 
 fn run(consumer: BaseConsumer<Projector>, stop: Arc<AtomicBool>) {
     let ctx = consumer.context().clone();
+    ctx.take_partitions(&consumer);
     crate::clock::drive(&mut KafkaDriver {
         consumer,
         ctx,
@@ -957,10 +929,11 @@ fn run(consumer: BaseConsumer<Projector>, stop: Arc<AtomicBool>) {
         idle: true,
         last_publish: Instant::now(),
         last_housekeeping: Instant::now(),
+        last_discovery: Instant::now(),
     });
 }
 
-/// The Kafka backend's driver: a consumer-group member projecting the partitions it owns.
+/// The Kafka backend's driver: a replica projecting every partition of the topic.
 struct KafkaDriver {
     consumer: BaseConsumer<Projector>,
     ctx: Arc<Projector>,
@@ -971,6 +944,7 @@ struct KafkaDriver {
     idle: bool,
     last_publish: Instant,
     last_housekeeping: Instant,
+    last_discovery: Instant,
 }
 
 impl crate::clock::Driver for KafkaDriver {
@@ -1003,6 +977,10 @@ impl crate::clock::Driver for KafkaDriver {
             self.ctx.housekeeping(&self.consumer);
             self.last_housekeeping = Instant::now();
         }
+        if self.last_discovery.elapsed() >= DISCOVER_EVERY {
+            self.ctx.take_partitions(&self.consumer);
+            self.last_discovery = Instant::now();
+        }
     }
 
     fn beat(&mut self, pulse: &mut crate::clock::Pulse) {
@@ -1010,16 +988,10 @@ impl crate::clock::Driver for KafkaDriver {
     }
 
     fn finish(&mut self) {
-        let (ctx, consumer) = (&self.ctx, &self.consumer);
-        ctx.publish();
-        ctx.checkpoint_all(consumer);
-        ctx.ready.store(false, Ordering::Relaxed);
-        // Leaving the group hands the partitions over at once (the revoke callback checkpoints).
-        consumer.unsubscribe();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && consumer.assignment().is_ok_and(|a| a.count() > 0) {
-            let _ = consumer.poll(Duration::from_millis(50));
-        }
+        self.ctx.publish();
+        self.ctx.checkpoint_all();
+        self.ctx.ready.store(false, Ordering::Relaxed);
+        let _ = self.consumer.unassign();
         tracing::info!("projector stopped");
     }
 }
