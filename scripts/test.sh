@@ -3,9 +3,9 @@
 #   - tansu 0.6.0, a Kafka-protocol broker, built once with cargo (~15 min on 2 cores) into
 #     ~/.cache/deskwatch/tools (override with DESKWATCH_TOOLS).
 #   - Debian's prometheus (prometheus, promtool), prometheus-alertmanager (alertmanager,
-#     amtool), chromium (the web page tests) and request-tracker5 with rt5-db-sqlite (a real
-#     Request Tracker 5 for the live-source test, run by ../shared/rt/rt-instance.sh), with
-#     apt-get, when missing;
+#     amtool), chromium (the web page tests), request-tracker5 with rt5-db-sqlite (a real
+#     Request Tracker 5 for the live-source test, run by ../shared/rt/rt-instance.sh) and
+#     haproxy (checks the compose stack's load balancer), with apt-get, when missing;
 #   - openapi-spec-validator from PyPI (the OpenAPI test), with pip, when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,7 @@ missing=()
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 command -v chromium >/dev/null || missing+=(chromium)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 [ -x /usr/sbin/rt-setup-database-5 ] || missing+=(request-tracker5 rt5-db-sqlite)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]} (Debian packages)"

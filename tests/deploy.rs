@@ -341,3 +341,35 @@ fn the_container_requires_tokens_from_the_environment() {
         std::fs::read_to_string(repo().join("deploy/compose/docker-compose.yml")).unwrap();
     assert!(compose.contains("${DESKWATCH_ADMIN_TOKEN:?"), "{compose}");
 }
+
+#[test]
+fn the_compose_load_balancer_sends_traffic_to_ready_replicas() {
+    let cfg = repo().join("deploy/compose/haproxy.cfg");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("option httpchk GET /readyz"), "{text}");
+    let compose =
+        std::fs::read_to_string(repo().join("deploy/compose/docker-compose.yml")).unwrap();
+    for replica in ["deskwatch-1", "deskwatch-2"] {
+        assert!(
+            text.contains(&format!("server {replica} {replica}:8080 check")),
+            "{replica} is not balanced"
+        );
+        assert!(compose.contains(&format!("  {replica}:")), "{replica} is not in compose");
+    }
+    let haproxy = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .or_else(|| common::tool("haproxy"));
+    let Some(haproxy) = haproxy else { return };
+    let out = std::process::Command::new(haproxy)
+        .args(["-c", "-f"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "haproxy -c: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
