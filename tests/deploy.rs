@@ -354,7 +354,10 @@ fn the_compose_load_balancer_sends_traffic_to_ready_replicas() {
             text.contains(&format!("server {replica} {replica}:8080 check")),
             "{replica} is not balanced"
         );
-        assert!(compose.contains(&format!("  {replica}:")), "{replica} is not in compose");
+        assert!(
+            compose.contains(&format!("  {replica}:")),
+            "{replica} is not in compose"
+        );
     }
     let haproxy = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
         .into_iter()
