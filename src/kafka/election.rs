@@ -46,6 +46,33 @@ struct Elector {
     topic: String,
     led: Arc<Led>,
     metrics: Metrics,
+    /// What the last assignment gave, and when this member last rejoined as a new one.
+    last: Mutex<(BTreeSet<u32>, Option<Instant>)>,
+    /// Set by a rebalance that changed nothing: the election thread rejoins as a new member.
+    rejoin: Arc<AtomicBool>,
+}
+
+/// Rejoin as a new member at most this often (see [`Elector::stale`]).
+const REJOIN_EVERY: Duration = Duration::from_secs(60);
+
+impl Elector {
+    /// A rebalance that gives back exactly the partitions this member had, and not all of
+    /// them: on tansu 0.6 that is what follows the eviction of a dead member — the group stays
+    /// at its generation and answers the rejoin from the stored assignment, so the dead
+    /// member's partitions are never handed over. Rejoining as a new member re-forms the group.
+    /// At most once per [`REJOIN_EVERY`], so live members that are rightly given the same
+    /// partitions settle after one round.
+    fn stale(&self, assigned: &BTreeSet<u32>, partitions: usize) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let same = !assigned.is_empty() && *assigned == last.0 && assigned.len() < partitions;
+        last.0 = assigned.clone();
+        let due = last.1.is_none_or(|at| at.elapsed() >= REJOIN_EVERY);
+        if same && due {
+            last.1 = Some(Instant::now());
+            return true;
+        }
+        false
+    }
 }
 
 impl ClientContext for Elector {}
@@ -86,6 +113,15 @@ impl ConsumerContext for Elector {
                 }
                 led.extend(ours(tpl));
                 tracing::info!(partitions = ?*led, "elected to send the webhook alerts of these partitions");
+                let partitions = consumer
+                    .fetch_metadata(Some(&self.topic), Duration::from_secs(5))
+                    .ok()
+                    .and_then(|m| m.topics().first().map(|t| t.partitions().len()))
+                    .unwrap_or(usize::MAX);
+                if self.stale(&led, partitions) {
+                    tracing::warn!(partitions = ?*led, "the group gave back the same partitions after a rebalance; rejoining as a new member so it re-forms");
+                    self.rejoin.store(true, Ordering::Relaxed);
+                }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let mut led = self.led.set();
@@ -163,13 +199,17 @@ pub fn start(settings: &config::Kafka, metrics: Metrics) -> Result<Arc<Election>
         }
     }
     let led = Arc::new(Led::default());
+    let rejoin = Arc::new(AtomicBool::new(false));
     let consumer: BaseConsumer<Elector> = config
         .create_with_context(Elector {
             topic: settings.topic.clone(),
             led: led.clone(),
             metrics,
+            last: Mutex::new((BTreeSet::new(), None)),
+            rejoin: rejoin.clone(),
         })
         .map_err(KafkaLogError::Client)?;
+    let topic = settings.topic.clone();
     consumer
         .subscribe(&[&settings.topic])
         .map_err(KafkaLogError::Client)?;
@@ -182,6 +222,12 @@ pub fn start(settings: &config::Kafka, metrics: Metrics) -> Result<Arc<Election>
                 // Keeps the membership alive and runs the rebalance callbacks; the partitions
                 // are paused, so nothing is read.
                 let _ = consumer.poll(Duration::from_millis(200));
+                if rejoin.swap(false, Ordering::Relaxed) {
+                    consumer.unsubscribe();
+                    if let Err(e) = consumer.subscribe(&[&topic]) {
+                        tracing::error!(error = %e, "cannot rejoin the election group");
+                    }
+                }
             }
             consumer.unsubscribe();
             let deadline = Instant::now() + Duration::from_secs(5);
