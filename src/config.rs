@@ -136,7 +136,7 @@ pub struct Kafka {
     pub brokers: String,
     /// Topic of ticket events (key = ticket id).
     pub topic: String,
-    /// Consumer group shared by the deskwatch instances that split the topic.
+    /// Consumer group the replicas join to elect, per partition, the sender of webhook alerts.
     pub group: String,
     /// Topic that receives records which could not be projected.
     pub dead_letter_topic: String,
