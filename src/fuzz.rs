@@ -129,18 +129,20 @@ pub fn chunk_file(data: &[u8]) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The import readers: `data` is an export, read as CSV (first byte even) or XES (odd) through
+/// The import readers: `data` is an export, read as JSON documents through the Zammad webhook
+/// mapping (first byte 0xff), CSV (other even first bytes) or XES (odd) through
 /// a mapping shipped in `examples/mappings/`.
 pub fn import(data: &[u8]) {
     const CSV: &str = include_str!("../examples/mappings/servicenow-incidents.toml");
     const XES: &str = include_str!("../examples/mappings/helpdesk-xes.toml");
+    const JSON: &str = include_str!("../examples/mappings/webhooks/zammad.toml");
     let Some((first, body)) = data.split_first() else {
         return;
     };
-    let (text, name) = if first % 2 == 0 {
-        (CSV, "export.csv")
-    } else {
-        (XES, "export.xes")
+    let (text, name) = match first {
+        0xff => (JSON, "payloads.json"),
+        f if f % 2 == 0 => (CSV, "export.csv"),
+        _ => (XES, "export.xes"),
     };
     let Ok(mapping) = crate::import::mapping::Mapping::from_toml(text) else {
         panic!("the example mapping does not load");
