@@ -3,7 +3,7 @@
 //!
 //! 1. produce: the `deskwatch ingest` path (parse, validate, append in batches acknowledged by
 //!    the broker) against a raw producer sending the same bytes with the same keys and settings;
-//! 2. project: the consumer-group projector (decode, validate, dedup, apply, publish) draining
+//! 2. project: the replica projector (every partition; decode, validate, dedup, apply, publish) draining
 //!    the topic, against a raw consumer draining it without decoding.
 
 use std::time::{Duration, Instant};
@@ -150,7 +150,7 @@ fn consume(
     while consumed(&metrics) == 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
     }
-    // Time from the first record on, so joining the group (a rebalance) is not counted.
+    // Time from the first record on, so looking up and assigning the partitions is not counted.
     let t_join = t.elapsed().as_secs_f64();
     let t = Instant::now();
     while consumed(&metrics) < n && Instant::now() < deadline {
@@ -170,11 +170,11 @@ fn consume(
         rate(n, t_drain)
     );
     println!(
-        "   deskwatch projector:                {}  (join group, decode, validate, dedup, apply; {applied} applied)",
+        "   deskwatch projector:                {}  (decode, validate, dedup, apply; {applied} applied)",
         rate(n, t_project)
     );
     println!("   ratio projector / raw: {:.2}", t_drain / t_project);
-    println!("   (joining the group took {t_join:.2} s before the first record, not counted)");
+    println!("   (assigning the partitions took {t_join:.2} s before the first record, not counted)");
     Ok(())
 }
 
