@@ -174,7 +174,9 @@ fn consume(
         rate(n, t_project)
     );
     println!("   ratio projector / raw: {:.2}", t_drain / t_project);
-    println!("   (assigning the partitions took {t_join:.2} s before the first record, not counted)");
+    println!(
+        "   (assigning the partitions took {t_join:.2} s before the first record, not counted)"
+    );
     Ok(())
 }
 
