@@ -466,17 +466,21 @@ impl Dispatcher {
         if alerts.is_empty() {
             return;
         }
-        let all: Vec<Value> = alerts.iter().map(|(a, _)| a.clone()).collect();
-        let led: Vec<Value> = match self.leader.get() {
-            None => all.clone(),
-            Some(l) => alerts
-                .into_iter()
+        // Without an election every receiver gets the same list; with one, webhooks get the
+        // alerts of the partitions this instance leads.
+        let led: Option<Vec<Value>> = self.leader.get().map(|l| {
+            alerts
+                .iter()
                 .filter(|(_, p)| l.leads(p.unwrap_or(0)))
-                .map(|(a, _)| a)
-                .collect(),
-        };
+                .map(|(a, _)| a.clone())
+                .collect()
+        });
+        let all: Vec<Value> = alerts.into_iter().map(|(a, _)| a).collect();
         for r in &self.receivers {
-            let alerts = if r.is_alertmanager() { &all } else { &led };
+            let alerts = match &led {
+                Some(led) if !r.is_alertmanager() => led,
+                _ => &all,
+            };
             if !alerts.is_empty() {
                 r.push(alerts, self.config.queue_limit, &self.metrics);
             }

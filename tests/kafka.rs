@@ -178,6 +178,21 @@ fn wait_projected(server: &Server, events: u64, seconds: u64) {
     }
 }
 
+/// `file` ingested into an embedded log under `dir`, served: the reference for Kafka.
+fn embedded(dir: &Path, file: &Path) -> Server {
+    let data = dir.join("embedded-data");
+    let out = run(&[
+        "ingest",
+        "--data-dir",
+        data.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let config = dir.join("embedded.toml");
+    std::fs::write(&config, "[log]\nkind = \"embedded\"\n").unwrap();
+    Server::start(&config, &data)
+}
+
 /// Queries whose answers must not depend on the log (no offsets).
 const QUERIES: &[&str] = &[
     "select * from tickets order by ticket_id",
@@ -216,17 +231,7 @@ fn kafka_and_embedded_logs_give_identical_results() {
         .count();
     assert_eq!(busy, 8, "records spread over 8 partitions:\n{metrics}");
 
-    let embedded_dir = dir.path().join("embedded-data");
-    let out = run(&[
-        "ingest",
-        "--data-dir",
-        embedded_dir.to_str().unwrap(),
-        file.to_str().unwrap(),
-    ]);
-    assert!(out.status.success());
-    let embedded_config = dir.path().join("embedded.toml");
-    std::fs::write(&embedded_config, "[log]\nkind = \"embedded\"\n").unwrap();
-    let via_embedded = Server::start(&embedded_config, &embedded_dir);
+    let via_embedded = embedded(dir.path(), &file);
     let (a, b) = (answers(&via_kafka), answers(&via_embedded));
     for ((q, a), b) in QUERIES.iter().zip(&a).zip(&b) {
         assert!(a.as_array().is_some_and(|r| !r.is_empty()), "{q}: no rows");
@@ -319,17 +324,7 @@ fn every_instance_answers_for_the_whole_desk_and_a_killed_one_catches_up() {
     ingest_kafka(&config, &file);
 
     // The same events through the embedded log: the reference.
-    let embedded_dir = dir.path().join("embedded");
-    let out = run(&[
-        "ingest",
-        "--data-dir",
-        embedded_dir.to_str().unwrap(),
-        file.to_str().unwrap(),
-    ]);
-    assert!(out.status.success());
-    let embedded_config = dir.path().join("embedded.toml");
-    std::fs::write(&embedded_config, "[log]\nkind = \"embedded\"\n").unwrap();
-    let reference = whole_desk(&Server::start(&embedded_config, &embedded_dir));
+    let reference = whole_desk(&embedded(dir.path(), &file));
 
     let a = Server::start(&config, &dir.path().join("a"));
     let b = Server::start(&config, &dir.path().join("b"));

@@ -502,9 +502,7 @@ impl Projector {
                 );
                 self.metrics.kafka_errors.with_label_values(&["gap"]).inc();
                 state.gap_seen_at = Some((state.next, stage + 1));
-                if let Err(e) = consumer.seek(&self.topic, p as i32, from, Duration::from_secs(5)) {
-                    tracing::error!(partition = p, error = %e, "cannot seek back to the expected offset");
-                }
+                self.seek(consumer, p, from);
                 return;
             }
             tracing::error!(
@@ -723,6 +721,13 @@ impl Projector {
         self.ready.store(ready, Ordering::Relaxed);
     }
 
+    /// Reads partition `p` again from `from` (errors are logged: the next round retries).
+    fn seek(&self, consumer: &BaseConsumer<Self>, p: u32, from: Offset) {
+        if let Err(e) = consumer.seek(&self.topic, p as i32, from, Duration::from_secs(5)) {
+            tracing::error!(partition = p, error = %e, ?from, "cannot seek in the partition");
+        }
+    }
+
     /// Follows one partition against its high watermark: rebuilds a state past the end, goes
     /// live once caught up, reads a stalled partition again. Its lag, when known.
     fn follow(
@@ -733,73 +738,55 @@ impl Projector {
         high: i64,
         now: SystemTime,
     ) -> Option<u64> {
-        match high {
-            high if (high.max(0) as u64) < state.next => {
-                // Past the end: a new topic under the old name (or a fetch not reported
-                // yet). Five rounds in a row: the state is not this topic's; rebuild it.
-                state.ahead_seen += 1;
-                if state.ahead_seen >= 5 {
-                    tracing::error!(
-                        partition = p,
-                        position = state.next,
-                        end = high,
-                        "the state is past the partition's end (a new topic under the old name?); rebuilding the partition from the topic"
-                    );
-                    let _ = std::fs::remove_dir_all(self.partition_dir(p));
-                    *state = self.load(p);
-                    if let Err(e) = consumer.seek(
-                        &self.topic,
-                        p as i32,
-                        Offset::Beginning,
-                        Duration::from_secs(5),
-                    ) {
-                        tracing::error!(partition = p, error = %e, "cannot seek to the start");
-                    }
-                }
-                None
+        if (high.max(0) as u64) < state.next {
+            // Past the end: a new topic under the old name (or a fetch not reported
+            // yet). Five rounds in a row: the state is not this topic's; rebuild it.
+            state.ahead_seen += 1;
+            if state.ahead_seen >= 5 {
+                tracing::error!(
+                    partition = p,
+                    position = state.next,
+                    end = high,
+                    "the state is past the partition's end (a new topic under the old name?); rebuilding the partition from the topic"
+                );
+                let _ = std::fs::remove_dir_all(self.partition_dir(p));
+                *state = self.load(p);
+                self.seek(consumer, p, Offset::Beginning);
             }
-            high => {
-                state.ahead_seen = 0;
-                let lag = (high.max(0) as u64).saturating_sub(state.next);
-                if lag == 0 && !state.alerting {
-                    // Caught up: clocks to now, what is active to the dispatcher, then
-                    // follow changes live.
-                    crate::clock::go_live(&mut state.projection, &state.alerts);
-                    state.alerting = true;
-                    tracing::info!(partition = p, "partition caught up; SLA alerts live");
-                }
-                if state.progress.0 != state.next || lag == 0 {
-                    state.progress = (state.next, now);
-                } else if now.duration_since(state.progress.1).unwrap_or_default() >= STALL
-                    && state.stall_reread_at != Some(state.next)
-                {
-                    // Records exist after the position but none arrive: a broker that
-                    // cannot start a fetch inside a record batch (tansu 0.6) serves
-                    // nothing. Read from the start, skipping what the state has.
-                    tracing::warn!(
-                        partition = p,
-                        position = state.next,
-                        high,
-                        "partition stalled; reading it again from its start"
-                    );
-                    self.metrics
-                        .kafka_errors
-                        .with_label_values(&["stall"])
-                        .inc();
-                    state.stall_reread_at = Some(state.next);
-                    state.progress = (state.next, now);
-                    if let Err(e) = consumer.seek(
-                        &self.topic,
-                        p as i32,
-                        Offset::Beginning,
-                        Duration::from_secs(5),
-                    ) {
-                        tracing::error!(partition = p, error = %e, "cannot seek to the start");
-                    }
-                }
-                Some(lag)
-            }
+            return None;
         }
+        state.ahead_seen = 0;
+        let lag = (high.max(0) as u64).saturating_sub(state.next);
+        if lag == 0 && !state.alerting {
+            // Caught up: clocks to now, what is active to the dispatcher, then
+            // follow changes live.
+            crate::clock::go_live(&mut state.projection, &state.alerts);
+            state.alerting = true;
+            tracing::info!(partition = p, "partition caught up; SLA alerts live");
+        }
+        if state.progress.0 != state.next || lag == 0 {
+            state.progress = (state.next, now);
+        } else if now.duration_since(state.progress.1).unwrap_or_default() >= STALL
+            && state.stall_reread_at != Some(state.next)
+        {
+            // Records exist after the position but none arrive: a broker that
+            // cannot start a fetch inside a record batch (tansu 0.6) serves
+            // nothing. Read from the start, skipping what the state has.
+            tracing::warn!(
+                partition = p,
+                position = state.next,
+                high,
+                "partition stalled; reading it again from its start"
+            );
+            self.metrics
+                .kafka_errors
+                .with_label_values(&["stall"])
+                .inc();
+            state.stall_reread_at = Some(state.next);
+            state.progress = (state.next, now);
+            self.seek(consumer, p, Offset::Beginning);
+        }
+        Some(lag)
     }
 
     /// Checkpoints every partition (at shutdown).
