@@ -199,10 +199,13 @@ impl Config {
     pub fn setup(&self) -> crate::projection::Setup {
         crate::projection::Setup {
             rules: self.sla_rules(),
-            text: std::sync::Arc::new(crate::clustering::state::TextSetup::new(
-                self.recurring.similarity,
-                self.recurring.glossary.clone(),
-            )),
+            text: std::sync::Arc::new(
+                crate::clustering::state::TextSetup::new(
+                    self.recurring.similarity,
+                    self.recurring.glossary.clone(),
+                )
+                .with_window_days(self.recurring.text_window_days()),
+            ),
         }
     }
 

@@ -40,6 +40,9 @@ pub struct Labelled {
     pub description: String,
     /// Ground-truth group.
     pub group: String,
+    /// Creation time, when the file has a `created_at` column (RFC 3339 or `YYYY-MM-DD
+    /// HH:MM:SS`, UTC).
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Pair scores of one clustering.
@@ -108,12 +111,15 @@ pub fn read_csv(input: impl Read) -> anyhow::Result<Vec<Labelled>> {
     for (line, record) in reader.records().enumerate() {
         let record = record.map_err(|e| anyhow::anyhow!("row {}: {e}", line + 2))?;
         let get = |i: usize| record.get(i).unwrap_or("").to_string();
+        let created_text = created.map(get).unwrap_or_default();
+        let created_at = parse_time(&created_text);
         rows.push((
-            created.map(get).unwrap_or_default(),
+            created_text,
             Labelled {
                 title: get(title),
                 description: get(description),
                 group: get(group),
+                created_at,
             },
         ));
     }
@@ -144,7 +150,7 @@ pub fn evaluate(rows: &[Labelled], setup: TextSetup) -> anyhow::Result<Evaluatio
         .iter()
         .zip(&titles)
         .enumerate()
-        .map(|(i, (description, title))| created_event(i, title, description))
+        .map(|(i, (description, title))| created_event(i, rows[i].created_at, title, description))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let started = Instant::now();
     for ((offset, event), text) in events.iter().enumerate().zip(analysed) {
@@ -203,11 +209,31 @@ fn title_of(r: &Labelled) -> String {
     }
 }
 
-/// Row `i` as a `ticket.created` event, one minute after the previous row, through the
-/// event contract's own parser.
-fn created_event(i: usize, title: &str, description: &str) -> anyhow::Result<TicketEvent> {
+/// A row's creation time: RFC 3339, or `YYYY-MM-DD HH:MM:SS` / `YYYY-MM-DD` taken as UTC.
+fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let t = text.trim();
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(t) {
+        return Some(at.to_utc());
+    }
+    if let Ok(at) = chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S") {
+        return Some(at.and_utc());
+    }
+    chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|at| at.and_utc())
+}
+
+/// Row `i` as a `ticket.created` event through the event contract's own parser: at the row's
+/// creation time, or (a file without times) one minute after the previous row.
+fn created_event(
+    i: usize,
+    created_at: Option<chrono::DateTime<chrono::Utc>>,
+    title: &str,
+    description: &str,
+) -> anyhow::Result<TicketEvent> {
     let base = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")?.to_utc();
-    let at = base + chrono::Duration::minutes(i as i64);
+    let at = created_at.unwrap_or(base + chrono::Duration::minutes(i as i64));
     let json = serde_json::json!({
         "event_id": format!("e{i}"),
         "ticket_id": format!("T{i}"),
@@ -388,6 +414,7 @@ mod tests {
             title: t.into(),
             description: String::new(),
             group: g.into(),
+            created_at: None,
         };
         let rows = [
             row("printer on floor two jams", "p"),

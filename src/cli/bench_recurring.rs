@@ -151,10 +151,10 @@ fn text(tickets: u64) -> anyhow::Result<()> {
         .collect();
     let analysed = started.elapsed().as_secs_f64();
 
-    let mut clusterer = Clusterer::new(0.5);
+    let mut clusterer = Clusterer::default();
     let started = Instant::now();
     for t in &tokens {
-        clusterer.assign(t);
+        clusterer.assign(t, 0);
     }
     let clustered = started.elapsed().as_secs_f64();
 

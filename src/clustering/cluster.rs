@@ -1,32 +1,40 @@
 //! Incremental text clustering on term vectors weighted by this desk's own history.
 //!
-//! Every ticket becomes a vector of its tokens' weights: title tokens count twice, description
-//! tokens once (sub-linear in repeats), and each token is weighted by how informative it is in
-//! the tickets seen before it (document frequencies kept here, updated in log order):
+//! Every ticket becomes a vector of its tokens: title tokens count 2.5 times, description tokens
+//! once (sub-linear in repeats, `1 + ln tf`), each weighted by how informative it is in the
+//! tickets seen so far (document frequencies kept here, updated in log order):
 //!
-//! - **common words weigh little**: `ln((N + 1) / (df + 1))`, so a word in most tickets (form
-//!   text, greetings) counts for almost nothing;
-//! - **one-off words weigh nothing**: the factor `(df − 1) / (df − 1 + 0.5)` is 0 for a token no
-//!   earlier ticket had (a person's or a project's name, a one-off code) — it cannot match
-//!   anything and would only dilute the similarity — and approaches 1 once a word recurs;
+//! - **common words weigh little**: `1 + ln((N + 1) / (df + 1))`, so a word in most tickets
+//!   (form text, greetings) counts for much less than a word that names the call;
+//! - **one-off words weigh nothing**: a token no other ticket had yet (a person's or a
+//!   project's name, a one-off code) cannot match anything; it still counts in the ticket's
+//!   norm at a fraction of a recurring word, so a ticket made mostly of new words is a new
+//!   kind of call rather than the cluster its few common words point to;
 //! - **form text is dropped**: a description line whose normalised text was seen in at least
 //!   `max(5, 0.5 % of tickets)` tickets is boilerplate (a portal's or a bug tracker's form) and
 //!   is left out of multi-line descriptions.
 //!
-//! A cluster keeps a profile: for each token, how many of its members had it (the most common
-//! [`BODY_TERMS`] of the description, [`TITLE_TERMS`] of the title). A ticket is compared with
-//! the profiles of the clusters that share one of its most informative tokens (an inverted
-//! index), by the cosine of its vector and the profile's centroid, weighted with the current
-//! frequencies; titles are compared on their own too, so two tickets with the same call in the
-//! title but different descriptions meet. It joins the most similar cluster at cosine ≥ the
-//! threshold, or founds a new one. A cluster's id is a hash of its founder's tokens.
+//! A ticket is compared with the **recent members** of the clusters (the last
+//! [`RECENT_TICKETS`] tickets created within [`DEFAULT_WINDOW_DAYS`] days of it), found
+//! through an inverted index on their most informative tokens, by the cosine of the two
+//! vectors weighted with the current frequencies. It joins a cluster when
+//!
+//! - it closely resembles one of its recent tickets (cosine ≥ `similarity`), or
+//! - it resembles, more loosely, several of them ([`SUPPORT`] tickets at cosine ≥
+//!   `similarity` × [`LOOSE`]): a routine call that people word in many ways is recognised by
+//!   how many of its recent tickets look like the new one, while one loose resemblance (two
+//!   bug reports about the same screen) is not enough;
+//!
+//! and founds a new cluster otherwise. A cluster whose tickets stopped coming for the window is
+//! not joined any more: a similar ticket months later starts a new occurrence. A cluster's id is
+//! a hash of its founder's tokens.
 //!
 //! Placement is incremental and deterministic: a ticket is placed once, later tickets never
 //! move it, and feeding the same tickets in the same order (a replay, or a restore from a
 //! checkpoint and the rest of the log) gives the same clusters and ids. Sums run over sorted
 //! tokens, and no decision depends on a hash map's iteration order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
@@ -34,37 +42,35 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::text::Analysis;
 use crate::base::RestoreError;
 
-/// Cosine similarity at which a ticket joins a cluster, by default.
-pub const DEFAULT_SIMILARITY: f64 = 0.5;
-/// The `c` of the recurrence factor `(df − 1) / (df − 1 + c)`.
-const RECURRENCE: f64 = 0.5;
-/// Added to every IDF, so that on a new desk (a handful of tickets, where every word is
-/// "common") tickets still compare; small beside the IDF of a distinctive word on a desk of
-/// any size.
-const IDF_FLOOR: f64 = 0.2;
-/// How much more similar titles alone must be than the threshold to join on the title.
-const TITLE_MARGIN: f64 = 0.2;
+/// Cosine similarity at which a ticket joins the cluster of a recent ticket, by default.
+pub const DEFAULT_SIMILARITY: f64 = 0.46;
+/// Days a cluster's tickets stay comparable, by default.
+pub const DEFAULT_WINDOW_DAYS: u32 = 45;
+/// The loose resemblance, as a share of the similarity, that counts towards [`SUPPORT`].
+pub const LOOSE: f64 = 0.4;
+/// Recent tickets of one cluster that must loosely resemble a ticket for it to join.
+pub const SUPPORT: usize = 6;
+/// Words a ticket must share with one recent ticket to join on that resemblance alone (one
+/// rare word in common, a person's name, is not a call).
+const STRICT_WORDS: usize = 2;
 /// Term frequency of a title token (a description token counts 1 per occurrence).
-const TITLE_TF: f64 = 2.0;
+const TITLE_TF: f64 = 2.5;
 /// What a word no earlier ticket had weighs in a ticket's norm, as a share of a word seen
 /// once before.
 const NOVEL: f64 = 0.5;
-/// Most informative tokens of a ticket used to look up candidate clusters.
+/// Most recent tickets kept to compare with (bounds memory and time on a large desk).
+pub const RECENT_TICKETS: usize = 32_768;
+/// Tokens kept of a recent ticket's vector (its most informative when it was placed).
+const MEMBER_TERMS: usize = 32;
+/// Most informative tokens of a ticket it is looked up and indexed under.
 const QUERY_TERMS: usize = 8;
-/// Most informative title tokens used to look up candidate clusters.
-const TITLE_QUERY_TERMS: usize = 4;
-/// Candidate clusters scored per ticket at most (those sharing the most query tokens).
-const MAX_CANDIDATES: usize = 64;
-/// Description tokens kept in a cluster's profile.
-pub const BODY_TERMS: usize = 64;
-/// Title tokens kept in a cluster's profile.
-pub const TITLE_TERMS: usize = 16;
-/// Clusters listed per token in the inverted index (the smallest make room).
-const POSTINGS: usize = 128;
-/// Members of a cluster whose query tokens are indexed; later members only join.
-const INDEXED_MEMBERS: u32 = 32;
-/// Every this many tickets, tokens and lines seen only once are forgotten (bounds memory on
-/// a large desk; a word seen once in that many tickets weighs little anyway).
+/// Recent tickets listed per token in the inverted index (the oldest make room).
+const POSTINGS: usize = 256;
+/// Recent tickets scored per new ticket at most (those sharing the most query tokens, the
+/// newest among equals).
+const MAX_CANDIDATES: usize = 256;
+/// Every this many tickets, tokens and lines seen only once are forgotten, and index entries
+/// of tickets no longer recent (bounds memory on a large desk).
 const PRUNE_EVERY: u64 = 65_536;
 /// A description line seen in at least this many tickets (and 1/[`BOILERPLATE_SHARE`] of
 /// all) is form text.
@@ -74,6 +80,7 @@ const BOILERPLATE_SHARE: u64 = 200;
 const LINES_COUNTED: usize = 32;
 /// Tokens of a founder's vector kept to reconcile clusters across partitions.
 pub const FOUNDER_TERMS: usize = 32;
+const DAY_MS: i64 = 86_400_000;
 
 /// Hashes of the mask tokens the analyzer puts in place of what varies.
 static MASKS: std::sync::LazyLock<Vec<u64>> = std::sync::LazyLock::new(|| {
@@ -84,6 +91,28 @@ static MASKS: std::sync::LazyLock<Vec<u64>> = std::sync::LazyLock::new(|| {
     .map(|m| xxh3_64(m.as_bytes()))
     .collect()
 });
+
+/// Hashes already-hashed tokens (xxh3 values) by using them as they are: a map lookup per
+/// token is the inner loop of placement.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokenHasher(u64);
+
+impl std::hash::Hasher for TokenHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A map keyed by token hashes.
+pub type TokenMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<TokenHasher>>;
 
 /// A sparse vector: (token, weight), sorted by token.
 pub type Vector = Vec<(u64, f64)>;
@@ -123,12 +152,19 @@ fn founder_vector(merged: &[(u64, f64)]) -> Vec<(u64, f32)> {
 struct Cluster {
     id: u64,
     size: u32,
-    /// (token, members having it), sorted by token.
-    body: Vec<(u64, u32)>,
-    title: Vec<(u64, u32)>,
-    /// Norms of the profiles' centroids, as of `norm_docs` tickets.
-    body_norm: f64,
-    title_norm: f64,
+}
+
+/// A recent ticket as the clusterer compares it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Member {
+    cluster: u32,
+    /// Creation time (ms).
+    at: i64,
+    /// Term frequencies (`1 + ln tf`) of its most informative tokens, sorted by token; weighted
+    /// with the current frequencies when compared.
+    terms: Box<[(u64, f32)]>,
+    /// Norm of the weighted terms as of `norm_docs` tickets (refreshed as the desk grows).
+    norm: f32,
     norm_docs: u64,
 }
 
@@ -136,20 +172,24 @@ struct Cluster {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Clusterer {
     threshold: f64,
+    window_ms: i64,
     /// Tickets placed.
     docs: u64,
     /// Token → tickets that had it.
-    df: HashMap<u64, u32>,
+    df: TokenMap<u32>,
     /// Description line key → tickets that had it.
-    lines: HashMap<u64, u32>,
+    lines: TokenMap<u32>,
     clusters: Vec<Cluster>,
-    /// Token → clusters indexed under it (oldest first).
-    postings: HashMap<u64, Vec<u32>>,
+    /// The most recent tickets, oldest first; `recent[0]` is ticket number `first`.
+    recent: VecDeque<Member>,
+    first: u64,
+    /// Token → numbers of recent tickets indexed under it (oldest first).
+    postings: TokenMap<VecDeque<u64>>,
 }
 
 impl Default for Clusterer {
     fn default() -> Clusterer {
-        Clusterer::new(DEFAULT_SIMILARITY)
+        Clusterer::new(DEFAULT_SIMILARITY, DEFAULT_WINDOW_DAYS)
     }
 }
 
@@ -168,15 +208,19 @@ pub struct Placement {
 }
 
 impl Clusterer {
-    /// A clusterer joining a ticket to a cluster at cosine similarity ≥ `threshold`.
-    pub fn new(threshold: f64) -> Clusterer {
+    /// A clusterer joining a ticket to a cluster at cosine similarity ≥ `threshold` with one
+    /// of its tickets created within `window_days` days.
+    pub fn new(threshold: f64, window_days: u32) -> Clusterer {
         Clusterer {
             threshold,
+            window_ms: i64::from(window_days.max(1)) * DAY_MS,
             docs: 0,
-            df: HashMap::new(),
-            lines: HashMap::new(),
+            df: TokenMap::default(),
+            lines: TokenMap::default(),
             clusters: Vec::new(),
-            postings: HashMap::new(),
+            recent: VecDeque::new(),
+            first: 0,
+            postings: TokenMap::default(),
         }
     }
 
@@ -200,12 +244,19 @@ impl Clusterer {
         self.clusters[index as usize].size
     }
 
-    /// Checks restored state: every indexed cluster exists.
+    /// Checks restored state: every recent ticket names a cluster that exists, and the index
+    /// names no ticket placed after them.
     pub fn check(&self) -> Result<(), RestoreError> {
         let n = self.clusters.len();
-        if self.postings.values().flatten().any(|&c| c as usize >= n) {
+        if self.recent.iter().any(|m| m.cluster as usize >= n) {
             return Err(RestoreError::Inconsistent(
-                "the text index names a cluster the state does not hold".into(),
+                "a recent ticket names a cluster the text state does not hold".into(),
+            ));
+        }
+        let end = self.first + self.recent.len() as u64;
+        if self.postings.values().flatten().any(|&t| t >= end) {
+            return Err(RestoreError::Inconsistent(
+                "the text index names a ticket the state does not hold".into(),
             ));
         }
         Ok(())
@@ -215,66 +266,58 @@ impl Clusterer {
     pub fn heap_bytes(&self) -> usize {
         let map = |entries: usize, value: usize| entries * (8 + value + 1) * 8 / 7;
         self.clusters.capacity() * std::mem::size_of::<Cluster>()
+            + self.recent.capacity() * std::mem::size_of::<Member>()
             + self
-                .clusters
+                .recent
                 .iter()
-                .map(|c| (c.body.capacity() + c.title.capacity()) * 16)
+                .map(|m| m.terms.len() * 16)
                 .sum::<usize>()
             + map(self.df.capacity(), 4)
             + map(self.lines.capacity(), 4)
-            + map(self.postings.capacity(), std::mem::size_of::<Vec<u32>>())
+            + map(
+                self.postings.capacity(),
+                std::mem::size_of::<VecDeque<u64>>(),
+            )
             + self
                 .postings
                 .values()
-                .map(|v| v.capacity() * 4)
+                .map(|v| v.capacity() * 8)
                 .sum::<usize>()
     }
 
-    /// Weight of a token seen in `df` of `docs` tickets (this one included).
+    /// Weight of a token seen in `df` of `docs` tickets (this one included): 0 for a token only
+    /// one ticket had.
     pub fn weight(docs: u64, df: u32) -> f64 {
         if df <= 1 {
             return 0.0;
         }
-        let idf = ((docs as f64 + 1.0) / (f64::from(df) + 1.0)).ln().max(0.0) + IDF_FLOOR;
-        let seen = f64::from(df - 1);
-        idf * seen / (seen + RECURRENCE)
+        1.0 + ((docs as f64 + 1.0) / (f64::from(df) + 1.0)).ln().max(0.0)
     }
 
     fn token_weight(&self, token: u64) -> f64 {
         Clusterer::weight(self.docs, self.df.get(&token).copied().unwrap_or(0))
     }
 
-    /// Places a ticket with this text.
-    pub fn assign(&mut self, text: &Analysis) -> Placement {
+    /// Places a ticket with this text, created at `at` (ms).
+    pub fn assign(&mut self, text: &Analysis, at: i64) -> Placement {
         self.docs += 1;
         let kept = self.kept_lines(text);
-        let (title, merged) = term_frequencies(text, &kept);
+        let merged = term_frequencies(text, &kept);
         for (t, _) in &merged {
             *self.df.entry(*t).or_default() += 1;
         }
-        let query = self.query(&title, &merged);
-        let keys = self.keys(&query, &merged);
-        let candidates = self.candidates(&keys);
-        for &c in &candidates {
-            // Weights drift as the desk grows: a norm is refreshed when the number of tickets
-            // doubled since it was computed, or when it was 0 (a founder whose words were all
-            // new then).
-            let cluster = &self.clusters[c as usize];
-            if cluster.norm_docs * 2 <= self.docs || cluster.body_norm == 0.0 {
-                self.refresh(c);
-            }
-        }
-        let best = self.best(
-            &candidates,
-            (&query.body, query.body_norm),
-            (&query.title, query.title_norm),
-        );
+        let (query, query_norm) = self.query(&merged);
+        let keys = top_terms(&query, QUERY_TERMS);
+        let candidates = self.candidates(&keys, at);
+        self.refresh(&candidates);
+        let weights: Vec<f64> = query.iter().map(|&(t, _)| self.token_weight(t)).collect();
+        let best = self.best(&candidates, (&query, &weights), query_norm);
         let (index, founded) = match best {
             Some(c) => (c, false),
             None => (self.found(&merged), true),
         };
-        self.grow(index, &merged, &title);
-        self.index(index, keys);
+        self.clusters[index as usize].size += 1;
+        self.remember(index, at, &query, &merged, keys);
         if self.docs.is_multiple_of(PRUNE_EVERY) {
             self.prune();
         }
@@ -290,64 +333,146 @@ impl Clusterer {
         }
     }
 
-    /// A ticket's weighted vectors (whole text and title) with their norms.
-    fn query(&self, title: &[u64], merged: &[(u64, f64)]) -> Query {
+    /// A ticket's weighted vector and its norm, which counts the words no earlier ticket had
+    /// at a fraction of a recurring word.
+    fn query(&self, merged: &[(u64, f64)]) -> (Vector, f64) {
         let body: Vector = merged
             .iter()
             .map(|&(t, n)| (t, (1.0 + n.ln()) * self.token_weight(t)))
             .filter(|(_, w)| *w > 0.0)
             .collect();
-        let title_vector: Vector = title
-            .iter()
-            .map(|&t| (t, self.token_weight(t)))
-            .filter(|(_, w)| *w > 0.0)
-            .collect();
-        // Words no earlier ticket had cannot match, but a ticket made mostly of them is a new
-        // kind of call, not the cluster its few common words point to: they count in the
-        // norms at a fraction of what a recurring word weighs.
         let novel = Clusterer::weight(self.docs, 2) * NOVEL;
-        let is_new = |t: u64| self.df.get(&t).is_some_and(|&n| n == 1);
-        let novel_body: f64 = merged
+        let novel_sum: f64 = merged
             .iter()
-            .filter(|(t, _)| is_new(*t))
+            .filter(|(t, _)| self.df.get(t).is_some_and(|&n| n == 1))
             .map(|(_, n)| ((1.0 + n.ln()) * novel).powi(2))
             .sum();
-        let novel_title = title.iter().filter(|t| is_new(**t)).count() as f64 * novel * novel;
-        Query {
-            body_norm: (norm(&body).powi(2) + novel_body).sqrt(),
-            title_norm: (norm(&title_vector).powi(2) + novel_title).sqrt(),
-            body,
-            title: title_vector,
+        let norm = (norm(&body).powi(2) + novel_sum).sqrt();
+        (body, norm)
+    }
+
+    /// The recent tickets indexed under `keys`, created within the window of `at`: those
+    /// sharing the most keys, the newest among equals, at most [`MAX_CANDIDATES`].
+    fn candidates(&self, keys: &[u64], at: i64) -> Vec<u64> {
+        let mut hits: Vec<u64> = keys
+            .iter()
+            .filter_map(|k| self.postings.get(k))
+            .flatten()
+            .copied()
+            .filter(|&t| t >= self.first)
+            .collect();
+        hits.sort_unstable();
+        let mut counted: Vec<(usize, u64)> = Vec::new();
+        for t in hits {
+            match counted.last_mut() {
+                Some((n, last)) if *last == t => *n += 1,
+                _ => counted.push((1, t)),
+            }
+        }
+        counted.retain(|&(_, t)| at - self.member(t).at <= self.window_ms);
+        counted.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+        counted.truncate(MAX_CANDIDATES);
+        counted.into_iter().map(|(_, t)| t).collect()
+    }
+
+    /// Recomputes the norms of recent tickets whose weights drifted: when the desk grew by a
+    /// quarter since, or when it was 0 (words all new then).
+    fn refresh(&mut self, numbers: &[u64]) {
+        let docs = self.docs;
+        for &t in numbers {
+            let i = (t - self.first) as usize;
+            let member = &self.recent[i];
+            if member.norm_docs * 5 / 4 > docs && member.norm > 0.0 {
+                continue;
+            }
+            let norm = member
+                .terms
+                .iter()
+                .map(|&(token, tf)| (f64::from(tf) * self.token_weight(token)).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            let member = &mut self.recent[i];
+            member.norm = norm as f32;
+            member.norm_docs = docs;
         }
     }
 
-    /// The tokens a ticket is looked up and indexed under: its heaviest, and while few of its
-    /// tokens recur, its title's and its rarest.
-    fn keys(&self, query: &Query, merged: &[(u64, f64)]) -> Vec<u64> {
-        let mut keys = top_terms(&query.body, QUERY_TERMS);
-        keys.extend(top_terms(&query.title, TITLE_QUERY_TERMS));
-        if keys.len() < QUERY_TERMS {
-            // Few tokens recur yet (a new desk, a new kind of call): index the ticket under its
-            // title's tokens, then its rarest, so that the next ticket like it finds it.
-            let docs = self.docs;
-            let rarity: Vector = merged
-                .iter()
-                .map(|&(t, n)| {
-                    let df = f64::from(self.df.get(&t).copied().unwrap_or(1));
-                    let title_first = if n >= TITLE_TF { 1e6 } else { 0.0 };
-                    (t, title_first + (docs as f64 / df).ln())
-                })
-                .collect();
-            for t in top_terms(&rarity, QUERY_TERMS) {
-                if keys.len() >= QUERY_TERMS {
-                    break;
-                }
-                if !keys.contains(&t) {
-                    keys.push(t);
-                }
+    fn member(&self, number: u64) -> &Member {
+        &self.recent[(number - self.first) as usize]
+    }
+
+    /// The cluster the ticket joins: that of the most similar recent ticket at cosine ≥ the
+    /// threshold, else the cluster with the most recent tickets (at least [`SUPPORT`]) at
+    /// cosine ≥ threshold × [`LOOSE`].
+    fn best(&self, candidates: &[u64], query: (&Vector, &[f64]), query_norm: f64) -> Option<u32> {
+        if query_norm <= 0.0 {
+            return None;
+        }
+        let loose = self.threshold * LOOSE;
+        let mut closest: Option<(f64, u32)> = None;
+        // (cluster, similarity) of the loosely similar tickets
+        let mut loosely: Vec<(u32, f64)> = Vec::new();
+        for &t in candidates {
+            let member = self.member(t);
+            let (s, words) = Clusterer::similarity(query, query_norm, member);
+            // Ties go to the older cluster, so the choice does not depend on lookup order.
+            if s >= self.threshold
+                && words >= STRICT_WORDS
+                && closest.is_none_or(|(bs, bc)| s > bs || (s == bs && member.cluster < bc))
+            {
+                closest = Some((s, member.cluster));
+            }
+            if s >= loose {
+                loosely.push((member.cluster, s));
             }
         }
-        keys
+        if let Some((_, c)) = closest {
+            return Some(c);
+        }
+        // (cluster, loosely similar tickets, their summed similarity)
+        loosely.sort_unstable_by_key(|(c, _)| *c);
+        let mut support: Vec<(u32, usize, f64)> = Vec::new();
+        for (c, s) in loosely {
+            match support.last_mut() {
+                Some(entry) if entry.0 == c => {
+                    entry.1 += 1;
+                    entry.2 += s;
+                }
+                _ => support.push((c, 1, s)),
+            }
+        }
+        support
+            .into_iter()
+            .filter(|&(_, n, _)| n >= SUPPORT)
+            .max_by(|a, b| a.1.cmp(&b.1).then(a.2.total_cmp(&b.2)).then(b.0.cmp(&a.0)))
+            .map(|(c, _, _)| c)
+    }
+
+    /// Cosine of a query (its vector and its tokens' current weights) with a recent ticket's
+    /// terms weighted with the same; 0 when they share only masks (`<id>`, `<num>`, …), which
+    /// say nothing alone.
+    fn similarity(
+        (query, weights): (&Vector, &[f64]),
+        query_norm: f64,
+        member: &Member,
+    ) -> (f64, usize) {
+        let (mut i, mut dot, mut words) = (0, 0.0, 0);
+        for &(t, tf) in member.terms.iter() {
+            while i < query.len() && query[i].0 < t {
+                i += 1;
+            }
+            if i == query.len() {
+                break;
+            }
+            if query[i].0 == t {
+                dot += query[i].1 * f64::from(tf) * weights[i];
+                words += usize::from(!MASKS.contains(&t));
+            }
+        }
+        if words == 0 || member.norm <= 0.0 {
+            return (0.0, 0);
+        }
+        (dot / (query_norm * f64::from(member.norm)), words)
     }
 
     /// Founds a cluster for a ticket with these tokens; its id is a hash of them.
@@ -358,17 +483,76 @@ impl Clusterer {
         }
         self.clusters.push(Cluster {
             id: xxh3_64(&bytes),
-            ..Cluster::default()
+            size: 0,
         });
         (self.clusters.len() - 1) as u32
     }
 
-    /// Forgets tokens and lines seen once, and their postings.
+    /// Keeps the ticket among the recent ones, indexed under `keys` (or, while none of its
+    /// tokens recurs, its first tokens, so that the next ticket like it finds it).
+    fn remember(
+        &mut self,
+        cluster: u32,
+        at: i64,
+        query: &Vector,
+        merged: &[(u64, f64)],
+        keys: Vec<u64>,
+    ) {
+        // Its most informative tokens now; tokens new today (weight 0) fill the rest, as they
+        // may recur.
+        let ranked: Vector = merged
+            .iter()
+            .map(|&(t, n)| {
+                let w = query
+                    .binary_search_by_key(&t, |(q, _)| *q)
+                    .map_or(0.0, |i| query[i].1);
+                (t, w + (1.0 + n.ln()) * 1e-9)
+            })
+            .collect();
+        let keep = top_terms(&ranked, MEMBER_TERMS);
+        let mut terms: Vec<(u64, f32)> = merged
+            .iter()
+            .filter(|(t, _)| keep.contains(t))
+            .map(|&(t, n)| (t, (1.0 + n.ln()) as f32))
+            .collect();
+        terms.sort_unstable_by_key(|(t, _)| *t);
+        let keys = if keys.len() < QUERY_TERMS {
+            top_terms(&ranked, QUERY_TERMS)
+        } else {
+            keys
+        };
+        let number = self.first + self.recent.len() as u64;
+        self.recent.push_back(Member {
+            cluster,
+            at,
+            terms: terms.into(),
+            norm: 0.0,
+            norm_docs: 0,
+        });
+        if self.recent.len() > RECENT_TICKETS {
+            self.recent.pop_front();
+            self.first += 1;
+        }
+        for key in keys {
+            let list = self.postings.entry(key).or_default();
+            if list.len() == POSTINGS {
+                list.pop_front();
+            }
+            list.push_back(number);
+        }
+    }
+
+    /// Forgets tokens and lines seen once, and index entries of tickets no longer recent.
     fn prune(&mut self) {
         self.df.retain(|_, n| *n > 1);
         self.lines.retain(|_, n| *n > 1);
-        let df = &self.df;
-        self.postings.retain(|t, _| df.contains_key(t));
+        let first = self.first;
+        self.postings.retain(|_, list| {
+            while list.front().is_some_and(|&t| t < first) {
+                list.pop_front();
+            }
+            !list.is_empty()
+        });
     }
 
     /// The description lines to read: all of them, except form text (lines many tickets share)
@@ -392,157 +576,6 @@ impl Clusterer {
         }
         kept
     }
-
-    /// Indexes cluster `index` under `keys` while it is young (its first members' words).
-    fn index(&mut self, index: u32, keys: Vec<u64>) {
-        if self.clusters[index as usize].size <= INDEXED_MEMBERS {
-            for key in keys {
-                let list = self.postings.entry(key).or_default();
-                if !list.contains(&index) {
-                    if list.len() == POSTINGS {
-                        // The smallest cluster (the oldest among equals) makes room: a routine
-                        // call's big cluster must stay findable under its common words.
-                        let clusters = &self.clusters;
-                        if let Some(pos) = (0..list.len())
-                            .min_by_key(|&i| (clusters[list[i] as usize].size, list[i]))
-                        {
-                            list.remove(pos);
-                        }
-                    }
-                    list.push(index);
-                }
-            }
-        }
-    }
-
-    /// The clusters indexed under `keys` that share the most of them (oldest first among
-    /// equals), at most [`MAX_CANDIDATES`].
-    fn candidates(&self, keys: &[u64]) -> Vec<u32> {
-        let mut hits: Vec<u32> = keys
-            .iter()
-            .filter_map(|k| self.postings.get(k))
-            .flatten()
-            .copied()
-            .collect();
-        hits.sort_unstable();
-        // (shared keys, cluster): the clusters sharing the most query tokens, oldest first.
-        let mut candidates: Vec<(usize, u32)> = Vec::new();
-        for c in hits {
-            match candidates.last_mut() {
-                Some((n, last)) if *last == c => *n += 1,
-                _ => candidates.push((1, c)),
-            }
-        }
-        candidates.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        candidates.truncate(MAX_CANDIDATES);
-        candidates.into_iter().map(|(_, c)| c).collect()
-    }
-
-    /// The most similar of `candidates`, if similar enough.
-    fn best(
-        &self,
-        candidates: &[u32],
-        (query, query_norm): (&Vector, f64),
-        (title_query, title_norm): (&Vector, f64),
-    ) -> Option<u32> {
-        let title_threshold = self.threshold + TITLE_MARGIN;
-        let mut best: Option<(f64, u32)> = None;
-        for &c in candidates {
-            let cluster = &self.clusters[c as usize];
-            let mut s =
-                self.dot(query, &cluster.body, cluster.size) / (query_norm * cluster.body_norm);
-            if title_query.len() >= 2 {
-                let t = self.dot(title_query, &cluster.title, cluster.size)
-                    / (title_norm * cluster.title_norm);
-                if t >= title_threshold {
-                    s = s.max(self.threshold + (t - title_threshold));
-                }
-            }
-            // Ties go to the older cluster, so the choice does not depend on lookup order.
-            if s.is_finite()
-                && s >= self.threshold
-                && best.is_none_or(|(bs, bc)| s > bs || (s == bs && c < bc))
-            {
-                best = Some((s, c));
-            }
-        }
-        best.map(|(_, c)| c)
-    }
-
-    /// Dot product of a query with a profile's centroid (member shares × current weights);
-    /// 0 when they share only masks (`<id>`, `<num>`, …), which say nothing alone.
-    fn dot(&self, query: &Vector, profile: &[(u64, u32)], size: u32) -> f64 {
-        let size = f64::from(size.max(1));
-        let mut words = false;
-        let dot = query
-            .iter()
-            .filter_map(|&(t, w)| {
-                let i = profile.binary_search_by_key(&t, |(p, _)| *p).ok()?;
-                words |= !MASKS.contains(&t);
-                Some(w * f64::from(profile[i].1) / size * self.token_weight(t))
-            })
-            .sum();
-        if words { dot } else { 0.0 }
-    }
-
-    /// Adds a member with these tokens to the cluster at `index`.
-    fn grow(&mut self, index: u32, body: &[(u64, f64)], title: &[u64]) {
-        let cluster = &mut self.clusters[index as usize];
-        cluster.size += 1;
-        add(&mut cluster.body, body.iter().map(|(t, _)| *t), BODY_TERMS);
-        add(&mut cluster.title, title.iter().copied(), TITLE_TERMS);
-        self.refresh(index);
-    }
-
-    /// Recomputes the norms of a cluster's centroids with the current weights.
-    fn refresh(&mut self, index: u32) {
-        let docs = self.docs;
-        let df = &self.df;
-        let weight = |t: u64| Clusterer::weight(docs, df.get(&t).copied().unwrap_or(0));
-        let cluster = &mut self.clusters[index as usize];
-        cluster.norm_docs = docs;
-        let size = f64::from(cluster.size.max(1));
-        let centroid_norm = |profile: &[(u64, u32)]| {
-            profile
-                .iter()
-                .map(|&(t, n)| (f64::from(n) / size * weight(t)).powi(2))
-                .sum::<f64>()
-                .sqrt()
-        };
-        cluster.body_norm = centroid_norm(&cluster.body);
-        cluster.title_norm = centroid_norm(&cluster.title);
-    }
-}
-
-/// Adds one member's (sorted, distinct) tokens to a profile, keeping the `cap` most common.
-fn add(profile: &mut Vec<(u64, u32)>, tokens: impl Iterator<Item = u64>, cap: usize) {
-    let mut merged: Vec<(u64, u32)> = Vec::with_capacity(profile.len() + 8);
-    let mut old = profile.iter().copied().peekable();
-    for t in tokens {
-        while let Some(&(p, n)) = old.peek() {
-            if p < t {
-                merged.push((p, n));
-                old.next();
-            } else {
-                break;
-            }
-        }
-        match old.peek() {
-            Some(&(p, n)) if p == t => {
-                merged.push((p, n + 1));
-                old.next();
-            }
-            _ => merged.push((t, 1)),
-        }
-    }
-    merged.extend(old);
-    if merged.len() > cap {
-        // The most common tokens stay; among equals, the smaller hash (any fixed rule does).
-        merged.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        merged.truncate(cap);
-        merged.sort_unstable_by_key(|(t, _)| *t);
-    }
-    *profile = merged;
 }
 
 fn norm(v: &Vector) -> f64 {
@@ -556,21 +589,9 @@ fn top_terms(v: &Vector, n: usize) -> Vec<u64> {
     sorted.into_iter().take(n).map(|(t, _)| *t).collect()
 }
 
-/// A ticket's weighted vectors as the clusterer compares them.
-struct Query {
-    /// The whole text (title tokens weigh more).
-    body: Vector,
-    /// Norm of `body`, counting words no earlier ticket had.
-    body_norm: f64,
-    /// The title alone.
-    title: Vector,
-    /// Norm of `title`, counting words no earlier ticket had.
-    title_norm: f64,
-}
-
 /// The ticket's distinct title tokens, and its term frequencies: title tokens count
 /// `TITLE_TF` once each, tokens of the kept description lines 1 each.
-fn term_frequencies(text: &Analysis, kept: &[&[u64]]) -> (Vec<u64>, Vec<(u64, f64)>) {
+fn term_frequencies(text: &Analysis, kept: &[&[u64]]) -> Vec<(u64, f64)> {
     let mut title: Vec<u64> = text.title.clone();
     title.sort_unstable();
     title.dedup();
@@ -584,7 +605,7 @@ fn term_frequencies(text: &Analysis, kept: &[&[u64]]) -> (Vec<u64>, Vec<(u64, f6
             _ => merged.push((t, n)),
         }
     }
-    (title, merged)
+    merged
 }
 
 #[cfg(test)]
@@ -595,7 +616,7 @@ mod tests {
     #[test]
     fn variants_join_and_unrelated_tickets_do_not() {
         let a = Analyzer::default();
-        let mut c = Clusterer::new(0.5);
+        let mut c = Clusterer::default();
         let vpn = [
             "VPN connection drops every few minutes (error 0x8005E026)",
             "VPN connection drops every few minutes (error 0x800102F7)",
@@ -603,7 +624,7 @@ mod tests {
         ];
         let ids: Vec<u32> = vpn
             .iter()
-            .map(|t| c.assign(&a.analyze(t, None)).index)
+            .map(|t| c.assign(&a.analyze(t, None), 0).index)
             .collect();
         assert!(ids.iter().all(|&i| i == ids[0]), "{ids:?}");
         for other in [
@@ -611,7 +632,11 @@ mod tests {
             "Password reset for user0010@acme.example",
             "Second monitor not detected on LT-NYC-1886",
         ] {
-            assert_ne!(c.assign(&a.analyze(other, None)).index, ids[0], "{other}");
+            assert_ne!(
+                c.assign(&a.analyze(other, None), 0).index,
+                ids[0],
+                "{other}"
+            );
         }
         assert_eq!(c.len(), 4);
     }
@@ -633,31 +658,31 @@ mod tests {
             })
             .collect();
         let run = || {
-            let mut c = Clusterer::new(0.5);
+            let mut c = Clusterer::default();
             texts
                 .iter()
                 .map(|t| {
-                    let i = c.assign(t).index;
+                    let i = c.assign(t, 0).index;
                     c.id(i)
                 })
                 .collect::<Vec<_>>()
         };
         assert_eq!(run(), run());
         // A restored clusterer continues exactly like the one it was saved from.
-        let mut first = Clusterer::new(0.5);
+        let mut first = Clusterer::default();
         let half = texts.len() / 2;
         for t in &texts[..half] {
-            first.assign(t);
+            first.assign(t, 0);
         }
         let mut restored: Clusterer =
             postcard::from_bytes(&postcard::to_stdvec(&first).unwrap()).unwrap();
         let rest_a: Vec<u32> = texts[half..]
             .iter()
-            .map(|t| first.assign(t).index)
+            .map(|t| first.assign(t, 0).index)
             .collect();
         let rest_b: Vec<u32> = texts[half..]
             .iter()
-            .map(|t| restored.assign(t).index)
+            .map(|t| restored.assign(t, 0).index)
             .collect();
         assert_eq!(rest_a, rest_b);
     }
@@ -683,12 +708,15 @@ mod quality {
                 seed,
                 ..Default::default()
             });
-            let mut c = Clusterer::new(0.5);
+            let mut c = Clusterer::default();
             let mut of: HashMap<String, (u32, String)> = HashMap::new();
             for e in sim.by_ref() {
                 if let Payload::Created(cr) = &e.payload {
                     let id = c
-                        .assign(&a.analyze(&cr.title, cr.description.as_deref()))
+                        .assign(
+                            &a.analyze(&cr.title, cr.description.as_deref()),
+                            e.occurred_at.timestamp_millis(),
+                        )
                         .index;
                     of.insert(
                         e.ticket_id.clone(),
@@ -766,21 +794,30 @@ mod names {
         let mut share = Vec::new();
         for (i, who) in people.iter().enumerate() {
             account.push(
-                c.assign(&a.analyze(&format!("Création compte AD pour {who}"), None))
-                    .index,
-            );
-            share.push(
-                c.assign(&a.analyze(
-                    &format!(
-                        "Accès au partage {} pour {}",
-                        ["Finance", "RH", "Projets"][i % 3],
-                        people[(i + 5) % people.len()].split(' ').next().unwrap_or_default()
-                    ),
-                    None,
-                ))
+                c.assign(
+                    &a.analyze(&format!("Création compte AD pour {who}"), None),
+                    0,
+                )
                 .index,
             );
-            c.assign(&a.analyze("Imprimante du 2e étage bloquée", None));
+            share.push(
+                c.assign(
+                    &a.analyze(
+                        &format!(
+                            "Accès au partage {} pour {}",
+                            ["Finance", "RH", "Projets"][i % 3],
+                            people[(i + 5) % people.len()]
+                                .split(' ')
+                                .next()
+                                .unwrap_or_default()
+                        ),
+                        None,
+                    ),
+                    0,
+                )
+                .index,
+            );
+            c.assign(&a.analyze("Imprimante du 2e étage bloquée", None), 0);
         }
         // The first few tickets of a new desk have no history to weigh words by.
         let tail = |v: &[u32]| {

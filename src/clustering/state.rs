@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::cluster::{Clusterer, DEFAULT_SIMILARITY};
+use super::cluster::{Clusterer, DEFAULT_SIMILARITY, DEFAULT_WINDOW_DAYS};
 use super::text::{Analysis, Analyzer};
 use crate::base::RestoreError;
 
@@ -21,13 +21,15 @@ use crate::base::RestoreError;
 const CATALOG_CHUNK: usize = 1024;
 
 /// Bumped when text analysis or clustering changes in a way that moves tickets.
-const ALGORITHM_VERSION: u32 = 2;
+const ALGORITHM_VERSION: u32 = 3;
 
 /// What decides where a ticket's text is placed.
 #[derive(Debug)]
 pub struct TextSetup {
     /// Cosine similarity at which a ticket joins a cluster.
     pub similarity: f64,
+    /// Days a cluster's tickets stay comparable.
+    pub window_days: u32,
     /// Extra French → English glossary entries.
     pub glossary: BTreeMap<String, String>,
     /// The analyzer built from the glossary.
@@ -45,9 +47,16 @@ impl TextSetup {
     pub fn new(similarity: f64, glossary: BTreeMap<String, String>) -> TextSetup {
         TextSetup {
             similarity,
+            window_days: DEFAULT_WINDOW_DAYS,
             analyzer: Analyzer::new(&glossary),
             glossary,
         }
+    }
+
+    /// The same setup with a window of `days` days.
+    pub fn with_window_days(mut self, days: u32) -> TextSetup {
+        self.window_days = days.max(1);
+        self
     }
 
     /// A hash of everything that decides placement.
@@ -55,6 +64,7 @@ impl TextSetup {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         ALGORITHM_VERSION.hash(&mut h);
         self.similarity.to_bits().hash(&mut h);
+        self.window_days.hash(&mut h);
         self.glossary.hash(&mut h);
         h.finish()
     }
@@ -137,7 +147,7 @@ impl TextState {
     pub fn new(setup: Arc<TextSetup>) -> TextState {
         TextState {
             fingerprint: setup.fingerprint(),
-            clusterer: Clusterer::new(setup.similarity),
+            clusterer: Clusterer::new(setup.similarity, setup.window_days),
             setup: Some(setup),
             ticket_cluster: Vec::new(),
             sealed: Vec::new(),
@@ -177,7 +187,7 @@ impl TextState {
         debug_assert_eq!(ticket, self.ticket_cluster.len());
         let setup = self.setup();
         let analysis = analysis.unwrap_or_else(|| setup.analyzer.analyze(title, description));
-        let placed = self.clusterer.assign(&analysis);
+        let placed = self.clusterer.assign(&analysis, at);
         if placed.founded {
             self.open.push(ClusterMeta {
                 id: self.clusterer.id(placed.index),

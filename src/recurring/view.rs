@@ -74,6 +74,8 @@ pub struct RecurringConfig {
     /// Cosine similarity (0–1] of IDF-weighted term vectors at which a ticket joins a text
     /// cluster.
     pub similarity: f64,
+    /// How long a text cluster's tickets stay comparable (`45d`).
+    pub text_window: String,
     /// Extra French → English glossary entries for text analysis.
     pub glossary: BTreeMap<String, String>,
     /// Fields of a fingerprint.
@@ -131,11 +133,26 @@ pub fn parse_window(text: &str) -> Result<i64, ParseError> {
 }
 
 impl RecurringConfig {
+    /// `text-window` in whole days (valid: [`RecurringConfig::validate`] checked it).
+    pub fn text_window_days(&self) -> u32 {
+        parse_window(&self.text_window)
+            .map_or(crate::clustering::cluster::DEFAULT_WINDOW_DAYS, |ms| {
+                (ms / 86_400_000).clamp(1, 3_650) as u32
+            })
+    }
+
     /// Checks values the types cannot; the error names the key.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let bad = |k: &str, p: String| Err((format!("recurring.{k}"), p));
         if !(self.similarity > 0.0 && self.similarity <= 1.0) {
             return bad("similarity", "must be in (0, 1]".into());
+        }
+        match parse_window(&self.text_window) {
+            Err(e) => return bad("text-window", e.to_string()),
+            Ok(ms) if !(86_400_000..=3_650 * 86_400_000).contains(&ms) => {
+                return bad("text-window", "must be from 1d to 3650d".into());
+            }
+            Ok(_) => {}
         }
         if self.fingerprint.is_empty() {
             return bad("fingerprint", "must name at least one field".into());
@@ -330,6 +347,11 @@ pub struct Report {
 
 /// Heaviest founder tokens a cluster is looked up by when reconciling partitions.
 const RECONCILE_KEYS: usize = 8;
+/// Founders of two partitions' clusters are one cluster at this share of the similarity: a
+/// ticket joins through the recent ticket it resembles most (or several it loosely
+/// resembles), so two founders of one call, each the first of its partition, resemble each
+/// other less than a ticket resembles its nearest neighbour.
+const RECONCILE_SHARE: f64 = 0.6;
 
 /// The reconciled clusters of a snapshot.
 #[derive(Debug, Default)]
@@ -376,7 +398,8 @@ pub fn canonical(snapshot: &Snapshot) -> Canonical<'_> {
     let threshold = snapshot
         .catalogs
         .first()
-        .map_or(0.5, |c| c.catalog.similarity);
+        .map_or(0.5, |c| c.catalog.similarity)
+        * RECONCILE_SHARE;
     let mut parts: Vec<Vec<u32>> = snapshot
         .catalogs
         .iter()
