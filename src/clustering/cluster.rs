@@ -66,6 +66,10 @@ const MEMBER_TERMS: usize = 32;
 const QUERY_TERMS: usize = 8;
 /// Recent tickets listed per token in the inverted index (the oldest make room).
 const POSTINGS: usize = 256;
+/// Recent tickets scored before the search may stop at a near copy ([`NEAR_COPY`]).
+const SCAN_BEFORE_STOP: usize = 64;
+/// Cosine at which a recent ticket is a near copy of the new one.
+const NEAR_COPY: f64 = 0.8;
 /// Recent tickets scored per new ticket at most (those sharing the most query tokens, the
 /// newest among equals).
 const MAX_CANDIDATES: usize = 256;
@@ -185,6 +189,10 @@ pub struct Clusterer {
     first: u64,
     /// Token → numbers of recent tickets indexed under it (oldest first).
     postings: TokenMap<VecDeque<u64>>,
+    /// Scratch: keys shared with the ticket being placed, per recent ticket (all 0 between
+    /// placements).
+    #[serde(skip)]
+    counts: Vec<u8>,
 }
 
 impl Default for Clusterer {
@@ -221,6 +229,7 @@ impl Clusterer {
             recent: VecDeque::new(),
             first: 0,
             postings: TokenMap::default(),
+            counts: Vec::new(),
         }
     }
 
@@ -267,6 +276,7 @@ impl Clusterer {
         let map = |entries: usize, value: usize| entries * (8 + value + 1) * 8 / 7;
         self.clusters.capacity() * std::mem::size_of::<Cluster>()
             + self.recent.capacity() * std::mem::size_of::<Member>()
+            + self.counts.capacity()
             + self
                 .recent
                 .iter()
@@ -353,25 +363,37 @@ impl Clusterer {
 
     /// The recent tickets indexed under `keys`, created within the window of `at`: those
     /// sharing the most keys, the newest among equals, at most [`MAX_CANDIDATES`].
-    fn candidates(&self, keys: &[u64], at: i64) -> Vec<u64> {
-        let mut hits: Vec<u64> = keys
-            .iter()
-            .filter_map(|k| self.postings.get(k))
-            .flatten()
-            .copied()
-            .filter(|&t| t >= self.first)
-            .collect();
-        hits.sort_unstable();
-        let mut counted: Vec<(usize, u64)> = Vec::new();
-        for t in hits {
-            match counted.last_mut() {
-                Some((n, last)) if *last == t => *n += 1,
-                _ => counted.push((1, t)),
+    fn candidates(&mut self, keys: &[u64], at: i64) -> Vec<u64> {
+        // Shared keys per recent ticket, counted in a scratch array indexed by its position
+        // (zero again when done), rather than sorting every hit.
+        let first = self.first;
+        let mut counts = std::mem::take(&mut self.counts);
+        counts.resize(self.recent.len(), 0);
+        let mut distinct: Vec<u64> = Vec::new();
+        for list in keys.iter().filter_map(|k| self.postings.get(k)) {
+            for &t in list.iter().filter(|&&t| t >= first) {
+                let i = (t - first) as usize;
+                if counts[i] == 0 {
+                    distinct.push(t);
+                }
+                counts[i] = counts[i].saturating_add(1);
             }
         }
-        counted.retain(|&(_, t)| at - self.member(t).at <= self.window_ms);
-        counted.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
-        counted.truncate(MAX_CANDIDATES);
+        let mut counted: Vec<(u8, u64)> = Vec::with_capacity(distinct.len());
+        for t in distinct {
+            let i = (t - first) as usize;
+            if at - self.recent[i].at <= self.window_ms {
+                counted.push((counts[i], t));
+            }
+            counts[i] = 0;
+        }
+        self.counts = counts;
+        let order = |a: &(u8, u64), b: &(u8, u64)| b.0.cmp(&a.0).then(b.1.cmp(&a.1));
+        if counted.len() > MAX_CANDIDATES {
+            counted.select_nth_unstable_by(MAX_CANDIDATES, order);
+            counted.truncate(MAX_CANDIDATES);
+        }
+        counted.sort_unstable_by(order);
         counted.into_iter().map(|(_, t)| t).collect()
     }
 
@@ -412,7 +434,12 @@ impl Clusterer {
         let mut closest: Option<(f64, u32)> = None;
         // (cluster, similarity) of the loosely similar tickets
         let mut loosely: Vec<(u32, f64)> = Vec::new();
-        for &t in candidates {
+        for (n, &t) in candidates.iter().enumerate() {
+            // Candidates come most promising first (the most shared words, then the newest):
+            // once a near copy is found among the first ones, the rest are not scored.
+            if n >= SCAN_BEFORE_STOP && closest.is_some_and(|(s, _)| s >= NEAR_COPY) {
+                break;
+            }
             let member = self.member(t);
             let (s, words) = Clusterer::similarity(query, query_norm, member);
             // Ties go to the older cluster, so the choice does not depend on lookup order.
@@ -422,7 +449,7 @@ impl Clusterer {
             {
                 closest = Some((s, member.cluster));
             }
-            if s >= loose {
+            if s >= loose && words >= STRICT_WORDS {
                 loosely.push((member.cluster, s));
             }
         }
