@@ -40,8 +40,7 @@ pub struct Labelled {
     pub description: String,
     /// Ground-truth group.
     pub group: String,
-    /// Creation time, when the file has a `created_at` column (RFC 3339 or `YYYY-MM-DD
-    /// HH:MM:SS`, UTC).
+    /// Creation time, when the file has a `created_at` column in RFC 3339.
     pub created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
@@ -209,19 +208,11 @@ fn title_of(r: &Labelled) -> String {
     }
 }
 
-/// A row's creation time: RFC 3339, or `YYYY-MM-DD HH:MM:SS` / `YYYY-MM-DD` taken as UTC.
+/// A row's creation time (RFC 3339), if it has one.
 fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    let t = text.trim();
-    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(t) {
-        return Some(at.to_utc());
-    }
-    if let Ok(at) = chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S") {
-        return Some(at.and_utc());
-    }
-    chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+    chrono::DateTime::parse_from_rfc3339(text.trim())
         .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|at| at.and_utc())
+        .map(|at| at.to_utc())
 }
 
 /// Row `i` as a `ticket.created` event through the event contract's own parser: at the row's

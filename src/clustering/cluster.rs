@@ -316,11 +316,10 @@ impl Clusterer {
         for (t, _) in &merged {
             *self.df.entry(*t).or_default() += 1;
         }
-        let (query, query_norm) = self.query(&merged);
+        let (query, weights, query_norm) = self.query(&merged);
         let keys = top_terms(&query, QUERY_TERMS);
         let candidates = self.candidates(&keys, at);
         self.refresh(&candidates);
-        let weights: Vec<f64> = query.iter().map(|&(t, _)| self.token_weight(t)).collect();
         let best = self.best(&candidates, (&query, &weights), query_norm);
         let (index, founded) = match best {
             Some(c) => (c, false),
@@ -343,14 +342,19 @@ impl Clusterer {
         }
     }
 
-    /// A ticket's weighted vector and its norm, which counts the words no earlier ticket had
-    /// at a fraction of a recurring word.
-    fn query(&self, merged: &[(u64, f64)]) -> (Vector, f64) {
-        let body: Vector = merged
-            .iter()
-            .map(|&(t, n)| (t, (1.0 + n.ln()) * self.token_weight(t)))
-            .filter(|(_, w)| *w > 0.0)
-            .collect();
+    /// A ticket's weighted vector, each entry's token weight (scoring multiplies by it), and the
+    /// vector's norm, which counts the words no earlier ticket had at a fraction of a recurring
+    /// word.
+    fn query(&self, merged: &[(u64, f64)]) -> (Vector, Vec<f64>, f64) {
+        let mut body: Vector = Vec::with_capacity(merged.len());
+        let mut weights: Vec<f64> = Vec::with_capacity(merged.len());
+        for &(t, n) in merged {
+            let w = self.token_weight(t);
+            if w > 0.0 {
+                body.push((t, (1.0 + n.ln()) * w));
+                weights.push(w);
+            }
+        }
         let novel = Clusterer::weight(self.docs, 2) * NOVEL;
         let novel_sum: f64 = merged
             .iter()
@@ -358,7 +362,7 @@ impl Clusterer {
             .map(|(_, n)| ((1.0 + n.ln()) * novel).powi(2))
             .sum();
         let norm = (norm(&body).powi(2) + novel_sum).sqrt();
-        (body, norm)
+        (body, weights, norm)
     }
 
     /// The recent tickets indexed under `keys`, created within the window of `at`: those
