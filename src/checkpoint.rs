@@ -23,12 +23,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::base::RestoreError;
 use crate::base::interner::{Interner, Sym};
+use crate::clustering::order::TextOrder;
+use crate::clustering::state::TextSetup;
 use crate::log::LogPosition;
 use crate::projection::history::{ChunkFile, EventChunk, History, OpenChunk};
 use crate::projection::{Counters, Projection, TicketState, tables};
 
 /// First bytes of a checkpoint file.
-pub const MAGIC: &[u8; 8] = b"DWCKP006";
+pub const MAGIC: &[u8; 8] = b"DWCKP007";
 const KEEP: usize = 2;
 
 /// Errors of checkpointing.
@@ -169,24 +171,11 @@ impl Checkpoints {
         let path = self
             .dir
             .join(format!("checkpoint-{:020}.bin", position.total()));
-        let tmp = path.with_extension("tmp");
-        let werr = |source| CheckpointError::Write {
-            path: tmp.clone(),
-            source,
-        };
-        let bytes =
-            postcard::to_stdvec(&body).map_err(|e| werr(std::io::Error::other(e.to_string())))?;
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&bytes);
-        let mut file = BufWriter::new(File::create(&tmp).map_err(werr)?);
-        file.write_all(MAGIC).map_err(werr)?;
-        file.write_all(&bytes).map_err(werr)?;
-        file.write_all(&crc.finalize().to_le_bytes())
-            .map_err(werr)?;
-        let file = file.into_inner().map_err(|e| werr(e.into_error()))?;
-        file.sync_all().map_err(werr)?;
-        fs::rename(&tmp, &path).map_err(werr)?;
-        sync_dir(&self.dir)?;
+        let bytes = postcard::to_stdvec(&body).map_err(|e| CheckpointError::Write {
+            path: path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        write_sealed(&self.dir, &path, MAGIC, &bytes)?;
         self.prune()?;
         for (n, chunk) in written {
             let stored = columns::ColumnFile::open(&chunk)
@@ -269,16 +258,8 @@ impl Checkpoints {
     }
 
     fn load(&self, path: &Path) -> Result<Loaded, Unreadable> {
-        let bytes = fs::read(path)?;
-        if bytes.len() < MAGIC.len() + 4 || &bytes[..MAGIC.len()] != MAGIC {
-            return Err(Unreadable::Version);
-        }
-        let (body, trailer) = bytes[MAGIC.len()..].split_at(bytes.len() - MAGIC.len() - 4);
-        let expected = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-        if crc32fast::hash(body) != expected {
-            return Err(Unreadable::Checksum);
-        }
-        let body: Body = postcard::from_bytes(body)?;
+        let bytes = read_sealed(path, MAGIC)?;
+        let body: Body = postcard::from_bytes(&bytes)?;
         // Not preallocated from the count: a damaged count must not ask for gigabytes.
         let mut files: Vec<(Arc<dyn ChunkFile>, u64)> = Vec::new();
         for (n, &fingerprint) in body.chunks.iter().enumerate() {
@@ -319,6 +300,7 @@ impl Checkpoints {
                 dirty_blocks: vec![true; blocks],
                 sla: body.sla,
                 text: body.text,
+                text_elsewhere: false,
             },
             position: body.position,
             path: path.to_path_buf(),
@@ -392,6 +374,111 @@ fn validate(body: &Body) -> Result<(), RestoreError> {
     body.text
         .check(body.tickets.len())
         .map_err(|e| inconsistent(format!("text clusters: {e}")))
+}
+
+/// Writes `bytes` as `path` in `dir`: `magic`, the bytes and their CRC-32, through a temporary
+/// file that is fsynced and renamed, then the directory fsynced. A crash leaves the old file or
+/// the new one, never a mix.
+fn write_sealed(
+    dir: &Path,
+    path: &Path,
+    magic: &[u8; 8],
+    bytes: &[u8],
+) -> Result<(), CheckpointError> {
+    let tmp = path.with_extension("tmp");
+    let werr = |source| CheckpointError::Write {
+        path: tmp.clone(),
+        source,
+    };
+    fs::create_dir_all(dir).map_err(werr)?;
+    let mut file = BufWriter::new(File::create(&tmp).map_err(werr)?);
+    file.write_all(magic).map_err(werr)?;
+    file.write_all(bytes).map_err(werr)?;
+    file.write_all(&crc32fast::hash(bytes).to_le_bytes())
+        .map_err(werr)?;
+    let file = file.into_inner().map_err(|e| werr(e.into_error()))?;
+    file.sync_all().map_err(werr)?;
+    fs::rename(&tmp, path).map_err(werr)?;
+    sync_dir(dir)
+}
+
+/// The bytes of a file [`write_sealed`] wrote with `magic`, checked.
+fn read_sealed(path: &Path, magic: &[u8; 8]) -> Result<Vec<u8>, Unreadable> {
+    let mut bytes = fs::read(path)?;
+    if bytes.len() < magic.len() + 4 || &bytes[..magic.len()] != magic {
+        return Err(Unreadable::Version);
+    }
+    let trailer = bytes.split_off(bytes.len() - 4);
+    let expected = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+    bytes.drain(..magic.len());
+    if crc32fast::hash(&bytes) != expected {
+        return Err(Unreadable::Checksum);
+    }
+    Ok(bytes)
+}
+
+/// First bytes of a saved text order.
+const TEXT_ORDER_MAGIC: &[u8; 8] = b"DWTXO001";
+
+/// Where a Kafka replica keeps its [`TextOrder`] (`<dir>/text-order.bin`), which records for
+/// every partition the offset it has read up to.
+#[derive(Debug, Clone)]
+pub struct TextOrderFile {
+    dir: PathBuf,
+}
+
+impl TextOrderFile {
+    /// The text order saved under `dir`.
+    pub fn new(dir: &Path) -> TextOrderFile {
+        TextOrderFile {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join("text-order.bin")
+    }
+
+    /// Saves `order`, replacing the previous one atomically.
+    pub fn save(&self, order: &TextOrder) -> Result<PathBuf, CheckpointError> {
+        let path = self.path();
+        let bytes = postcard::to_stdvec(order).map_err(|e| CheckpointError::Write {
+            path: path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        write_sealed(&self.dir, &path, TEXT_ORDER_MAGIC, &bytes)?;
+        Ok(path)
+    }
+
+    /// The saved order under `setup`; `None` (with the reason logged) when there is none or it
+    /// cannot be used: the partitions' texts are then read again from their start.
+    pub fn load(&self, setup: Arc<TextSetup>) -> Option<TextOrder> {
+        let path = self.path();
+        if !path.exists() {
+            return None;
+        }
+        let loaded = read_sealed(&path, TEXT_ORDER_MAGIC).and_then(|bytes| {
+            let mut order: TextOrder = postcard::from_bytes(&bytes)?;
+            order.attach(setup)?;
+            Ok(order)
+        });
+        match loaded {
+            Ok(order) => Some(order),
+            Err(reason) => {
+                tracing::warn!(path = %path.display(), %reason, "text order not used; reading the partitions' texts again");
+                None
+            }
+        }
+    }
+
+    /// Removes the saved order (the topic was replaced).
+    pub fn remove(&self) {
+        if let Err(e) = fs::remove_file(self.path())
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.path().display(), error = %e, "cannot remove the text order");
+        }
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {

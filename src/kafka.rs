@@ -38,6 +38,11 @@ pub const HEADER_ERROR_CLASS: &str = "deskwatch.error.class";
 pub const HEADER_ERROR_REASON: &str = "deskwatch.error.reason";
 /// Header with the human-readable message, naming the field at fault.
 pub const HEADER_ERROR_MESSAGE: &str = "deskwatch.error.message";
+/// Header of a tick: a record (empty payload) a replica appends to a quiet partition of the
+/// event topic, with the writer's clock in milliseconds since the epoch (decimal). It tells
+/// every replica the partition's time has moved on, so the tickets of the other partitions
+/// can be placed in order (see [`crate::clustering::order`]); it is no event.
+pub const HEADER_TICK: &str = "deskwatch.tick";
 
 /// Properties deskwatch always sets on its producers; a `[log.kafka.properties]` entry cannot
 /// weaken them.

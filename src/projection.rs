@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use std::sync::Arc;
 
+use crate::clustering::order::TextOrder;
 use crate::clustering::state::{Catalog, TextSetup, TextState};
 use crate::event::{Channel, EventType, Payload, Priority, Role, Status, TicketEvent};
 use crate::sla::{Change, Rules, SlaState, Subject, TicketView};
@@ -169,6 +170,9 @@ pub struct Projection {
     pub(crate) sla: SlaState,
     /// Text cluster of every ticket.
     pub(crate) text: TextState,
+    /// Ticket texts are placed by the caller (across partitions, see
+    /// [`crate::clustering::order`]), not here.
+    pub(crate) text_elsewhere: bool,
 }
 
 impl Projection {
@@ -205,6 +209,43 @@ impl Projection {
     pub fn attach(&mut self, rules: Arc<Rules>, text: Arc<TextSetup>) -> Result<(), RestoreError> {
         self.sla.attach(rules)?;
         self.text.attach(text)
+    }
+
+    /// From now on ticket texts are placed by the caller, in one order across partitions
+    /// ([`crate::clustering::order::TextOrder`]); the clusters held here are dropped.
+    pub fn place_text_elsewhere(&mut self) {
+        let setup = self.text.setup();
+        self.text = TextState::new(setup);
+        self.text_elsewhere = true;
+    }
+
+    /// Hands the record at `offset` of partition `partition`, which this projection has
+    /// applied (`event`, `None` when it was not a valid event), to the text order: the ticket
+    /// it created, if it created one.
+    pub fn hand_text(
+        &self,
+        order: &mut TextOrder,
+        partition: u32,
+        offset: u64,
+        event: Option<&TicketEvent>,
+    ) {
+        if let Some(event) = event
+            && let Payload::Created(c) = &event.payload
+            && let Some(index) = self.ticket_index_of(&event.ticket_id)
+            && index >= order.tickets(partition)
+        {
+            order.push(
+                partition,
+                offset,
+                index,
+                &event.ticket_id,
+                event.occurred_at.timestamp_millis(),
+                &c.title,
+                c.description.as_deref(),
+            );
+        } else {
+            order.skip(partition, offset);
+        }
     }
 
     /// The text clusters.
@@ -537,14 +578,16 @@ impl Projection {
         }
         self.ticket_by_sym[ticket_id.index()] = index as u32;
         self.tickets.push(state);
-        self.text.place(
-            index,
-            &event.ticket_id,
-            at,
-            &c.title,
-            c.description.as_deref(),
-            tokens,
-        );
+        if !self.text_elsewhere {
+            self.text.place(
+                index,
+                &event.ticket_id,
+                at,
+                &c.title,
+                c.description.as_deref(),
+                tokens,
+            );
+        }
         index
     }
 
@@ -728,22 +771,13 @@ pub struct Snapshot {
     pub sla: Vec<Option<RecordBatch>>,
     /// The rules the clocks run under (to value them at query time).
     pub sla_rules: Option<Arc<Rules>>,
-    /// Text cluster index of every ticket, one entry per ticket block (aligned with
-    /// `tickets`); the index points into the catalog of the part the block belongs to.
+    /// Text cluster index of every ticket (into `catalog`), one entry per ticket block
+    /// (aligned with `tickets`).
     pub clusters: Vec<Arc<[u32]>>,
-    /// The cluster catalogs: one per merged projection, with the ticket blocks it covers.
-    pub catalogs: Vec<CatalogPart>,
+    /// The text clusters.
+    pub catalog: Catalog,
     /// Counters at the time of the snapshot.
     pub counters: Counters,
-}
-
-/// The cluster catalog of one projection in a snapshot, and the ticket blocks it covers.
-#[derive(Debug, Clone, Default)]
-pub struct CatalogPart {
-    /// Blocks `blocks` of [`Snapshot::tickets`] and [`Snapshot::clusters`] are this part's.
-    pub blocks: std::ops::Range<usize>,
-    /// The clusters.
-    pub catalog: Catalog,
 }
 
 impl Snapshot {
@@ -753,18 +787,20 @@ impl Snapshot {
         self.events.iter().map(|c| c.read(&all)).collect()
     }
 
-    /// One snapshot of several disjoint projections (the partitions of a Kafka topic).
-    pub fn merge<'a>(parts: impl IntoIterator<Item = &'a Snapshot>) -> Snapshot {
-        let mut merged = Snapshot::default();
+    /// One snapshot of several disjoint projections (the partitions of a Kafka topic), whose
+    /// texts were placed together: `clusters` for the parts' ticket blocks in order, indices
+    /// into `catalog` (see [`crate::clustering::order`]).
+    pub fn merge<'a>(
+        parts: impl IntoIterator<Item = &'a Snapshot>,
+        clusters: Vec<Arc<[u32]>>,
+        catalog: Catalog,
+    ) -> Snapshot {
+        let mut merged = Snapshot {
+            clusters,
+            catalog,
+            ..Snapshot::default()
+        };
         for part in parts {
-            let offset = merged.tickets.len();
-            merged
-                .catalogs
-                .extend(part.catalogs.iter().map(|c| CatalogPart {
-                    blocks: c.blocks.start + offset..c.blocks.end + offset,
-                    catalog: c.catalog.clone(),
-                }));
-            merged.clusters.extend(part.clusters.iter().cloned());
             merged.tickets.extend(part.tickets.iter().cloned());
             merged.events.extend(part.events.iter().cloned());
             merged.sla.extend(part.sla.iter().cloned());
@@ -822,10 +858,7 @@ impl Projection {
             sla,
             sla_rules: self.sla.rules().cloned(),
             clusters,
-            catalogs: vec![CatalogPart {
-                blocks: 0..blocks,
-                catalog: self.text.catalog(),
-            }],
+            catalog: self.text.catalog(),
             events: self.history.chunks(&self.strings),
             counters: self.counters.clone(),
         }

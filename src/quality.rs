@@ -157,12 +157,11 @@ pub fn evaluate(rows: &[Labelled], setup: TextSetup) -> anyhow::Result<Evaluatio
     }
     let place = started.elapsed().as_secs_f64();
     let snapshot = projection.snapshot(&Snapshot::default());
-    let canon = crate::recurring::view::canonical(&snapshot);
     let text = projection.text();
     let clusters: Vec<u64> = (0..rows.len())
         .map(|i| {
             text.cluster_of(i)
-                .and_then(|local| canon.leader(0, local))
+                .and_then(|index| snapshot.catalog.get(index))
                 .map_or(u64::MAX - i as u64, |l| l.id)
         })
         .collect();

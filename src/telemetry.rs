@@ -93,6 +93,10 @@ pub struct Metrics {
     pub dead_letter_failures: IntCounter,
     /// Dead letters not yet acknowledged by the broker (in flight or waiting to be sent again).
     pub dead_letters_undelivered: IntGauge,
+    /// Tickets read from the topic whose text waits for its turn (Kafka).
+    pub text_waiting: IntGauge,
+    /// Tickets placed where they arrived rather than where they were created (Kafka).
+    pub text_reordered: IntGauge,
     /// SLA breaches by clock, priority and tenant.
     pub sla_breaches: IntCounterVec,
     /// Stopped SLA clocks by clock and result (met, breached).
@@ -264,6 +268,8 @@ impl Metrics {
             kafka_errors: reg.counter_vec("deskwatch_kafka_errors_total", "Errors reported by the Kafka client, by kind.", &["kind"])?,
             dead_letters: reg.counter_vec("deskwatch_dead_letters_total", "Records sent to the dead-letter topic, by reason.", &[LABEL_REASON])?,
             dead_letter_failures: reg.counter("deskwatch_dead_letter_failures_total", "Dead letters the broker did not acknowledge.")?,
+            text_waiting: reg.int_gauge("deskwatch_text_waiting_tickets", "Tickets read from the topic whose text is not placed yet: every replica places the tickets of all partitions in creation order, so each waits until every partition has passed its creation time (a partition's newer ticket, or a tick).")?,
+            text_reordered: reg.int_gauge("deskwatch_text_reordered_tickets", "Tickets whose text was placed where it reached its partition rather than at its creation time: created before earlier tickets of the partition, or more than a minute before a tick (an import of old tickets into a running desk).")?,
             dead_letters_undelivered: reg.int_gauge("deskwatch_dead_letters_undelivered", "Dead letters the broker has not acknowledged yet; their partitions are not checkpointed past them.")?,
             sla_breaches: reg.counter_vec("deskwatch_sla_breaches_total", "SLA clocks that reached their target, by clock, priority and tenant.", &["clock", "priority", "tenant"])?,
             sla_completed: reg.counter_vec("deskwatch_sla_clocks_completed_total", "SLA clocks stopped, by clock and result (met, breached).", &["clock", "result"])?,

@@ -165,7 +165,11 @@ fn lines(file: &Path) -> u64 {
 /// Waits until `server` is ready and has projected `events` events.
 fn wait_projected(server: &Server, events: u64, seconds: u64) {
     let reached = wait_for(seconds, || {
-        (server.ready() && server.count("ticket_events") == events).then_some(())
+        // Every ticket's text placed too (the last ones wait for the partitions' ticks).
+        (server.ready()
+            && server.count("ticket_events") == events
+            && metric(server, "deskwatch_text_waiting_tickets ") == 0.0)
+            .then_some(())
     });
     if reached.is_none() {
         let log = std::fs::read_to_string(server.log_path()).unwrap_or_default();
@@ -237,11 +241,8 @@ fn kafka_and_embedded_logs_give_identical_results() {
         assert!(a.as_array().is_some_and(|r| !r.is_empty()), "{q}: no rows");
         assert!(a == b, "{q}: Kafka and embedded differ");
     }
-    // Text clusters are placed per partition and reconciled at query time. With 8 partitions a
-    // problem's tickets mostly fall in different partitions, where they may join different
-    // founders' clusters of a routine call: they do not always meet (issue 21 keeps a
-    // clustering in one order across partitions open). What holds: every ticket has a
-    // cluster, and the problems' tickets spread over few clusters.
+    // Every replica places the tickets of all partitions in creation order: the clusters are
+    // the embedded log's, ticket for ticket, and every injected problem is one cluster.
     let truth: Value = serde_json::from_slice(
         &std::fs::read(dir.path().join("events.ndjson.truth.json")).unwrap(),
     )
@@ -261,31 +262,26 @@ fn kafka_and_embedded_logs_give_identical_results() {
     };
     let (k, e) = (cluster_of(&via_kafka), cluster_of(&via_embedded));
     assert_eq!(k.len(), e.len());
+    let differ = k.iter().filter(|(t, c)| e.get(*t) != Some(*c)).count();
+    assert_eq!(
+        differ,
+        0,
+        "{differ} of {} tickets in another cluster",
+        k.len()
+    );
     let problems = truth["recurring_problems"].as_array().unwrap();
     assert!(!problems.is_empty());
-    let (mut met, mut spread) = (0, 0);
     for p in problems {
-        let tickets: Vec<&str> = p["ticket_ids"]
+        let ids: BTreeSet<&String> = p["ticket_ids"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|t| t.as_str().unwrap())
+            .map(|t| &k[t.as_str().unwrap()])
             .collect();
-        let ids: BTreeSet<&String> = tickets.iter().map(|t| &k[*t]).collect();
-        let embedded: BTreeSet<&String> = tickets.iter().map(|t| &e[*t]).collect();
-        assert_eq!(embedded.len(), 1, "{}: {embedded:?}", p["problem_id"]);
-        met += usize::from(ids.len() == 1);
-        spread += ids.len();
-        assert!(
-            ids.len() * 2 <= tickets.len(),
-            "{}: {ids:?}",
-            p["problem_id"]
-        );
+        assert_eq!(ids.len(), 1, "{}: {ids:?}", p["problem_id"]);
     }
-    eprintln!(
-        "{met} of {} problems are one cluster via Kafka ({spread} clusters in all)",
-        problems.len()
-    );
+    assert_eq!(metric(&via_kafka, "deskwatch_text_reordered_tickets "), 0.0);
+    assert_eq!(whole_desk(&via_kafka).1, whole_desk(&via_embedded).1);
 }
 
 /// A metric's value on `server` (0 when absent).
@@ -355,9 +351,13 @@ fn every_instance_answers_for_the_whole_desk_and_a_killed_one_catches_up() {
         assert!(desk.0 == reference.0, "tables differ from the embedded log");
         assert_eq!(desk.2, reference.2, "cost month differs");
     }
-    // Text clusters are placed per partition and reconciled, so the recurring view is the same
-    // on every replica (not ticket for ticket the embedded log's single-order clustering).
+    // Tickets are placed in one order across partitions: the recurring view is the embedded
+    // log's on every replica.
     let recurring = whole_desk(&a).1;
+    assert_eq!(
+        recurring, reference.1,
+        "the recurring view differs from the embedded log"
+    );
     assert_eq!(
         whole_desk(&b).1,
         recurring,
@@ -401,10 +401,11 @@ fn every_instance_answers_for_the_whole_desk_and_a_killed_one_catches_up() {
 }
 
 /// The projection of an instance, for comparison: tickets row by row, event aggregates.
-fn fingerprint(server: &Server) -> (Value, Value) {
+fn fingerprint(server: &Server) -> (Value, Value, Value) {
     (
         server.sql("select * from tickets order by ticket_id"),
         server.sql("select event_type, count(*) n, count(distinct event_id) d, sum(minutes) m from ticket_events group by event_type order by event_type"),
+        server.sql("select ticket_id, cluster_id from ticket_clusters order by ticket_id"),
     )
 }
 
@@ -458,9 +459,19 @@ fn kill_9_the_consumer_while_producing_loses_and_doubles_nothing() {
     let clean_config = kafka_config(dir.path(), &broker, "kill", "g-clean");
     let clean = Server::start(&clean_config, &dir.path().join("clean"));
     wait_projected(&clean, all.len() as u64, 300);
+    let reference = fingerprint(&clean);
     assert!(
-        survived == fingerprint(&clean),
+        survived.0 == reference.0 && survived.1 == reference.1,
         "the killed consumer's projection differs from a clean run"
+    );
+    // The text order is a function of the topic (ticks included): the same clusters.
+    let differ = (survived.2.as_array().unwrap().iter())
+        .zip(reference.2.as_array().unwrap())
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(
+        differ, 0,
+        "tickets in another cluster than after a clean run"
     );
     // The restarts resumed from checkpoints, not only from the start of the topic.
     let log = std::fs::read_to_string(data.with_extension("log")).unwrap();

@@ -82,8 +82,6 @@ const BOILERPLATE_MIN: u32 = 5;
 const BOILERPLATE_SHARE: u64 = 200;
 /// Description lines counted for form-text detection per ticket.
 const LINES_COUNTED: usize = 32;
-/// Tokens of a founder's vector kept to reconcile clusters across partitions.
-pub const FOUNDER_TERMS: usize = 32;
 const DAY_MS: i64 = 86_400_000;
 
 /// Hashes of the mask tokens the analyzer puts in place of what varies.
@@ -138,18 +136,6 @@ pub fn cosine(a: &[(u64, f32)], b: &[(u64, f32)]) -> f64 {
     let norm = |v: &[(u64, f32)]| v.iter().map(|(_, w)| f64::from(*w).powi(2)).sum::<f64>();
     let n = (norm(a) * norm(b)).sqrt();
     if n > 0.0 { dot / n } else { 0.0 }
-}
-
-/// A founder's term frequencies (`1 + ln tf`), its [`FOUNDER_TERMS`] most frequent tokens,
-/// sorted by token: what partitions are reconciled on.
-fn founder_vector(merged: &[(u64, f64)]) -> Vec<(u64, f32)> {
-    let counts: Vector = merged.iter().map(|&(t, n)| (t, 1.0 + n.ln())).collect();
-    let keep = top_terms(&counts, FOUNDER_TERMS);
-    counts
-        .into_iter()
-        .filter(|(t, _)| keep.contains(t))
-        .map(|(t, w)| (t, w as f32))
-        .collect()
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -208,11 +194,6 @@ pub struct Placement {
     pub index: u32,
     /// Whether the ticket founded the cluster.
     pub founded: bool,
-    /// When the ticket founded the cluster, its term frequencies (`1 + ln tf`, its
-    /// [`FOUNDER_TERMS`] most frequent tokens, sorted by token): the weights of this
-    /// partition's history do not travel, so partitions are reconciled on these. Empty
-    /// otherwise.
-    pub vector: Vec<(u64, f32)>,
 }
 
 impl Clusterer {
@@ -330,16 +311,7 @@ impl Clusterer {
         if self.docs.is_multiple_of(PRUNE_EVERY) {
             self.prune();
         }
-        let vector = if founded {
-            founder_vector(&merged)
-        } else {
-            Vec::new()
-        };
-        Placement {
-            index,
-            founded,
-            vector,
-        }
+        Placement { index, founded }
     }
 
     /// A ticket's weighted vector, each entry's token weight (scoring multiplies by it), and the

@@ -81,9 +81,6 @@ pub struct ClusterMeta {
     pub founder_ticket: Box<str>,
     /// Its creation time (ms).
     pub founder_at: i64,
-    /// The founder's term frequencies (sorted by token): to reconcile the clusters of several
-    /// partitions.
-    pub vector: Box<[(u64, f32)]>,
 }
 
 /// The clusters of one projection, as a snapshot shares them: sealed chunks by reference.
@@ -185,6 +182,25 @@ impl TextState {
         analysis: Option<Analysis>,
     ) -> u32 {
         debug_assert_eq!(ticket, self.ticket_cluster.len());
+        let index = self.assign(ticket_id, at, title, description, analysis);
+        if self.ticket_cluster.len() <= ticket {
+            self.ticket_cluster.resize(ticket + 1, u32::MAX);
+        }
+        self.ticket_cluster[ticket] = index;
+        index
+    }
+
+    /// Places a ticket without recording it under a ticket index (the caller keeps where each
+    /// ticket went, as [`super::order::TextOrder`] does for several partitions); its cluster
+    /// index.
+    pub fn assign(
+        &mut self,
+        ticket_id: &str,
+        at: i64,
+        title: &str,
+        description: Option<&str>,
+        analysis: Option<Analysis>,
+    ) -> u32 {
         let setup = self.setup();
         let analysis = analysis.unwrap_or_else(|| setup.analyzer.analyze(title, description));
         let placed = self.clusterer.assign(&analysis, at);
@@ -194,17 +210,12 @@ impl TextState {
                 label: setup.analyzer.display(title).into(),
                 founder_ticket: ticket_id.into(),
                 founder_at: at,
-                vector: placed.vector.into(),
             });
             self.open_shared = None;
             if self.open.len() == CATALOG_CHUNK {
                 self.sealed.push(std::mem::take(&mut self.open).into());
             }
         }
-        if self.ticket_cluster.len() <= ticket {
-            self.ticket_cluster.resize(ticket + 1, u32::MAX);
-        }
-        self.ticket_cluster[ticket] = placed.index;
         placed.index
     }
 
@@ -278,10 +289,7 @@ impl TextState {
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
         let meta = |m: &ClusterMeta| {
-            std::mem::size_of::<ClusterMeta>()
-                + m.label.len()
-                + m.founder_ticket.len()
-                + m.vector.len() * 12
+            std::mem::size_of::<ClusterMeta>() + m.label.len() + m.founder_ticket.len()
         };
         self.clusterer.heap_bytes()
             + self.ticket_cluster.capacity() * 4

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::FutureExt;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -44,14 +44,15 @@ use rdkafka::{ClientContext, Message};
 
 use super::{
     EventProducer, HEADER_ERROR_CLASS, HEADER_ERROR_MESSAGE, HEADER_ERROR_REASON, HEADER_OFFSET,
-    HEADER_PARTITION, HEADER_TOPIC, KafkaLogError, client_config,
+    HEADER_PARTITION, HEADER_TICK, HEADER_TOPIC, KafkaLogError, client_config,
 };
 use crate::alert::AlertSink;
-use crate::checkpoint::Checkpoints;
+use crate::checkpoint::{Checkpoints, TextOrderFile};
+use crate::clustering::order::TextOrder;
 use crate::config;
 use crate::event::TicketEvent;
 use crate::log::LogPosition;
-use crate::projection::{Outcome, Projection, Setup, Snapshot};
+use crate::projection::{Outcome, Projection, Setup, Snapshot, tables};
 use crate::query::QueryEngine;
 use crate::telemetry::Metrics;
 
@@ -64,6 +65,9 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// A partition whose position has not moved for this long while the broker has records after
 /// it is read again from its start.
 const STALL: Duration = Duration::from_secs(15);
+
+/// A partition that created no ticket and had no tick for this long gets a tick.
+const TICK_EVERY: Duration = Duration::from_secs(5);
 
 /// How often the topic's partitions are looked up (partitions added later are read too).
 const DISCOVER_EVERY: Duration = Duration::from_secs(5);
@@ -86,6 +90,8 @@ struct PartitionState {
     stall_reread_at: Option<u64>,
     /// Housekeeping rounds in a row that found the position past the partition's end.
     ahead_seen: u8,
+    /// When a ticket creation or a tick was last read from it, or a tick sent to it.
+    heard_at: Instant,
     /// `deskwatch_kafka_consumed_records_total` of this partition (looked up once).
     consumed: prometheus::IntCounter,
     snapshot: Arc<Snapshot>,
@@ -95,6 +101,8 @@ struct PartitionState {
     alerting: bool,
     /// Where its alerts go, marked with the partition (webhooks go from its elected sender).
     alerts: AlertSink,
+    /// Text cluster indices of the snapshot's ticket blocks (see [`TextOrder`]).
+    clusters: Vec<Arc<[u32]>>,
 }
 
 /// A record bound for the dead-letter topic, kept until the broker acknowledges it.
@@ -137,11 +145,14 @@ impl DeadLetters {
     }
 }
 
-#[derive(Default)]
 struct Owned {
     parts: BTreeMap<u32, PartitionState>,
     /// Set once the topic's partitions are known and assigned.
     assigned: bool,
+    /// Ticket texts of every partition, placed in one order (the same on every replica).
+    text: TextOrder,
+    /// The partitions' read positions summed when the text order was last saved, and when.
+    text_saved: (u64, SystemTime),
 }
 
 /// Shared by the polling thread and librdkafka's callbacks (which run inside `poll`).
@@ -150,6 +161,8 @@ struct Projector {
     dir: PathBuf,
     owned: Mutex<Owned>,
     dead_letters: EventProducer,
+    /// Sends ticks to the event topic.
+    ticks: EventProducer,
     /// Dead letters not yet acknowledged by the broker.
     undelivered: Mutex<DeadLetters>,
     /// Last stable offset per partition, from librdkafka's statistics.
@@ -242,14 +255,17 @@ impl Projector {
         for p in fresh {
             let state = self.load(p);
             owned.parts.insert(p, state);
+            owned.text.add_partition(p);
         }
-        // A hand-made assignment is replaced whole: every partition from where its state is.
+        // A hand-made assignment is replaced whole: every partition from where its state is,
+        // or from where its texts were read to when that is earlier.
         let mut tpl = TopicPartitionList::new();
         for (p, state) in &owned.parts {
-            let offset = if state.next == 0 {
+            let from = state.next.min(owned.text.fed(*p));
+            let offset = if from == 0 {
                 Offset::Beginning
             } else {
-                Offset::Offset(state.next as i64)
+                Offset::Offset(from as i64)
             };
             if let Err(e) = tpl.add_partition_offset(&self.topic, *p as i32, offset) {
                 tracing::error!(partition = p, error = %e, "cannot set the start offset");
@@ -312,6 +328,8 @@ impl Projector {
                 )
             }
         };
+        let mut projection = projection;
+        projection.place_text_elsewhere();
         // SLA time follows the records only until the partition has caught up (see
         // `housekeeping`); then the wall clock drives it and alerts start.
         tracing::info!(
@@ -332,6 +350,7 @@ impl Projector {
             progress: (next, SystemTime::now()),
             stall_reread_at: None,
             ahead_seen: 0,
+            heard_at: Instant::now(),
             consumed: self
                 .metrics
                 .kafka_records
@@ -340,6 +359,7 @@ impl Projector {
             dirty: true,
             alerting: false,
             alerts: self.alerts.for_partition(p),
+            clusters: Vec::new(),
         }
     }
 
@@ -470,79 +490,117 @@ impl Projector {
         let p = msg.partition() as u32;
         let offset = msg.offset() as u64;
         let mut owned = lock(&self.owned);
-        let Some(state) = owned.parts.get_mut(&p) else {
+        let Owned { parts, text, .. } = &mut *owned;
+        let Some(state) = parts.get_mut(&p) else {
             return; // not assigned
         };
-        if offset < state.next {
+        // The projection and the text order each read from their own position.
+        let expected = state.next.min(text.fed(p));
+        if offset < expected {
             return; // already in the state (redelivered after a seek)
         }
-        if offset > state.next {
-            // Records missing before this one. First read again from the position; if the
-            // broker skips them again (tansu 0.6 cannot serve a fetch that starts inside a
-            // record batch, which a resume from a checkpoint often does), read the partition
-            // from its start, skipping what the state has. Only a gap that survives both is
-            // accepted: offsets that hold no record (transaction markers) or records removed
-            // by retention.
-            let stage = match state.gap_seen_at {
-                Some((at, stage)) if at == state.next => stage,
-                _ => 0,
-            };
-            let from = match stage {
-                0 => Some(Offset::Offset(state.next as i64)),
-                1 if offset - state.next > 1 => Some(Offset::Beginning),
-                _ => None,
-            };
-            if let Some(from) = from {
-                tracing::warn!(
-                    partition = p,
-                    expected = state.next,
-                    got = offset,
-                    from = ?from,
-                    "gap in the partition; reading again"
-                );
-                self.metrics.kafka_errors.with_label_values(&["gap"]).inc();
-                state.gap_seen_at = Some((state.next, stage + 1));
-                self.seek(consumer, p, from);
-                return;
+        if offset > expected && !self.gap(consumer, p, state, expected, offset) {
+            return;
+        }
+        if let Some(at) = tick_time(msg) {
+            if offset >= state.next {
+                state.next = offset + 1;
+                state.since_checkpoint += 1;
+                state.consumed.inc();
             }
-            tracing::error!(
-                partition = p,
-                expected = state.next,
-                got = offset,
-                "offsets missing from the partition even when read from its start; continuing after them"
-            );
-            self.metrics
-                .kafka_errors
-                .with_label_values(&["gap_accepted"])
-                .inc();
+            if offset >= text.fed(p) {
+                text.tick(p, offset, at);
+            }
+            state.heard_at = Instant::now();
+            return;
         }
         let payload = msg.payload().unwrap_or_default();
-        match TicketEvent::from_json(payload) {
-            Ok(event) => match state.projection.apply(&event, offset) {
-                Outcome::Applied => self.count("applied"),
-                Outcome::Duplicate => self.count("duplicate"),
-                Outcome::Rejected(r) => {
-                    self.count("rejected");
-                    self.dead_letter(
-                        msg,
-                        "state",
-                        r.reason,
-                        &format!("{}: {}", r.field, r.message),
-                    );
-                }
-            },
-            Err(e) => {
-                self.count("invalid");
-                self.dead_letter(msg, "parse", e.reason, &e.to_string());
-            }
+        let event = TicketEvent::from_json(payload);
+        if matches!(&event, Ok(e) if matches!(e.payload, crate::event::Payload::Created(_))) {
+            state.heard_at = Instant::now();
         }
-        state.next = offset + 1;
-        state.since_checkpoint += 1;
-        state.dirty = true;
-        state.consumed.inc();
+        if offset >= state.next {
+            match &event {
+                Ok(event) => match state.projection.apply(event, offset) {
+                    Outcome::Applied => self.count("applied"),
+                    Outcome::Duplicate => self.count("duplicate"),
+                    Outcome::Rejected(r) => {
+                        self.count("rejected");
+                        self.dead_letter(
+                            msg,
+                            "state",
+                            r.reason,
+                            &format!("{}: {}", r.field, r.message),
+                        );
+                    }
+                },
+                Err(e) => {
+                    self.count("invalid");
+                    self.dead_letter(msg, "parse", e.reason, &e.to_string());
+                }
+            }
+            state.next = offset + 1;
+            state.since_checkpoint += 1;
+            state.dirty = true;
+            state.consumed.inc();
+        }
+        if offset >= text.fed(p) {
+            state
+                .projection
+                .hand_text(text, p, offset, event.as_ref().ok());
+        }
         if state.since_checkpoint >= self.checkpoint_every {
             self.checkpoint(p, state);
         }
+    }
+
+    /// Records missing between `expected` and `offset`: whether to apply the record anyway.
+    /// First read again from the position; if the broker skips them again (tansu 0.6 cannot
+    /// serve a fetch that starts inside a record batch, which a resume from a checkpoint often
+    /// does), read the partition from its start, skipping what the state has. Only a gap that
+    /// survives both is accepted: offsets that hold no record (transaction markers) or records
+    /// removed by retention.
+    fn gap(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        p: u32,
+        state: &mut PartitionState,
+        expected: u64,
+        offset: u64,
+    ) -> bool {
+        let stage = match state.gap_seen_at {
+            Some((at, stage)) if at == expected => stage,
+            _ => 0,
+        };
+        let from = match stage {
+            0 => Some(Offset::Offset(expected as i64)),
+            1 if offset - expected > 1 => Some(Offset::Beginning),
+            _ => None,
+        };
+        if let Some(from) = from {
+            tracing::warn!(
+                partition = p,
+                expected,
+                got = offset,
+                from = ?from,
+                "gap in the partition; reading again"
+            );
+            self.metrics.kafka_errors.with_label_values(&["gap"]).inc();
+            state.gap_seen_at = Some((expected, stage + 1));
+            self.seek(consumer, p, from);
+            return false;
+        }
+        tracing::error!(
+            partition = p,
+            expected,
+            got = offset,
+            "offsets missing from the partition even when read from its start; continuing after them"
+        );
+        self.metrics
+            .kafka_errors
+            .with_label_values(&["gap_accepted"])
+            .inc();
+        true
     }
 
     fn count(&self, outcome: &str) {
@@ -628,30 +686,41 @@ impl Projector {
         }
     }
 
-    /// Publishes the merge of the owned partitions' snapshots and updates the gauges.
+    /// Publishes the merge of the owned partitions' snapshots, with the text clusters of the
+    /// text order, and updates the gauges.
     fn publish(&self) {
         let mut owned = lock(&self.owned);
         let (mut tickets, mut events) = (0, 0);
         let mut bytes = std::collections::BTreeMap::new();
-        for state in owned.parts.values_mut() {
+        owned.text.release();
+        let Owned { parts, text, .. } = &mut *owned;
+        let mut clusters = Vec::new();
+        for (&p, state) in parts.iter_mut() {
             if state.dirty {
                 state.snapshot = Arc::new(state.projection.snapshot(&state.snapshot));
                 state.dirty = false;
             }
+            cluster_blocks(text, p, state);
+            clusters.extend(state.clusters.iter().cloned());
             tickets += state.projection.ticket_count();
             events += state.projection.event_count();
             for (part, n) in state.projection.memory() {
                 *bytes.entry(part).or_insert(0) += n;
             }
         }
+        *bytes.entry("text").or_insert(0) += text.heap_bytes();
         for (part, n) in bytes {
             self.metrics
                 .state_bytes
                 .with_label_values(&[part])
                 .set(n as i64);
         }
+        self.metrics.text_waiting.set(text.waiting() as i64);
+        self.metrics.text_reordered.set(text.reordered() as i64);
         self.query.publish(Snapshot::merge(
-            owned.parts.values().map(|s| s.snapshot.as_ref()),
+            parts.values().map(|s| s.snapshot.as_ref()),
+            clusters,
+            text.catalog(),
         ));
         self.metrics.tickets.set(tickets as i64);
         self.metrics.events.set(events as i64);
@@ -678,7 +747,9 @@ impl Projector {
         let mut position = 0u64;
         let now = SystemTime::now();
         let parts: Vec<u32> = owned.parts.keys().copied().collect();
+        let mut rebuilt = false;
         for p in parts {
+            let text_fed = owned.text.fed(p);
             let Some(state) = owned.parts.get_mut(&p) else {
                 continue;
             };
@@ -698,27 +769,104 @@ impl Projector {
                         .as_secs_f64(),
                 );
             position += state.next;
-            match highs.get(&p) {
-                Some(&high) => match self.follow(consumer, p, state, high, now) {
-                    Some(lag) => {
-                        total_lag += lag;
-                        self.metrics
-                            .kafka_lag
-                            .with_label_values(&[&label])
-                            .set(lag as i64);
-                    }
-                    None => lag_known = false,
-                },
+            let followed = highs.get(&p).and_then(|&high| {
+                let next = state.next;
+                let lag = self.follow(consumer, p, state, high, text_fed, now);
+                rebuilt |= state.next < next;
+                lag
+            });
+            match followed {
+                Some(lag) => {
+                    total_lag += lag;
+                    self.metrics
+                        .kafka_lag
+                        .with_label_values(&[&label])
+                        .set(lag as i64);
+                }
                 None => lag_known = false,
             }
         }
+        if rebuilt {
+            self.read_texts_again(consumer, &mut owned);
+        }
         self.metrics.projection_position.set(position as i64);
         self.metrics.projection_lag_records.set(total_lag as i64);
+        self.tick_quiet_partitions(&mut owned);
+        self.save_text_order(&mut owned, false);
         drop(owned);
         self.check_dead_letters();
         let failing = self.failing_dead_letters();
         let ready = owned_ready && lag_known && total_lag <= self.ready_max_lag && failing == 0;
         self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// A partition was rebuilt from the topic (a new topic under the old name): the text order
+    /// holds its old tickets, so it starts afresh and every partition's texts are read again.
+    fn read_texts_again(&self, consumer: &BaseConsumer<Self>, owned: &mut Owned) {
+        tracing::warn!("a partition was rebuilt; reading every partition's ticket texts again");
+        TextOrderFile::new(&self.text_dir()).remove();
+        owned.text = TextOrder::new(self.setup.text.clone());
+        owned.text_saved = (0, SystemTime::now());
+        let parts: Vec<u32> = owned.parts.keys().copied().collect();
+        for p in parts {
+            owned.text.add_partition(p);
+            if let Some(state) = owned.parts.get_mut(&p) {
+                state.clusters.clear();
+            }
+            self.seek(consumer, p, Offset::Beginning);
+        }
+    }
+
+    fn text_dir(&self) -> PathBuf {
+        self.dir.join("text")
+    }
+
+    /// Saves the text order when it read records since it was last saved, and the checkpoint
+    /// interval has passed (`force`: at once).
+    fn save_text_order(&self, owned: &mut Owned, force: bool) {
+        let fed: u64 = owned.parts.keys().map(|&p| owned.text.fed(p)).sum();
+        let age = SystemTime::now()
+            .duration_since(owned.text_saved.1)
+            .unwrap_or_default();
+        if fed == owned.text_saved.0 || !(force || age >= self.checkpoint_interval) {
+            return;
+        }
+        match TextOrderFile::new(&self.text_dir()).save(&owned.text) {
+            Ok(path) => {
+                owned.text_saved = (fed, SystemTime::now());
+                tracing::debug!(path = %path.display(), "text order saved");
+            }
+            Err(e) => {
+                self.metrics.checkpoint_failures.inc();
+                tracing::error!(error = %e, "cannot save the text order; the topic still has every event");
+            }
+        }
+    }
+
+    /// Appends a tick to every caught-up partition that neither created a ticket nor had a
+    /// tick for [`TICK_EVERY`], so the tickets of the other partitions can be placed. Every
+    /// replica does so; a tick sent twice only says the same thing twice.
+    fn tick_quiet_partitions(&self, owned: &mut Owned) {
+        let now = unix_ms(SystemTime::now()).to_string();
+        for (&p, state) in owned.parts.iter_mut() {
+            if !state.alerting || state.heard_at.elapsed() < TICK_EVERY {
+                continue;
+            }
+            state.heard_at = Instant::now();
+            let headers = OwnedHeaders::new().insert(Header {
+                key: HEADER_TICK,
+                value: Some(now.as_str()),
+            });
+            let record = FutureRecord::to(self.ticks.topic())
+                .partition(p as i32)
+                .key(HEADER_TICK)
+                .payload(&[][..])
+                .headers(headers);
+            // Not awaited: a tick lost is sent again after the next quiet spell.
+            if let Err((e, _)) = self.ticks.inner().send_result(record) {
+                tracing::debug!(partition = p, error = %e, "cannot send a tick");
+            }
+        }
     }
 
     /// Reads partition `p` again from `from` (errors are logged: the next round retries).
@@ -736,6 +884,7 @@ impl Projector {
         p: u32,
         state: &mut PartitionState,
         high: i64,
+        text_fed: u64,
         now: SystemTime,
     ) -> Option<u64> {
         if (high.max(0) as u64) < state.next {
@@ -756,25 +905,28 @@ impl Projector {
             return None;
         }
         state.ahead_seen = 0;
-        let lag = (high.max(0) as u64).saturating_sub(state.next);
-        if lag == 0 && !state.alerting {
+        let end = high.max(0) as u64;
+        if end <= state.next && !state.alerting {
             // Caught up: clocks to now, what is active to the dispatcher, then
             // follow changes live.
             crate::clock::go_live(&mut state.projection, &state.alerts);
             state.alerting = true;
             tracing::info!(partition = p, "partition caught up; SLA alerts live");
         }
-        if state.progress.0 != state.next || lag == 0 {
-            state.progress = (state.next, now);
+        // Where the partition is read: its texts may be read again behind the projection.
+        let position = state.next.min(text_fed);
+        let lag = end.saturating_sub(position);
+        if state.progress.0 != position || lag == 0 {
+            state.progress = (position, now);
         } else if now.duration_since(state.progress.1).unwrap_or_default() >= STALL
-            && state.stall_reread_at != Some(state.next)
+            && state.stall_reread_at != Some(position)
         {
             // Records exist after the position but none arrive: a broker that
             // cannot start a fetch inside a record batch (tansu 0.6) serves
             // nothing. Read from the start, skipping what the state has.
             tracing::warn!(
                 partition = p,
-                position = state.next,
+                position,
                 high,
                 "partition stalled; reading it again from its start"
             );
@@ -782,8 +934,8 @@ impl Projector {
                 .kafka_errors
                 .with_label_values(&["stall"])
                 .inc();
-            state.stall_reread_at = Some(state.next);
-            state.progress = (state.next, now);
+            state.stall_reread_at = Some(position);
+            state.progress = (position, now);
             self.seek(consumer, p, Offset::Beginning);
         }
         Some(lag)
@@ -798,6 +950,50 @@ impl Projector {
                 && state.since_checkpoint > 0
             {
                 self.checkpoint_with(p, state, true);
+            }
+        }
+        self.save_text_order(&mut owned, true);
+    }
+}
+
+/// The writer's time of a tick record, `None` for any other record.
+fn tick_time(msg: &BorrowedMessage<'_>) -> Option<i64> {
+    let headers = msg.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == HEADER_TICK)
+        .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse().ok())
+}
+
+/// Milliseconds since the Unix epoch.
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Brings the cluster indices of partition `p`'s snapshot blocks up to date: blocks that
+/// are new, have grown, or hold tickets the text order placed since.
+fn cluster_blocks(text: &mut TextOrder, p: u32, state: &mut PartitionState) {
+    let changed: std::collections::BTreeSet<usize> = text
+        .take_changed(p)
+        .into_iter()
+        .map(|t| t as usize / tables::TICKET_BLOCK)
+        .collect();
+    let blocks = &state.snapshot.tickets;
+    state.clusters.truncate(blocks.len());
+    for (b, batch) in blocks.iter().enumerate() {
+        let rows = batch.num_rows();
+        let stale = state
+            .clusters
+            .get(b)
+            .is_none_or(|c| c.len() != rows || changed.contains(&b));
+        if stale {
+            let start = b * tables::TICKET_BLOCK;
+            let fresh = text.clusters_of(p, start..start + rows);
+            if b < state.clusters.len() {
+                state.clusters[b] = fresh;
+            } else {
+                state.clusters.push(fresh);
             }
         }
     }
@@ -854,11 +1050,21 @@ pub fn start(
     ] {
         metrics.kafka_errors.with_label_values(&[kind]);
     }
+    let dir = storage.data_dir.join("kafka").join(&settings.topic);
+    let text_dir = dir.join("text");
     let projector = Projector {
         topic: settings.topic.clone(),
-        dir: storage.data_dir.join("kafka").join(&settings.topic),
-        owned: Mutex::new(Owned::default()),
+        dir,
+        owned: Mutex::new(Owned {
+            parts: BTreeMap::new(),
+            assigned: false,
+            text: TextOrderFile::new(&text_dir)
+                .load(setup.text.clone())
+                .unwrap_or_else(|| TextOrder::new(setup.text.clone())),
+            text_saved: (0, SystemTime::now()),
+        }),
         dead_letters: EventProducer::to_topic(settings, &settings.dead_letter_topic)?,
+        ticks: EventProducer::to_topic(settings, &settings.topic)?,
         undelivered: Mutex::new(DeadLetters::default()),
         high_watermarks: Mutex::new(HashMap::new()),
         checkpoint_every: storage.checkpoint_every_events,

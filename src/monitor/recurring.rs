@@ -150,18 +150,10 @@ pub async fn run(
         let k = config.top_k;
         let (report, calls, seconds) = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let canon = view::canonical(&snapshot);
-            let report = view::compute_with(&snapshot, &canon, &settings, None, &Filter::default());
+            let report = view::compute(&snapshot, &settings, None, &Filter::default());
             let seconds = started.elapsed().as_secs_f64();
-            let (_, _, _, calls) = view::top_calls_with(
-                &snapshot,
-                &canon,
-                &settings,
-                None,
-                None,
-                k,
-                &Filter::default(),
-            );
+            let (_, _, _, calls) =
+                view::top_calls(&snapshot, &settings, None, None, k, &Filter::default());
             (report, calls, seconds)
         })
         .await

@@ -21,10 +21,8 @@
 //! - **Knowledge-base candidate**: at least `problem-min-tickets` tickets in the window, at least
 //!   two resolved, none of them with a `kb_article`.
 //!
-//! With several projections in one snapshot (Kafka partitions) the clusters of each are
-//! reconciled first ([`canonical`]): clusters whose founders are similar are one cluster, with
-//! the id of the earliest founder. That depends only on the set of clusters, not on the order
-//! partitions were read in.
+//! A snapshot has one cluster catalog even when its tickets come from several Kafka
+//! partitions: the replica places all of them in one order ([`crate::clustering::order`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -41,7 +39,6 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::base::ParseError;
-use crate::clustering::cluster::{Clusterer, cosine};
 use crate::clustering::state::ClusterMeta;
 use crate::projection::Snapshot;
 
@@ -345,134 +342,6 @@ pub struct Report {
     pub issues: Vec<Issue>,
 }
 
-/// Heaviest founder tokens a cluster is looked up by when reconciling partitions.
-const RECONCILE_KEYS: usize = 8;
-/// Founders of two partitions' clusters are one cluster at this share of the similarity: a
-/// ticket joins through the recent ticket it resembles most (or several it loosely
-/// resembles), so two founders of one call, each the first of its partition, resemble each
-/// other less than a ticket resembles its nearest neighbour.
-const RECONCILE_SHARE: f64 = 0.6;
-
-/// The reconciled clusters of a snapshot.
-#[derive(Debug, Default)]
-pub struct Canonical<'a> {
-    /// Per catalog part: local cluster index → index into `leaders`.
-    pub parts: Vec<Vec<u32>>,
-    /// The clusters that give their id and label.
-    pub leaders: Vec<&'a ClusterMeta>,
-}
-
-impl Canonical<'_> {
-    /// The leader of cluster `local` of part `part`.
-    pub fn leader(&self, part: usize, local: u32) -> Option<&ClusterMeta> {
-        let i = *self.parts.get(part)?.get(local as usize)?;
-        self.leaders.get(i as usize).copied()
-    }
-}
-
-/// Reconciles the clusters of every projection in `snapshot`.
-pub fn canonical(snapshot: &Snapshot) -> Canonical<'_> {
-    if snapshot.catalogs.len() == 1 {
-        let leaders: Vec<&ClusterMeta> = snapshot.catalogs[0].catalog.iter().collect();
-        return Canonical {
-            parts: vec![(0..leaders.len() as u32).collect()],
-            leaders,
-        };
-    }
-    let mut all: Vec<(usize, u32, &ClusterMeta)> = Vec::new();
-    for (p, part) in snapshot.catalogs.iter().enumerate() {
-        all.extend(
-            part.catalog
-                .iter()
-                .enumerate()
-                .map(|(i, m)| (p, i as u32, m)),
-        );
-    }
-    all.sort_by(|a, b| {
-        (a.2.founder_at, &a.2.founder_ticket, a.2.id).cmp(&(
-            b.2.founder_at,
-            &b.2.founder_ticket,
-            b.2.id,
-        ))
-    });
-    let threshold = snapshot
-        .catalogs
-        .first()
-        .map_or(0.5, |c| c.catalog.similarity)
-        * RECONCILE_SHARE;
-    let mut parts: Vec<Vec<u32>> = snapshot
-        .catalogs
-        .iter()
-        .map(|c| vec![u32::MAX; c.catalog.len()])
-        .collect();
-    let mut leaders: Vec<&ClusterMeta> = Vec::new();
-    let weighted = weigh_founders(&all);
-    let mut index: HashMap<u64, Vec<u32>> = HashMap::new();
-    let mut leader_vectors: Vec<usize> = Vec::new();
-    for (n, (p, i, meta)) in all.into_iter().enumerate() {
-        let vector = &weighted[n];
-        let mut keys: Vec<&(u64, f32)> = vector.iter().collect();
-        keys.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        keys.truncate(RECONCILE_KEYS);
-        let mut candidates: Vec<u32> = keys
-            .iter()
-            .filter_map(|(k, _)| index.get(k))
-            .flatten()
-            .copied()
-            .collect();
-        candidates.sort_unstable();
-        candidates.dedup();
-        let mut best: Option<(f64, u32)> = None;
-        for l in candidates {
-            let s = cosine(vector, &weighted[leader_vectors[l as usize]]);
-            if s >= threshold && best.is_none_or(|(bs, bl)| s > bs || (s == bs && l < bl)) {
-                best = Some((s, l));
-            }
-        }
-        let leader = match best {
-            Some((_, l)) => l,
-            None => {
-                let l = leaders.len() as u32;
-                leaders.push(meta);
-                leader_vectors.push(n);
-                for (key, _) in keys {
-                    index.entry(*key).or_default().push(l);
-                }
-                l
-            }
-        };
-        parts[p][i as usize] = leader;
-    }
-    Canonical { parts, leaders }
-}
-
-/// The founders' vectors weighted like tickets, with the founders of every partition as the
-/// history: a word many clusters were founded with says little, one no other founder has
-/// cannot match.
-fn weigh_founders(all: &[(usize, u32, &ClusterMeta)]) -> Vec<Vec<(u64, f32)>> {
-    let mut df: HashMap<u64, u32> = HashMap::new();
-    for (_, _, meta) in all {
-        for (t, _) in meta.vector.iter() {
-            *df.entry(*t).or_default() += 1;
-        }
-    }
-    let founders = all.len() as u64;
-    all.iter()
-        .map(|(_, _, meta)| {
-            meta.vector
-                .iter()
-                .map(|&(t, w)| {
-                    (
-                        t,
-                        (f64::from(w) * Clusterer::weight(founders, df[&t])) as f32,
-                    )
-                })
-                .filter(|(_, w)| *w > 0.0)
-                .collect()
-        })
-        .collect()
-}
-
 /// How surprising `n` tickets in the window are after `baseline` tickets in the `k` windows
 /// before, if the rate did not change: `−log10 P(X ≥ n)` for `X ~ Binomial(n + baseline,
 /// 1/(k+1))` (given the total, each ticket falls in the window with probability 1/(k+1)).
@@ -672,35 +541,22 @@ impl<'a> Row<'a> {
     }
 }
 
-/// Visits every ticket of a snapshot with its reconciled cluster leader.
-fn for_each_ticket<'s>(
-    snapshot: &'s Snapshot,
-    canon: &Canonical<'s>,
-    mut visit: impl FnMut(&Row<'_>),
-) {
-    for part_index in 0..snapshot.catalogs.len().max(1) {
-        let blocks = snapshot
-            .catalogs
-            .get(part_index)
-            .map_or(0..snapshot.tickets.len(), |c| c.blocks.clone());
-        for b in blocks {
-            let Some(batch) = snapshot.tickets.get(b) else {
-                continue;
-            };
-            let Some(cols) = Columns::new(batch) else {
-                continue;
-            };
-            let clusters = snapshot.clusters.get(b);
-            for row in 0..batch.num_rows() {
-                let leader = clusters
-                    .and_then(|c| c.get(row))
-                    .and_then(|&local| canon.leader(part_index, local));
-                visit(&Row {
-                    cols: &cols,
-                    row,
-                    leader,
-                });
-            }
+/// Visits every ticket of a snapshot with its cluster.
+fn for_each_ticket(snapshot: &Snapshot, mut visit: impl FnMut(&Row<'_>)) {
+    for (b, batch) in snapshot.tickets.iter().enumerate() {
+        let Some(cols) = Columns::new(batch) else {
+            continue;
+        };
+        let clusters = snapshot.clusters.get(b);
+        for row in 0..batch.num_rows() {
+            let leader = clusters
+                .and_then(|c| c.get(row))
+                .and_then(|&index| snapshot.catalog.get(index));
+            visit(&Row {
+                cols: &cols,
+                row,
+                leader,
+            });
         }
     }
 }
@@ -909,18 +765,6 @@ pub fn compute(
     to: Option<i64>,
     filter: &Filter,
 ) -> Report {
-    let canon = canonical(snapshot);
-    compute_with(snapshot, &canon, settings, to, filter)
-}
-
-/// [`compute`] with the clusters already reconciled.
-pub fn compute_with<'s>(
-    snapshot: &'s Snapshot,
-    canon: &Canonical<'s>,
-    settings: &ViewSettings,
-    to: Option<i64>,
-    filter: &Filter,
-) -> Report {
     let to = to.or_else(|| latest_created(snapshot)).unwrap_or(0);
     let w = settings.window_ms.max(1);
     let from = to - w;
@@ -929,7 +773,7 @@ pub fn compute_with<'s>(
     let mut in_window = 0u64;
     let mut accs: HashMap<u64, Acc> = HashMap::new();
     let mut before: Vec<(u64, i64)> = Vec::new();
-    for_each_ticket(snapshot, canon, |r| {
+    for_each_ticket(snapshot, |r| {
         let c = r.cols;
         let at = c.created.value(r.row);
         if at > to || !c.passes(filter, r.row) {
@@ -1027,27 +871,6 @@ pub fn top_calls(
     n: usize,
     filter: &Filter,
 ) -> (String, String, u64, Vec<Call>) {
-    top_calls_with(
-        snapshot,
-        &canonical(snapshot),
-        settings,
-        from,
-        to,
-        n,
-        filter,
-    )
-}
-
-/// [`top_calls`] with the clusters already reconciled.
-pub fn top_calls_with<'s>(
-    snapshot: &'s Snapshot,
-    canon: &Canonical<'s>,
-    settings: &ViewSettings,
-    from: Option<i64>,
-    to: Option<i64>,
-    n: usize,
-    filter: &Filter,
-) -> (String, String, u64, Vec<Call>) {
     let to = to.or_else(|| latest_created(snapshot)).unwrap_or(0);
     let from = from.unwrap_or(to - settings.window_ms);
     let by_cluster = ViewSettings {
@@ -1057,7 +880,7 @@ pub fn top_calls_with<'s>(
         min_tickets: 1,
         ..settings.clone()
     };
-    let report = compute_with(snapshot, canon, &by_cluster, Some(to), filter);
+    let report = compute(snapshot, &by_cluster, Some(to), filter);
     let total = report.tickets_in_window;
     let calls = report
         .issues
@@ -1100,7 +923,6 @@ pub static CLUSTERS_SCHEMA: std::sync::LazyLock<SchemaRef> = std::sync::LazyLock
 
 /// The `ticket_clusters` rows of a snapshot: every ticket's cluster and fingerprint.
 pub fn clusters_batch(snapshot: &Snapshot, settings: &ViewSettings) -> RecordBatch {
-    let canon = canonical(snapshot);
     let n: usize = snapshot.tickets.iter().map(|b| b.num_rows()).sum();
     let (mut ids, mut cids, mut labels, mut founders, mut fps, mut created) = (
         Vec::with_capacity(n),
@@ -1110,7 +932,7 @@ pub fn clusters_batch(snapshot: &Snapshot, settings: &ViewSettings) -> RecordBat
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    for_each_ticket(snapshot, &canon, |r| {
+    for_each_ticket(snapshot, |r| {
         ids.push(r.cols.ticket_id.value(r.row).to_string());
         cids.push(format!("{:016x}", r.leader.map_or(0, |l| l.id)));
         labels.push(r.leader.map_or_else(String::new, |l| l.label.to_string()));

@@ -3,6 +3,8 @@ use std::collections::{HashMap, HashSet};
 use serde_json::json;
 
 use super::*;
+use crate::clustering::order::TextOrder;
+use crate::clustering::state::TextSetup;
 use crate::event::TicketEvent;
 use crate::projection::Projection;
 use crate::simulate::{Params, Simulator};
@@ -301,24 +303,58 @@ fn windows_parse() {
     }
 }
 
+/// Projects `tickets` simulated tickets; returns the snapshot and the simulator.
+fn simulate(seed: u64, tickets: u64) -> (Snapshot, Simulator) {
+    let (mut snapshots, sim) = simulate_parts(seed, tickets, 1);
+    (snapshots.remove(0), sim)
+}
+
 /// Projects `tickets` simulated tickets into `parts` projections split by ticket id, like
-/// Kafka partitions; returns the merged snapshot and the simulator.
-fn simulate(seed: u64, tickets: u64, parts: usize) -> (Snapshot, Simulator) {
+/// Kafka partitions read in turn, their texts placed by one [`TextOrder`]; the parts'
+/// snapshots and the merge.
+fn simulate_parts(seed: u64, tickets: u64, parts: usize) -> (Vec<Snapshot>, Simulator) {
     let mut sim = Simulator::new(Params {
         tickets,
         seed,
         ..Params::default()
     });
     let mut projections: Vec<Projection> = (0..parts).map(|_| Projection::new()).collect();
-    for (offset, e) in sim.by_ref().enumerate() {
-        let p = (xxh3_64(e.ticket_id.as_bytes()) % parts as u64) as usize;
-        projections[p].apply(&e, offset as u64);
+    if parts == 1 {
+        for (offset, e) in sim.by_ref().enumerate() {
+            projections[0].apply(&e, offset as u64);
+        }
+        return (vec![projections[0].snapshot(&Snapshot::default())], sim);
     }
+    let mut order = TextOrder::new(Arc::new(TextSetup::default()));
+    for (p, projection) in projections.iter_mut().enumerate() {
+        projection.place_text_elsewhere();
+        order.add_partition(p as u32);
+    }
+    let mut offsets = vec![0u64; parts];
+    for e in sim.by_ref() {
+        let p = (xxh3_64(e.ticket_id.as_bytes()) % parts as u64) as usize;
+        projections[p].apply(&e, offsets[p]);
+        projections[p].hand_text(&mut order, p as u32, offsets[p], Some(&e));
+        offsets[p] += 1;
+        order.release();
+    }
+    for (p, &offset) in offsets.iter().enumerate() {
+        order.tick(p as u32, offset, i64::MAX / 2);
+    }
+    order.release();
     let snapshots: Vec<Snapshot> = projections
         .iter_mut()
         .map(|p| p.snapshot(&Snapshot::default()))
         .collect();
-    (Snapshot::merge(&snapshots), sim)
+    let mut clusters = Vec::new();
+    for (p, s) in snapshots.iter().enumerate() {
+        for (b, batch) in s.tickets.iter().enumerate() {
+            let start = b * crate::projection::tables::TICKET_BLOCK;
+            clusters.push(order.clusters_of(p as u32, start..start + batch.num_rows()));
+        }
+    }
+    let merged = Snapshot::merge(&snapshots, clusters, order.catalog());
+    (vec![merged], sim)
 }
 
 /// The tickets of every fingerprint.
@@ -345,7 +381,7 @@ fn detects_the_injected_problems() {
     let settings = ViewSettings::default();
     let (mut precision_sum, mut recall_sum, mut k) = (0.0, 0.0, 0.0);
     for seed in [1u64, 2, 3] {
-        let (snapshot, sim) = simulate(seed, 36_000, 1);
+        let (snapshot, sim) = simulate(seed, 36_000);
         let truth = sim.truth();
         let start = T0.min(
             truth
@@ -361,12 +397,11 @@ fn detects_the_injected_problems() {
             datafusion::arrow::compute::min(created).unwrap_or(start)
         };
         let end = latest_created(&snapshot).unwrap();
-        let canon = canonical(&snapshot);
         let mut detected: HashSet<String> = HashSet::new();
         let mut why: HashMap<String, String> = HashMap::new();
         let mut at = data_start + 2 * settings.window_ms;
         while at <= end + DAY {
-            let r = compute_with(&snapshot, &canon, &settings, Some(at), &Filter::default());
+            let r = compute(&snapshot, &settings, Some(at), &Filter::default());
             for i in r.issues.iter().filter(|i| i.problem_candidate) {
                 detected.insert(i.fingerprint.clone());
                 why.entry(i.fingerprint.clone()).or_insert(format!(
@@ -439,12 +474,13 @@ fn detects_the_injected_problems() {
     );
 }
 
-/// Split over partitions, every problem's tickets still meet in one cluster, and the merged
-/// ids do not depend on the order the partitions are merged in.
+/// Split over partitions whose texts are placed in one order, every ticket has the cluster a
+/// single projection gives it, and the views are the same.
 #[test]
-fn partitions_reconcile_to_one_cluster_per_problem() {
-    let (one, sim) = simulate(4, 6_000, 1);
-    let (four, _) = simulate(4, 6_000, 4);
+fn partitions_give_the_single_projection_clusters() {
+    let (one, sim) = simulate(4, 6_000);
+    let (mut four, _) = simulate_parts(4, 6_000, 4);
+    let four = four.remove(0);
     let settings = ViewSettings::default();
     let of = |s: &Snapshot| -> HashMap<String, String> {
         let b = clusters_batch(s, &settings);
@@ -455,51 +491,19 @@ fn partitions_reconcile_to_one_cluster_per_problem() {
             .collect()
     };
     let (single, merged) = (of(&one), of(&four));
-    let problems = &sim.truth().recurring_problems;
-    let mut same = 0;
-    for p in problems {
+    assert_eq!(single, merged);
+    for p in &sim.truth().recurring_problems {
         let ids: HashSet<&String> = p.ticket_ids.iter().map(|t| &merged[t]).collect();
         assert_eq!(ids.len(), 1, "{}: {ids:?}", p.problem_id);
-        // And mostly the id a single projection gives (the earliest founder's): a problem
-        // whose tickets join a routine call can meet under another founder of that call.
-        same += usize::from(merged[&p.ticket_ids[0]] == single[&p.ticket_ids[0]]);
     }
-    let agree = single.iter().filter(|(t, c)| merged[*t] == **c).count();
-    eprintln!(
-        "{agree} of {} tickets and {same} of {} problems have the same cluster id with 1 and 4 partitions",
-        single.len(),
-        problems.len()
-    );
-    // Each partition weighs words by its own history and sees its own recent tickets, so
-    // routine tickets split a little differently than in one projection (77 % agree); the
-    // problems above all meet, and 2 of the 3 under the single projection's id (the third
-    // meets a routine call under another of its founders: issue 21 keeps this open).
-    assert!(agree as f64 >= 0.75 * single.len() as f64);
-    assert!(
-        same * 3 >= problems.len() * 2,
-        "{same} of {}",
-        problems.len()
-    );
-    let mut reversed = four.clone();
-    let n = reversed.catalogs.len();
-    // Rebuild the merge with the parts in the opposite order.
-    let parts: Vec<Snapshot> = (0..n)
-        .rev()
-        .map(|i| {
-            let c = &four.catalogs[i];
-            Snapshot {
-                tickets: four.tickets[c.blocks.clone()].to_vec(),
-                clusters: four.clusters[c.blocks.clone()].to_vec(),
-                catalogs: vec![crate::projection::CatalogPart {
-                    blocks: 0..c.blocks.len(),
-                    catalog: c.catalog.clone(),
-                }],
-                ..Snapshot::default()
-            }
-        })
-        .collect();
-    reversed = Snapshot::merge(&parts);
-    assert_eq!(of(&reversed), merged);
+    let issues = |s: &Snapshot| {
+        compute(s, &settings, None, &Filter::default())
+            .issues
+            .iter()
+            .map(|i| (i.fingerprint.clone(), i.tickets, i.problem_candidate))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(issues(&one), issues(&four));
 }
 
 #[test]
