@@ -4,7 +4,7 @@
 //! Input is a CSV with at least `title`, `description` and `group_id` (optionally `id` and
 //! `created_at`; rows are fed in `created_at` order when it is given, file order otherwise).
 //! Every row becomes a `ticket.created` event that goes through the real pipeline (parsing,
-//! the projection's text analysis and clustering, the snapshot's reconciled clusters, as
+//! the projection's text analysis and clustering, the snapshot's clusters, as
 //! `ticket_clusters` shows them).
 //!
 //! Scoring is by pairs: precision is the share of same-cluster pairs that share a group, recall

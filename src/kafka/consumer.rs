@@ -22,7 +22,14 @@
 //! its own: with N replicas a dead letter is in the topic N times, with the same origin headers
 //! (`deskwatch-topic`, `-partition`, `-offset`) to deduplicate on.
 //!
-//! The snapshot published for queries is the merge of the partitions' snapshots. SLA alerts
+//! Ticket texts are not clustered per partition: every replica places the tickets of all
+//! partitions in one order, a function of the topic ([`TextOrder`]), saved with the offset each
+//! partition's texts were read to (`<data-dir>/kafka/<topic>/text/`). A partition is read from
+//! the earlier of its checkpoint and that offset. Caught-up replicas append ticks to quiet
+//! partitions so the order moves on.
+//!
+//! The snapshot published for queries is the merge of the partitions' snapshots, with the text
+//! order's clusters. SLA alerts
 //! go from every replica to Alertmanager, which deduplicates them; webhook alerts only from the
 //! instance the consumer group elects for the partition ([`super::election`]).
 
