@@ -379,7 +379,11 @@ fn every_instance_answers_for_the_whole_desk_and_a_killed_one_catches_up() {
     };
     assert!(same(&whole_desk(&a)));
     // Restarted on its data directory with librdkafka's default consumer settings, it answers
-    // again within a minute, from its own checkpoints (it joins no group to read).
+    // again within a minute, from its own checkpoints (it joins no group to read). Its text
+    // order is lost too: the partitions' texts are read again from their start, nothing else.
+    let order = dir.path().join("b/kafka/replicas/text/text-order.bin");
+    assert!(order.is_file(), "{} missing", order.display());
+    std::fs::remove_file(&order).unwrap();
     let started = std::time::Instant::now();
     let b = Server::start(&config, &dir.path().join("b"));
     wait_projected(&b, n, 60);
