@@ -73,6 +73,8 @@ const NEAR_COPY: f64 = 0.8;
 /// Recent tickets scored per new ticket at most (those sharing the most query tokens, the
 /// newest among equals).
 const MAX_CANDIDATES: usize = 256;
+/// Ticket numbers fit below the shared-key count packed above them (see `candidates`).
+const NUMBER_BITS: u64 = (1 << 56) - 1;
 /// Every this many tickets, tokens and lines seen only once are forgotten, and index entries
 /// of tickets no longer recent (bounds memory on a large desk).
 const PRUNE_EVERY: u64 = 65_536;
@@ -172,6 +174,10 @@ pub struct Clusterer {
     clusters: Vec<Cluster>,
     /// The most recent tickets, oldest first; `recent[0]` is ticket number `first`.
     recent: VecDeque<Member>,
+    /// Creation time of each recent ticket (aligned with `recent`; rebuilt after a restore):
+    /// the window check reads this small array rather than every candidate's member.
+    #[serde(skip)]
+    ats: VecDeque<i64>,
     first: u64,
     /// Token → numbers of recent tickets indexed under it (oldest first).
     postings: TokenMap<VecDeque<u64>>,
@@ -208,6 +214,7 @@ impl Clusterer {
             lines: TokenMap::default(),
             clusters: Vec::new(),
             recent: VecDeque::new(),
+            ats: VecDeque::new(),
             first: 0,
             postings: TokenMap::default(),
             counts: Vec::new(),
@@ -257,6 +264,7 @@ impl Clusterer {
         let map = |entries: usize, value: usize| entries * (8 + value + 1) * 8 / 7;
         self.clusters.capacity() * std::mem::size_of::<Cluster>()
             + self.recent.capacity() * std::mem::size_of::<Member>()
+            + self.ats.capacity() * 8
             + self.counts.capacity()
             + self
                 .recent
@@ -342,6 +350,9 @@ impl Clusterer {
     fn candidates(&mut self, keys: &[u64], at: i64) -> Vec<u64> {
         // Shared keys per recent ticket, counted in a scratch array indexed by its position
         // (zero again when done), rather than sorting every hit.
+        if self.ats.len() != self.recent.len() {
+            self.ats = self.recent.iter().map(|m| m.at).collect();
+        }
         let first = self.first;
         let mut counts = std::mem::take(&mut self.counts);
         counts.resize(self.recent.len(), 0);
@@ -355,22 +366,24 @@ impl Clusterer {
                 counts[i] = counts[i].saturating_add(1);
             }
         }
-        let mut counted: Vec<(u8, u64)> = Vec::with_capacity(distinct.len());
+        // (shared keys, number) packed in one integer: ordering by it is ordering by shared
+        // keys, then newest.
+        let mut counted: Vec<u64> = Vec::with_capacity(distinct.len());
         for t in distinct {
             let i = (t - first) as usize;
-            if at - self.recent[i].at <= self.window_ms {
-                counted.push((counts[i], t));
+            if at - self.ats[i] <= self.window_ms {
+                counted.push(u64::from(counts[i]) << 56 | t);
             }
             counts[i] = 0;
         }
         self.counts = counts;
-        let order = |a: &(u8, u64), b: &(u8, u64)| b.0.cmp(&a.0).then(b.1.cmp(&a.1));
         if counted.len() > MAX_CANDIDATES {
-            counted.select_nth_unstable_by(MAX_CANDIDATES, order);
-            counted.truncate(MAX_CANDIDATES);
+            let cut = counted.len() - MAX_CANDIDATES;
+            counted.select_nth_unstable(cut);
+            counted.drain(..cut);
         }
-        counted.sort_unstable_by(order);
-        counted.into_iter().map(|(_, t)| t).collect()
+        counted.sort_unstable_by(|a, b| b.cmp(a));
+        counted.into_iter().map(|k| k & NUMBER_BITS).collect()
     }
 
     /// Recomputes the norms of recent tickets whose weights drifted: when the desk grew by a
@@ -532,8 +545,10 @@ impl Clusterer {
             norm: 0.0,
             norm_docs: 0,
         });
+        self.ats.push_back(at);
         if self.recent.len() > RECENT_TICKETS {
             self.recent.pop_front();
+            self.ats.pop_front();
             self.first += 1;
         }
         for key in keys {
