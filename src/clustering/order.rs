@@ -242,6 +242,14 @@ impl TextOrder {
         self.text.catalog()
     }
 
+    /// Each partition's horizon (ms; `None` before its first ticket or tick).
+    pub fn horizons(&self) -> Vec<(u32, Option<i64>)> {
+        self.parts
+            .iter()
+            .map(|(&p, part)| (p, part.horizon))
+            .collect()
+    }
+
     /// Tickets read and not yet placed.
     pub fn waiting(&self) -> usize {
         self.waiting.len()

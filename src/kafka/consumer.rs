@@ -723,6 +723,9 @@ impl Projector {
                 .set(n as i64);
         }
         self.metrics.text_waiting.set(text.waiting() as i64);
+        if text.waiting() > 0 {
+            tracing::debug!(waiting = text.waiting(), horizons = ?text.horizons(), "text order");
+        }
         self.metrics.text_reordered.set(text.reordered() as i64);
         self.query.publish(Snapshot::merge(
             parts.values().map(|s| s.snapshot.as_ref()),
