@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::{EventProducer, KafkaLogError, client_config};
@@ -189,6 +189,12 @@ impl LogReader for KafkaReader {
             *next = offset + 1;
             if *next >= high {
                 self.next.remove(&p);
+            }
+            let tick = msg
+                .headers()
+                .is_some_and(|h| h.iter().any(|h| h.key == super::HEADER_TICK));
+            if tick {
+                continue; // a replica's tick, not an event (see `super::HEADER_TICK`)
             }
             self.current = Some(msg.detach());
             let current = self
