@@ -995,3 +995,49 @@ fn a_dead_letter_the_broker_refuses_holds_the_checkpoint_until_it_is_taken() {
     }
     server.stop();
 }
+
+/// Reading the topic as a log (`EventLog::reader`) hands on the events and skips the ticks
+/// replicas append to quiet partitions.
+#[test]
+fn the_log_reader_skips_ticks() {
+    use deskwatch::log::{EventLog, LogPosition};
+    use rdkafka::message::{Header, OwnedHeaders};
+    let Some(tansu) = tansu() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&tansu, "memory://tansu/", dir.path());
+    create_topics(&broker, "ticks", "ticks.dead-letters");
+    let config = kafka_config(dir.path(), &broker, "ticks", "g-ticks");
+    let file = dir.path().join("events.ndjson");
+    simulate(&file, 5, 2);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let events: Vec<&str> = text.lines().collect();
+    let producer = raw_producer(&broker);
+    for (i, line) in events.iter().enumerate() {
+        let record = BaseRecord::<str, str>::to("ticks").key("INC").payload(line);
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+        let tick = OwnedHeaders::new().insert(Header {
+            key: deskwatch::kafka::HEADER_TICK,
+            value: Some(&format!("{}", 1_800_000_000_000u64 + i as u64)),
+        });
+        let record = BaseRecord::<str, str>::to("ticks")
+            .key("INC")
+            .payload("")
+            .headers(tick);
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+        // One record per batch: tansu 0.6 reports a partition's end as the start of its last
+        // batch plus one (see the projector's `load`), which the log reader's end relies on.
+        producer.flush(Duration::from_secs(10)).unwrap();
+    }
+    let settings = deskwatch::config::Config::load(Some(&config))
+        .unwrap()
+        .log
+        .kafka;
+    let log = deskwatch::kafka::log::KafkaLog::open(&settings).unwrap();
+    let mut reader = log.reader(&LogPosition::default()).unwrap();
+    let mut read = Vec::new();
+    while let Some(record) = reader.next_record().unwrap() {
+        read.push(String::from_utf8(record.payload.to_vec()).unwrap());
+    }
+    assert_eq!(read, events, "every event in order, no tick");
+}
