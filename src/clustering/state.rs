@@ -88,8 +88,6 @@ pub struct ClusterMeta {
 pub struct Catalog {
     /// Chunks of [`CATALOG_CHUNK`] clusters (the last may be shorter), in founding order.
     pub chunks: Vec<Arc<[ClusterMeta]>>,
-    /// The similarity the clusters were formed at.
-    pub similarity: f64,
 }
 
 impl Catalog {
@@ -264,16 +262,7 @@ impl TextState {
                 .clone();
             chunks.push(open);
         }
-        Catalog {
-            chunks,
-            similarity: self.clusterer_similarity(),
-        }
-    }
-
-    fn clusterer_similarity(&self) -> f64 {
-        self.setup
-            .as_ref()
-            .map_or(DEFAULT_SIMILARITY, |s| s.similarity)
+        Catalog { chunks }
     }
 
     /// Number of clusters.
