@@ -838,7 +838,17 @@ impl QueryEngine {
         let df = plan(&ctx, sql).await?;
         let max_rows = self.limits.max_rows;
         self.bounded(async move {
-            let df = df.limit(0, Some(max_rows + 1)).map_err(classify)?;
+            // EXPLAIN [ANALYZE] must stay the root of its plan; its answer is a few rows.
+            let explains = matches!(
+                df.logical_plan(),
+                datafusion::logical_expr::LogicalPlan::Explain(_)
+                    | datafusion::logical_expr::LogicalPlan::Analyze(_)
+            );
+            let df = if explains {
+                df
+            } else {
+                df.limit(0, Some(max_rows + 1)).map_err(classify)?
+            };
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let mut stream = df.execute_stream().await.map_err(classify)?;
             let reservation = MemoryConsumer::new("query result").register(&pool);

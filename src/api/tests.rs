@@ -257,6 +257,29 @@ async fn recurring_issues_and_top_calls() {
 }
 
 #[tokio::test]
+async fn explain_and_explain_analyze_answer_their_plans() {
+    let (_dir, app, _service) = setup(Vec::new());
+    for (sql, shows) in [
+        ("explain select count(*) from tickets", "physical_plan"),
+        (
+            "explain analyze select count(*) from tickets",
+            "output_rows",
+        ),
+    ] {
+        let (status, v) = call(
+            &app,
+            "POST",
+            "/v1/query",
+            None,
+            serde_json::json!({"sql": sql}).to_string(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{sql}: {v}");
+        assert!(v["rows"].to_string().contains(shows), "{sql}: {v}");
+    }
+}
+
+#[tokio::test]
 async fn sql_is_read_only_and_errors_are_json() {
     let (_dir, app, _service) = setup(Vec::new());
     for sql in [
