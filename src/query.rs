@@ -29,7 +29,6 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-mod dict_filter;
 mod events_table;
 mod guard;
 pub mod sla_listing;
@@ -141,20 +140,6 @@ impl TableProvider for SnapshotTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> datafusion::error::Result<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
-        use datafusion::logical_expr::TableProviderFilterPushDown::{Inexact, Unsupported};
-        Ok(filters
-            .iter()
-            .map(|f| match dict_filter::column(f, &self.schema) {
-                Some(_) => Inexact,
-                None => Unsupported,
-            })
-            .collect())
-    }
-
     async fn scan(
         &self,
         state: &dyn Session,
@@ -164,33 +149,8 @@ impl TableProvider for SnapshotTable {
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         let snapshot = self.source.load_full();
         let stored = (self.pick)(&snapshot);
-        let decided: Vec<dict_filter::DictFilter> = filters
-            .iter()
-            .filter_map(|f| {
-                let column = dict_filter::column(f, &self.schema)?;
-                dict_filter::DictFilter::plan(state, f, &self.schema, column)
-            })
-            .collect();
-        if decided.is_empty() {
-            return memory_scan(self.schema.clone(), stored.iter().cloned(), self.partitions)?
-                .scan(state, projection, filters, limit)
-                .await;
-        }
-        // Projected first, so that only the columns the query reads are copied.
-        let schema = match projection {
-            Some(p) => Arc::new(self.schema.project(p)?),
-            None => self.schema.clone(),
-        };
-        let mut batches = Vec::with_capacity(stored.len());
-        for b in stored.iter() {
-            let b = match projection {
-                Some(p) => b.project(p)?,
-                None => b.clone(),
-            };
-            batches.push(dict_filter::apply(&decided, b));
-        }
-        memory_scan(schema, batches, self.partitions)?
-            .scan(state, None, filters, limit)
+        memory_scan(self.schema.clone(), stored.iter().cloned(), self.partitions)?
+            .scan(state, projection, filters, limit)
             .await
     }
 }
