@@ -256,6 +256,18 @@ async fn recurring_issues_and_top_calls() {
     assert_eq!(rows["rows"][0]["n"], 3000);
 }
 
+/// `POST /v1/query` with `sql`, without a token.
+async fn post_sql(app: &Router, sql: &str) -> (StatusCode, Value) {
+    call(
+        app,
+        "POST",
+        "/v1/query",
+        None,
+        serde_json::json!({"sql": sql}).to_string(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn explain_and_explain_analyze_answer_their_plans() {
     let (_dir, app, _service) = setup(Vec::new());
@@ -266,14 +278,7 @@ async fn explain_and_explain_analyze_answer_their_plans() {
             "output_rows",
         ),
     ] {
-        let (status, v) = call(
-            &app,
-            "POST",
-            "/v1/query",
-            None,
-            serde_json::json!({"sql": sql}).to_string(),
-        )
-        .await;
+        let (status, v) = post_sql(&app, sql).await;
         assert_eq!(status, StatusCode::OK, "{sql}: {v}");
         assert!(v["rows"].to_string().contains(shows), "{sql}: {v}");
     }
@@ -287,14 +292,7 @@ async fn sql_is_read_only_and_errors_are_json() {
         "insert into tickets values (1)",
         "drop table tickets",
     ] {
-        let (status, v) = call(
-            &app,
-            "POST",
-            "/v1/query",
-            None,
-            serde_json::json!({"sql": sql}).to_string(),
-        )
-        .await;
+        let (status, v) = post_sql(&app, sql).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{sql}: {v}");
         assert_eq!(v["error"]["code"], "invalid_query");
     }
